@@ -1,0 +1,28 @@
+# Exhibit: the two quick-start commands are `make run` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+STORE ?= $(CURDIR)/store
+SOURCE ?=
+
+.PHONY: deps build run test bench clean
+
+deps:
+	scripts/install-deps
+
+build: deps
+	$(SWIFT) build -c release
+
+# Provisions a local store and acquires a source into a sealed, verified bundle.
+# SOURCE=/dev/sdX (read-only) or an image file; without it a demo image is made.
+run: build
+	scripts/run-appliance "$(STORE)" "$(SOURCE)"
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --no-parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf .build

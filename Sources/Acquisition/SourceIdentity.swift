@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+
+/// What kind of thing the evidence stream is read from.
+public enum SourceKind: String, Codable, Sendable {
+    case blockDevice = "block-device"
+    case regularFile = "regular-file"
+}
+
+/// Why Exhibit believes reading the source cannot change it.
+public struct WriteProtectionEvidence: Codable, Sendable, Equatable {
+    /// The kernel read-only flag from `BLKROGET` (block devices).
+    public var kernelReadOnlyIoctl: Bool?
+    /// `/sys/dev/block/M:m/ro` read before the device was opened.
+    public var sysfsReadOnly: Bool?
+    /// The descriptor's access mode; always `O_RDONLY`.
+    public var openMode: String
+    /// The technician overrode the refusal of a writable source (`--allow-writable-source`).
+    public var writableOverride: Bool
+    /// A one-line statement for the report.
+    public var summary: String
+}
+
+/// A partition found on a whole-disk source (listed, not acquired separately).
+public struct PartitionEntry: Codable, Sendable, Equatable {
+    public var name: String
+    public var startSector: UInt64?
+    public var sectors: UInt64?
+}
+
+/// Everything known about the source at the time it was opened.
+public struct SourceIdentity: Codable, Sendable, Equatable {
+    public var path: String
+    public var resolvedPath: String
+    public var kind: SourceKind
+    public var sizeBytes: UInt64
+    public var logicalSectorSize: UInt32
+    public var physicalSectorSize: UInt32
+    /// Kernel name (`sdb`, `loop3`) and `major:minor` for block devices.
+    public var kernelName: String?
+    public var deviceNumber: String?
+    public var model: String?
+    public var vendor: String?
+    public var serial: String?
+    public var transport: String?
+    public var isPartition: Bool?
+    public var removable: Bool?
+    public var partitions: [PartitionEntry]?
+    /// For loop devices, the backing file (what a lab's validation file calls the test source).
+    public var loopBackingFile: String?
+    /// Mount points of this device or its partitions at open time (a mounted source may change).
+    public var mountedAt: [String]?
+    /// For regular files: modification time and inode, to tell one image file from another.
+    public var fileModified: Date?
+    public var fileInode: UInt64?
+    public var writeProtection: WriteProtectionEvidence
+
+    /// `size` in whole logical sectors, plus the bytes of a trailing partial sector.
+    public var sectorCount: (sectors: UInt64, remainderBytes: UInt64) {
+        let sector = UInt64(max(logicalSectorSize, 1))
+        return (sizeBytes / sector, sizeBytes % sector)
+    }
+}

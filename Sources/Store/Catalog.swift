@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GRDB
+
+/// A row of `exhibit list`: one acquisition job and, once sealed, its bundle.
+public struct CatalogEntry: Codable, Sendable {
+    public var jobId: String
+    public var caseId: String
+    public var exhibitId: String
+    public var examiner: String
+    public var sourcePath: String
+    public var sourceModel: String?
+    public var sourceSerial: String?
+    public var sizeBytes: UInt64
+    /// `acquiring`, `verifying`, `sealing`, `sealed`, `failed` or `interrupted`.
+    public var state: String
+    public var startedAt: String
+    public var finishedAt: String?
+    public var error: String?
+    public var bundleId: String?
+    public var bundlePath: String?
+    public var mediaSHA256: String?
+    public var md5: String?
+    public var sha1: String?
+    public var unreadableSectors: UInt64?
+    public var verification: String?
+    public var sealSHA256: String?
+}
+
+/// The store's SQLite catalog (`STORE/catalog.sqlite`): cases, exhibits, jobs, bundles with their
+/// digests and states, and an audit of events. The sealed bundles are the evidence; the catalog is
+/// the index over them and the record of what happened on this appliance.
+public final class Catalog: Sendable {
+    private let database: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        do {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            database = try DatabaseQueue(path: path, configuration: configuration)
+            try Self.migrator.migrate(database)
+        } catch {
+            throw StoreError(.catalog, path: path, detail: "cannot open: \(error)")
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE cases (
+                        id TEXT PRIMARY KEY, examiner TEXT NOT NULL, opened_at TEXT NOT NULL, closed_at TEXT);
+                    CREATE TABLE exhibits (
+                        case_id TEXT NOT NULL REFERENCES cases(id), exhibit_id TEXT NOT NULL, created_at TEXT NOT NULL,
+                        PRIMARY KEY (case_id, exhibit_id));
+                    CREATE TABLE jobs (
+                        id TEXT PRIMARY KEY, case_id TEXT NOT NULL, exhibit_id TEXT NOT NULL, examiner TEXT NOT NULL,
+                        source_path TEXT NOT NULL, source_model TEXT, source_serial TEXT, size_bytes INTEGER NOT NULL,
+                        state TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT, error TEXT, pid INTEGER,
+                        FOREIGN KEY (case_id, exhibit_id) REFERENCES exhibits(case_id, exhibit_id));
+                    CREATE TABLE bundles (
+                        id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id), path TEXT NOT NULL,
+                        media_sha256 TEXT NOT NULL, md5 TEXT, sha1 TEXT, size_bytes INTEGER NOT NULL,
+                        unreadable_sectors INTEGER NOT NULL, verification TEXT NOT NULL, sealed_at TEXT NOT NULL,
+                        seal_sha256 TEXT NOT NULL, previous_seal_sha256 TEXT NOT NULL, appliance_id TEXT NOT NULL);
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, actor TEXT NOT NULL,
+                        action TEXT NOT NULL, object TEXT NOT NULL, details TEXT NOT NULL);
+                    """)
+        }
+        return migrator
+    }
+
+    private func write(_ what: String, _ body: @escaping (Database) throws -> Void) throws(StoreError) {
+        do {
+            try database.write { try body($0) }
+        } catch {
+            throw StoreError(.catalog, path: path, detail: "\(what): \(error)")
+        }
+    }
+
+    private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try database.read { try body($0) }
+        } catch {
+            throw StoreError(.catalog, path: path, detail: "\(what): \(error)")
+        }
+    }
+
+    public func audit(actor: String, action: String, object: String, details: [String: String] = [:]) throws(StoreError) {
+        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+        try write("recording event \(action)") { db in
+            try db.execute(
+                sql: "INSERT INTO events (time, actor, action, object, details) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Self.now(), actor, action, object, json])
+        }
+    }
+
+    /// Starts a job: records the case and exhibit when new, and the job as `acquiring`.
+    public func beginJob(
+        id: String, caseId: String, exhibitId: String, examiner: String, sourcePath: String, sourceModel: String?,
+        sourceSerial: String?, sizeBytes: UInt64
+    ) throws(StoreError) {
+        let now = Self.now()
+        try write("starting job \(id)") { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO cases (id, examiner, opened_at) VALUES (?, ?, ?)",
+                arguments: [caseId, examiner, now])
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO exhibits (case_id, exhibit_id, created_at) VALUES (?, ?, ?)",
+                arguments: [caseId, exhibitId, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO jobs (id, case_id, exhibit_id, examiner, source_path, source_model, source_serial,
+                                      size_bytes, state, started_at, pid)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'acquiring', ?, ?)
+                    """,
+                arguments: [
+                    id, caseId, exhibitId, examiner, sourcePath, sourceModel, sourceSerial, Int64(sizeBytes), now,
+                    Int(getpid()),
+                ])
+        }
+    }
+
+    public func setJobState(_ id: String, state: String, error: String? = nil) throws(StoreError) {
+        let finished = ["sealed", "failed", "interrupted"].contains(state) ? Self.now() : nil
+        try write("updating job \(id)") { db in
+            try db.execute(
+                sql: "UPDATE jobs SET state = ?, error = COALESCE(?, error), finished_at = COALESCE(?, finished_at) WHERE id = ?",
+                arguments: [state, error, finished, id])
+        }
+    }
+
+    public struct SealedBundle: Sendable {
+        public var id: String
+        public var jobId: String
+        public var path: String
+        public var mediaSHA256: String
+        public var md5: String?
+        public var sha1: String?
+        public var sizeBytes: UInt64
+        public var unreadableSectors: UInt64
+        public var verification: String
+        public var sealSHA256: String
+        public var previousSealSHA256: String
+        public var applianceId: String
+
+        public init(
+            id: String, jobId: String, path: String, mediaSHA256: String, md5: String?, sha1: String?,
+            sizeBytes: UInt64, unreadableSectors: UInt64, verification: String, sealSHA256: String,
+            previousSealSHA256: String, applianceId: String
+        ) {
+            self.id = id
+            self.jobId = jobId
+            self.path = path
+            self.mediaSHA256 = mediaSHA256
+            self.md5 = md5
+            self.sha1 = sha1
+            self.sizeBytes = sizeBytes
+            self.unreadableSectors = unreadableSectors
+            self.verification = verification
+            self.sealSHA256 = sealSHA256
+            self.previousSealSHA256 = previousSealSHA256
+            self.applianceId = applianceId
+        }
+    }
+
+    /// Records a published bundle and marks its job sealed, in one transaction.
+    public func recordSealed(_ bundle: SealedBundle) throws(StoreError) {
+        let now = Self.now()
+        try write("recording bundle \(bundle.id)") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO bundles (id, job_id, path, media_sha256, md5, sha1, size_bytes, unreadable_sectors,
+                                         verification, sealed_at, seal_sha256, previous_seal_sha256, appliance_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    bundle.id, bundle.jobId, bundle.path, bundle.mediaSHA256, bundle.md5, bundle.sha1,
+                    Int64(bundle.sizeBytes), Int64(bundle.unreadableSectors), bundle.verification, now,
+                    bundle.sealSHA256, bundle.previousSealSHA256, bundle.applianceId,
+                ])
+            try db.execute(
+                sql: "UPDATE jobs SET state = 'sealed', finished_at = ? WHERE id = ?", arguments: [now, bundle.jobId])
+        }
+    }
+
+    /// The seal hash of this appliance's most recent bundle (64 zeros before the first).
+    public func lastSealSHA256(applianceId: String) throws(StoreError) -> String {
+        try read("reading the last seal") { db in
+            try String.fetchOne(
+                db, sql: "SELECT seal_sha256 FROM bundles WHERE appliance_id = ? ORDER BY rowid DESC LIMIT 1",
+                arguments: [applianceId])
+        } ?? String(repeating: "0", count: 64)
+    }
+
+    /// Jobs left `acquiring`/`verifying`/`sealing` by a process that no longer runs become `interrupted`.
+    public func markAbandonedJobs(isRunning: (String) -> Bool) throws(StoreError) {
+        let active = try read("listing active jobs") { db in
+            try String.fetchAll(db, sql: "SELECT id FROM jobs WHERE state IN ('acquiring', 'verifying', 'sealing')")
+        }
+        for id in active where !isRunning(id) {
+            try setJobState(id, state: "interrupted", error: "the acquiring process ended before the bundle was sealed")
+        }
+    }
+
+    public func entries() throws(StoreError) -> [CatalogEntry] {
+        try read("listing") { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT j.*, b.id AS bundle_id, b.path AS bundle_path, b.media_sha256, b.md5, b.sha1,
+                           b.unreadable_sectors, b.verification, b.seal_sha256
+                    FROM jobs j LEFT JOIN bundles b ON b.job_id = j.id ORDER BY j.started_at, j.id
+                    """
+            ).map { row in
+                CatalogEntry(
+                    jobId: row["id"], caseId: row["case_id"], exhibitId: row["exhibit_id"], examiner: row["examiner"],
+                    sourcePath: row["source_path"], sourceModel: row["source_model"], sourceSerial: row["source_serial"],
+                    sizeBytes: UInt64(row["size_bytes"] as Int64), state: row["state"], startedAt: row["started_at"],
+                    finishedAt: row["finished_at"], error: row["error"], bundleId: row["bundle_id"],
+                    bundlePath: row["bundle_path"], mediaSHA256: row["media_sha256"], md5: row["md5"], sha1: row["sha1"],
+                    unreadableSectors: (row["unreadable_sectors"] as Int64?).map { UInt64($0) },
+                    verification: row["verification"], sealSHA256: row["seal_sha256"])
+            }
+        }
+    }
+
+    public struct Event: Codable, Sendable {
+        public var time: String
+        public var actor: String
+        public var action: String
+        public var object: String
+        public var details: String
+    }
+
+    public func events() throws(StoreError) -> [Event] {
+        try read("listing events") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM events ORDER BY id").map {
+                Event(time: $0["time"], actor: $0["actor"], action: $0["action"], object: $0["object"], details: $0["details"])
+            }
+        }
+    }
+
+    static func now() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+}

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+import Cryptography
+import Evidence
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The appliance's local store:
+///
+///     STORE/catalog.sqlite
+///     STORE/store.json            organisation and appliance id
+///     STORE/keys/                 device.key (0600), device.pem, chain.pem, agency-root.pem
+///     STORE/work/<job>/           acquisitions in progress (never a sealed bundle)
+///     STORE/bundles/<bundle-id>/  sealed bundles, moved in by one rename
+public struct EvidenceStore: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        // Absolute, so that records and the catalog name the same place whatever the working directory.
+        self.root = URL(fileURLWithPath: root).standardizedFileURL.path
+    }
+
+    public var keysDirectory: String { "\(root)/keys" }
+    public var workDirectory: String { "\(root)/work" }
+    public var bundlesDirectory: String { "\(root)/bundles" }
+    public var catalogPath: String { "\(root)/catalog.sqlite" }
+    public var settingsPath: String { "\(root)/store.json" }
+    public var deviceKeyPath: String { "\(keysDirectory)/device.key" }
+    public var deviceCertificatePath: String { "\(keysDirectory)/device.pem" }
+    public var chainPath: String { "\(keysDirectory)/chain.pem" }
+    public var trustAnchorPath: String { "\(keysDirectory)/agency-root.pem" }
+    /// Only a development store has this: the agency CA that `provision` made up because no
+    /// real agency issued the device certificate.
+    public var developmentCAKeyPath: String { "\(keysDirectory)/dev-agency-ca.key" }
+
+    public struct Settings: Codable, Sendable {
+        public var organization: String
+        public var applianceId: String
+        public var created: String
+    }
+
+    /// The store that holds `bundle`, when the bundle lies in a store's `bundles/`.
+    public static func containing(bundle: String) -> EvidenceStore? {
+        let parent = ((bundle as NSString).standardizingPath as NSString).deletingLastPathComponent
+        guard (parent as NSString).lastPathComponent == "bundles" else { return nil }
+        let store = EvidenceStore(root: (parent as NSString).deletingLastPathComponent)
+        return FileManager.default.fileExists(atPath: store.trustAnchorPath) ? store : nil
+    }
+
+    public func settings() throws(StoreError) -> Settings {
+        guard let data = FileManager.default.contents(atPath: settingsPath),
+            let settings = try? JSONDecoder().decode(Settings.self, from: data)
+        else {
+            throw StoreError(
+                .notProvisioned, path: root, detail: "no store.json; run `exhibit provision --store \(root)` first")
+        }
+        return settings
+    }
+
+    public func catalog() throws(StoreError) -> Catalog { try Catalog(path: catalogPath) }
+
+    public func trustAnchors() throws(StoreError) -> [Certificate] {
+        try loadCertificates(trustAnchorPath)
+    }
+
+    /// The device key, certificate and chain, checked to belong together.
+    public func signingIdentity() throws(StoreError) -> SigningIdentity {
+        guard FileManager.default.fileExists(atPath: deviceCertificatePath) else {
+            throw StoreError(
+                .notProvisioned, path: deviceCertificatePath,
+                detail: "no device certificate; run `exhibit provision --store \(root)` (or import the agency's)")
+        }
+        let key = try loadKey(deviceKeyPath)
+        let certificate = try loadCertificates(deviceCertificatePath)[0]
+        guard certificate.matches(key) else {
+            throw StoreError(.keys, path: deviceCertificatePath, detail: "the certificate is not for the device key")
+        }
+        let chain = FileManager.default.fileExists(atPath: chainPath) ? (try? loadCertificates(chainPath)) ?? [] : []
+        return SigningIdentity(certificate: certificate, key: key, chain: chain)
+    }
+
+    func loadCertificates(_ path: String) throws(StoreError) -> [Certificate] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StoreError(.keys, path: path, errno: ENOENT, detail: "cannot read the certificate")
+        }
+        do {
+            return try Certificate.all(pem: data, source: path)
+        } catch {
+            throw StoreError(.keys, path: path, detail: error.description)
+        }
+    }
+
+    func loadKey(_ path: String) throws(StoreError) -> PrivateKey {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StoreError(.keys, path: path, errno: ENOENT, detail: "cannot read the device key")
+        }
+        do {
+            return try PrivateKey(pem: data, source: path)
+        } catch {
+            throw StoreError(.keys, path: path, detail: error.description)
+        }
+    }
+
+    // MARK: Space
+
+    /// Bytes the store's file system lets an unprivileged writer use.
+    public func freeBytes() throws(StoreError) -> UInt64 {
+        var info = statvfs()
+        guard statvfs(root, &info) == 0 else { throw StoreError(.layout, path: root, errno: errno, detail: "statvfs") }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
+    /// Room kept for the records, manifests and seal beside the image.
+    public static let recordReserve: UInt64 = 64 << 20
+
+    /// Refuses, before anything is written, an image the store cannot hold.
+    public func ensureRoom(forImageOf size: UInt64) throws(StoreError) {
+        let free = try freeBytes()
+        let needed = size + Self.recordReserve
+        guard free >= needed else {
+            throw StoreError(
+                .insufficientSpace, path: root,
+                detail: "the image needs \(needed) bytes (\(ByteCount.format(needed)) with records) "
+                    + "and the store has \(free) bytes (\(ByteCount.format(free))) free")
+        }
+    }
+
+    // MARK: Jobs and bundles
+
+    /// A job's work directory, locked by this process for as long as the job lives.
+    public final class JobLease: @unchecked Sendable {
+        public let jobId: String
+        public let directory: String
+        private var lockDescriptor: Int32
+
+        init(jobId: String, directory: String, lockDescriptor: Int32) {
+            self.jobId = jobId
+            self.directory = directory
+            self.lockDescriptor = lockDescriptor
+        }
+
+        deinit { release() }
+
+        public func release() {
+            if lockDescriptor >= 0 {
+                close(lockDescriptor)
+                lockDescriptor = -1
+            }
+        }
+    }
+
+    public func beginJob(id: String) throws(StoreError) -> JobLease {
+        let directory = "\(workDirectory)/\(id)"
+        guard mkdir(directory, 0o750) == 0 else {
+            throw StoreError(.layout, path: directory, errno: errno, detail: "cannot create the job's work directory")
+        }
+        let lock = open("\(directory)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw StoreError(.layout, path: directory, errno: errno, detail: "cannot lock the job's work directory")
+        }
+        return JobLease(jobId: id, directory: directory, lockDescriptor: lock)
+    }
+
+    /// Whether a process still holds the job's lock.
+    public func isJobRunning(_ id: String) -> Bool {
+        let lock = open("\(workDirectory)/\(id)/.lock", O_RDWR | O_CLOEXEC)
+        guard lock >= 0 else { return false }
+        defer { close(lock) }
+        if flock(lock, LOCK_EX | LOCK_NB) == 0 {
+            flock(lock, LOCK_UN)
+            return false
+        }
+        return true
+    }
+
+    /// Serialises sealing across processes, so that each bundle links to the one sealed before it.
+    public func withSealLock<T>(_ body: () throws -> T) throws -> T {
+        let lock = open("\(root)/.seal.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw StoreError(.layout, path: "\(root)/.seal.lock", errno: errno, detail: "cannot open") }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw StoreError(.layout, path: "\(root)/.seal.lock", errno: errno, detail: "cannot lock")
+            }
+        }
+        return try body()
+    }
+
+    /// Moves a sealed bag from the job's work directory into `bundles/` with one rename, then
+    /// syncs `bundles/`. Before the rename nothing is in `bundles/`; after it, all of it is.
+    public func publish(bag: String, bundleId: String) throws(StoreError) -> String {
+        let destination = "\(bundlesDirectory)/\(bundleId)"
+        guard rename(bag, destination) == 0 else {
+            throw StoreError(.publish, path: destination, errno: errno, detail: "rename from \(bag)")
+        }
+        do {
+            try DurableFile.syncDirectory(bundlesDirectory)
+            try DurableFile.syncDirectory((bag as NSString).deletingLastPathComponent)
+        } catch {
+            throw StoreError(.publish, path: bundlesDirectory, detail: error.description)
+        }
+        return destination
+    }
+
+    /// Removes a finished job's (now empty) work directory.
+    public func removeWork(_ lease: JobLease) {
+        lease.release()
+        try? FileManager.default.removeItem(atPath: lease.directory)
+    }
+}
+
+/// Byte counts for people: binary units with one decimal.
+public enum ByteCount {
+    public static func format(_ bytes: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+
+/// A real kernel loop device over a file, detached when released.
+public final class LoopDevice: @unchecked Sendable {
+    public let path: String
+
+    /// Why loop devices cannot be used here, or nil when they can (root and /dev/loop-control).
+    public static var unavailableReason: String? {
+        if getuid() != 0 { return "loop devices need root (running as uid \(getuid()))" }
+        if !FileManager.default.fileExists(atPath: "/dev/loop-control") { return "no /dev/loop-control in this environment" }
+        if !Subprocess.has("losetup") { return "losetup is not installed (util-linux)" }
+        return nil
+    }
+
+    public init(backing file: String, sectorSize: Int = 512, readOnly: Bool = false) throws {
+        var arguments = ["losetup", "--find", "--show", "--sector-size", String(sectorSize)]
+        if readOnly { arguments.append("--read-only") }
+        let result = try Subprocess.run(arguments + [file])
+        guard result.succeeded else { throw LoopError(message: "losetup failed: \(result.stderr)") }
+        path = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func setReadOnly(_ readOnly: Bool) throws {
+        let result = try Subprocess.run(["blockdev", readOnly ? "--setro" : "--setrw", path])
+        guard result.succeeded else { throw LoopError(message: "blockdev failed: \(result.stderr)") }
+    }
+
+    public func detach() {
+        _ = try? Subprocess.run(["losetup", "-d", path])
+    }
+
+    deinit { detach() }
+
+    public struct LoopError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+}

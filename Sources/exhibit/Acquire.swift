@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+import Acquisition
+import Appliance
+import ArgumentParser
+import Cryptography
+import Foundation
+import Store
+
+struct Acquire: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Acquire a block device or image file into a sealed bundle.",
+        discussion: """
+            The source must be read-only: a block device whose kernel read-only flag is off is refused
+            (fix: `blockdev --setro DEV`, or a hardware write blocker). Exit status 0 only when a bundle
+            was sealed into STORE/bundles/.
+            """)
+
+    @Argument(help: "A block device (/dev/sdb) or a regular image file.") var source: String
+    @Option(help: "The store directory.") var store: String
+    @Option(name: .customLong("case"), help: "The case number.") var caseId: String
+    @Option(name: .customLong("exhibit"), help: "The exhibit number.") var exhibitId: String
+    @Option(help: "The examiner's name or id.") var examiner: String
+    @Option(help: "Extra digests besides SHA-256: md5, sha1 (comma-separated).") var digest: String?
+    @Option(help: "Split the raw image into segments of this many bytes (K/M/G suffixes allowed).")
+    var segmentSize: String?
+    @Flag(help: "Skip reading the image back and re-hashing it before sealing (recorded in the bundle).")
+    var noVerify = false
+    @Flag(help: "Read a writable block device anyway (tests and validation only; recorded in the bundle).")
+    var allowWritableSource = false
+    @Flag(help: "Print a JSON summary on stdout.") var json = false
+    @Flag(help: "Log each step on stderr.") var verbose = false
+
+    func validate() throws {
+        for (name, value) in [("--case", caseId), ("--exhibit", exhibitId), ("--examiner", examiner)]
+        where value.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("\(name) must not be empty")
+        }
+        _ = try parsedDigests()
+        if let segmentSize { guard let size = ByteSize.parse(segmentSize), size > 0 else {
+            throw ValidationError("--segment-size must be a positive number of bytes, e.g. 2G or 1048576")
+        } }
+    }
+
+    func parsedDigests() throws -> [DigestAlgorithm] {
+        guard let digest else { return [] }
+        return try digest.split(separator: ",").map {
+            let name = $0.trimmingCharacters(in: .whitespaces).lowercased().replacingOccurrences(of: "-", with: "")
+            guard let algorithm = DigestAlgorithm(rawValue: name) else {
+                throw ValidationError("unknown digest '\($0)': use md5, sha1 (SHA-256 is always computed)")
+            }
+            return algorithm
+        }
+    }
+
+    func run() throws {
+        let request = AcquisitionRequest(
+            sourcePath: source, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
+            extraDigests: try parsedDigests(), segmentSize: segmentSize.flatMap(ByteSize.parse),
+            verifyAfterWriting: !noVerify, writablePolicy: allowWritableSource ? .allowAndRecord : .refuse)
+        let job = DiskAcquisition(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
+        let progressLine = ProgressLine(enabled: isatty(STDERR_FILENO) == 1)
+        let summary: AcquisitionSummary
+        do {
+            summary = try job.run(request) { progressLine.show($0) }
+            progressLine.clear()
+        } catch {
+            progressLine.clear()
+            failAndExit("acquire", error)
+        }
+        if json {
+            printJSON(summary)
+            return
+        }
+        print("sealed       \(summary.bundlePath)")
+        print("size         \(summary.sizeBytes) bytes (\(ByteCount.format(summary.sizeBytes)))")
+        for key in summary.digests.keys.sorted(by: { $0 == "sha256" || ($1 != "sha256" && $0 < $1) }) {
+            print("\(key.padding(toLength: 12, withPad: " ", startingAt: 0)) \(summary.digests[key]!)")
+        }
+        print("verification \(summary.verification)")
+        print("unreadable   \(summary.unreadableSectors) sectors")
+        print(String(format: "time         %.2f s (%.1f MB/s)", summary.durationSeconds, summary.averageMBPerSecond))
+    }
+}
+
+/// `2G`, `512M`, `4096`: sizes on the command line.
+enum ByteSize {
+    static func parse(_ text: String) -> UInt64? {
+        let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = text.uppercased()
+        if digits.hasSuffix("IB") { digits.removeLast(2) } else if digits.hasSuffix("B") { digits.removeLast() }
+        var multiplier: UInt64 = 1
+        if let last = digits.last, let unit = units[last] {
+            multiplier = unit
+            digits.removeLast()
+        }
+        guard let value = UInt64(digits) else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : product
+    }
+}
+
+/// A single self-overwriting progress line on a terminal; silent otherwise.
+final class ProgressLine: @unchecked Sendable {
+    private let enabled: Bool
+    private var lastDrawn = Date.distantPast
+    private var lastBytes: UInt64 = 0
+    private var lastTime = Date()
+    private var currentRate = 0.0
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(_ progress: JobProgress) {
+        guard enabled, Date().timeIntervalSince(lastDrawn) >= 0.5 || progress.bytesDone == progress.totalBytes else { return }
+        let now = Date()
+        let interval = now.timeIntervalSince(lastTime)
+        if interval > 0, progress.bytesDone >= lastBytes {
+            currentRate = Double(progress.bytesDone - lastBytes) / interval
+        }
+        lastBytes = progress.bytesDone
+        lastTime = now
+        lastDrawn = now
+        let fraction = progress.totalBytes == 0 ? 1 : Double(progress.bytesDone) / Double(progress.totalBytes)
+        let average = Double(progress.bytesDone) / max(progress.elapsed, 0.001)
+        let remaining = average > 0 ? Double(progress.totalBytes - min(progress.bytesDone, progress.totalBytes)) / average : 0
+        let line = String(
+            format: "\r%@ %5.1f%%  %@ of %@  %.0f MB/s  ETA %@  unreadable %llu ",
+            progress.phase.rawValue, fraction * 100, ByteCount.format(progress.bytesDone),
+            ByteCount.format(progress.totalBytes), currentRate / 1e6, Self.clock(remaining), progress.unreadableSectors)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func clear() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded())
+        return String(format: "%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60)
+    }
+}

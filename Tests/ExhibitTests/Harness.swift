@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import TestSupport
+
+/// A provisioned store in a scratch directory, driven through the real `exhibit` binary.
+final class TestStore: @unchecked Sendable {
+    let scratch: ScratchDirectory
+    let root: String
+
+    init(_ label: String = "store") throws {
+        scratch = try ScratchDirectory(label)
+        root = scratch.file("store")
+        let result = try exhibit(["provision", "--store", root, "--appliance-id", "exhibit-test-\(label)"])
+        try #require(result.succeeded, "provision: \(result)")
+    }
+
+    var trustAnchor: String { "\(root)/keys/agency-root.pem" }
+
+    func acquire(_ source: String, case caseId: String = "CASE-1", exhibit exhibitId: String = "E1", _ extra: [String] = [])
+        throws -> Subprocess.Result
+    {
+        try exhibit(["acquire", source, "--store", root, "--case", caseId, "--exhibit", exhibitId, "--examiner", "Test Examiner", "--json"] + extra)
+    }
+
+    /// Acquires and returns the sealed bundle's path, failing the test otherwise.
+    func acquireBundle(_ source: String, exhibit exhibitId: String = "E1", _ extra: [String] = []) throws -> String {
+        let result = try acquire(source, exhibit: exhibitId, extra)
+        try #require(result.succeeded, "acquire: \(result)")
+        let summary = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        return try #require(summary?["bundlePath"] as? String)
+    }
+
+    var bundles: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/bundles")) ?? []).sorted()
+    }
+}
+
+@discardableResult
+func exhibit(_ arguments: [String]) throws -> Subprocess.Result {
+    try Subprocess.run([BuiltProducts.exhibit] + arguments)
+}
+
+/// The hub's stock checks, each run with the real third-party tool.
+enum StockChecks {
+    static func requireTools() throws {
+        for tool in ["bagit.py", "openssl", "case_validate", "sha256sum", "jq"] {
+            try #require(Subprocess.has(tool), "\(tool) is not installed: run `make deps` (scripts/install-deps)")
+        }
+    }
+
+    static func bagit(_ bundle: String) throws -> Subprocess.Result {
+        try Subprocess.run(["bagit.py", "--validate", bundle])
+    }
+
+    static func cms(_ bundle: String, trust: String) throws -> Subprocess.Result {
+        try Subprocess.run([
+            "openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", "\(bundle)/seal.p7s", "-content",
+            "\(bundle)/tagmanifest-sha256.txt", "-CAfile", trust, "-purpose", "any", "-out", "/dev/null",
+        ])
+    }
+
+    static func caseValidate(_ bundle: String) throws -> Subprocess.Result {
+        try Subprocess.run(["case_validate", "\(bundle)/data/case.jsonld"])
+    }
+
+    /// `cat` of the image files (in name order), through sha256sum.
+    static func imageSHA256(_ bundle: String) throws -> String {
+        let result = try Subprocess.shell("cat '\(bundle)'/data/image/* | sha256sum | cut -d' ' -f1")
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func sum(_ tool: String, _ file: String) throws -> String {
+        try Subprocess.shell("\(tool) '\(file)' | cut -d' ' -f1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func bagInfo(_ bundle: String, _ label: String) throws -> String? {
+        let text = try String(contentsOfFile: "\(bundle)/bag-info.txt", encoding: .utf8)
+        return text.split(separator: "\n").first { $0.hasPrefix("\(label): ") }.map { String($0.dropFirst(label.count + 2)) }
+    }
+
+    /// DESIGN.md's custody check with jq and sha256sum; true when the chain and head hold.
+    static func custodyChain(_ bundle: String) throws -> Bool {
+        let script = """
+            prev=$(printf '0%.0s' {1..64}); ok=1
+            while IFS= read -r l; do [ "$(jq -r .prev <<<"$l")" = "$prev" ] || ok=0
+              prev=$(printf '%s\\n' "$l" | sha256sum | cut -d' ' -f1); done < '\(bundle)/data/custody.jsonl'
+            grep -q "^Custody-Log-Head-SHA256: $prev" '\(bundle)/bag-info.txt' || ok=0
+            [ $ok = 1 ]
+            """
+        return try Subprocess.shell(script).succeeded
+    }
+
+    /// Every stock check a hub runs, expected to pass, plus `exhibit verify`.
+    static func expectAllPass(_ bundle: String, trust: String, sourceSHA256: String) throws {
+        let bag = try bagit(bundle)
+        #expect(bag.succeeded, "bagit.py --validate: \(bag)")
+        let seal = try cms(bundle, trust: trust)
+        #expect(seal.succeeded && seal.stderr.contains("Verification successful"), "openssl cms -verify: \(seal)")
+        let image = try imageSHA256(bundle)
+        #expect(image == sourceSHA256, "sha256sum of the image")
+        #expect(try bagInfo(bundle, "Exhibit-Media-SHA256") == sourceSHA256)
+        let graph = try caseValidate(bundle)
+        #expect(graph.succeeded && graph.stdout.contains("Conforms: True"), "case_validate: \(graph)")
+        #expect(try custodyChain(bundle), "custody chain checked with jq and sha256sum")
+        let verify = try exhibit(["verify", bundle, "--trust", trust])
+        #expect(verify.succeeded && verify.stdout.contains("INTACT"), "exhibit verify: \(verify)")
+    }
+}
+
+let loopUnavailable = LoopDevice.unavailableReason
+let loopSkipComment: Comment = "needs root and loop devices; the reason is printed when skipped"
+
+/// Prints why a test that needs the kernel is skipped, so the log says it.
+func reportSkip(_ reason: String?, _ test: String) {
+    if let reason { print("SKIPPED \(test): \(reason)") }
+}
