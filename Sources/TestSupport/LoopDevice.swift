@@ -19,6 +19,9 @@ public final class LoopDevice: @unchecked Sendable {
         let result = try Subprocess.run(arguments + [file])
         guard result.succeeded else { throw LoopError(message: "losetup failed: \(result.stderr)") }
         path = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // A loop device keeps its kernel read-only flag across detach and attach, so whatever the
+        // previous user left is reset here.
+        try setReadOnly(readOnly)
     }
 
     public func setReadOnly(_ readOnly: Bool) throws {

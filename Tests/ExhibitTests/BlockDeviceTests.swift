@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import TestSupport
+
+/// Acquisitions from real kernel loop devices.
+@Suite(.serialized, .enabled(if: loopUnavailable == nil, loopSkipComment))
+struct BlockDeviceTests {
+    @Test func writableDeviceIsRefusedUntouchedThenAcquiredOnceReadOnly() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("loop")
+        let backing = try SourceImage.create(at: store.scratch.file("disk.img"), size: 8 << 20)
+        let before = try StockChecks.sum("sha256sum", backing)
+        let mtimeBefore = try Subprocess.shell("stat -c %Y.%y '\(backing)'").stdout
+        let loop = try LoopDevice(backing: backing)
+        defer { loop.detach() }
+
+        let refused = try store.acquire(loop.path)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("source is writable") && refused.stderr.contains("blockdev --setro \(loop.path)"))
+        #expect(store.bundles.isEmpty)
+
+        try loop.setReadOnly(true)
+        let bundle = try store.acquireBundle(loop.path)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: before)
+        let record = try String(contentsOfFile: "\(bundle)/data/acquisition.json", encoding: .utf8)
+        #expect(record.contains("\"kind\" : \"block-device\"") && record.contains("\"kernelReadOnlyIoctl\" : true"))
+        #expect(record.contains("\"loopBackingFile\" : \"\(backing)\""))
+        #expect(try StockChecks.sum("sha256sum", backing) == before)
+        #expect(try Subprocess.shell("stat -c %Y.%y '\(backing)'").stdout == mtimeBefore)
+    }
+
+    @Test func fourKibibyteSectorDeviceRecordsItsGeometry() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("loop4k")
+        let backing = try SourceImage.create(at: store.scratch.file("disk4k.img"), size: 6 << 20)
+        let loop = try LoopDevice(backing: backing, sectorSize: 4096)
+        defer { loop.detach() }
+        try loop.setReadOnly(true)
+        let bundle = try store.acquireBundle(loop.path, ["--digest", "md5"])
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", backing))
+        let record = try String(contentsOfFile: "\(bundle)/data/acquisition.json", encoding: .utf8)
+        #expect(record.contains("\"logicalSectorSize\" : 4096"))
+        #expect(record.contains("\"logicalSectors\" : 1536"))
+    }
+
+    @Test func overriddenWritableSourceIsRecorded() throws {
+        let store = try TestStore("override")
+        let backing = try SourceImage.create(at: store.scratch.file("rw.img"), size: 1 << 20)
+        let loop = try LoopDevice(backing: backing)
+        defer { loop.detach() }
+        let bundle = try store.acquireBundle(loop.path, ["--allow-writable-source"])
+        let record = try String(contentsOfFile: "\(bundle)/data/acquisition.json", encoding: .utf8)
+        #expect(record.contains("\"writableOverride\" : true") && record.contains("allow-writable-source"))
+        #expect(try exhibit(["verify", bundle]).succeeded)
+    }
+
+    /// A store on a small tmpfs: refused before anything is written, with the sizes.
+    @Test func storeTooSmallIsRefusedBeforeStarting() throws {
+        let scratch = try ScratchDirectory("small")
+        let mountPoint = scratch.file("mnt")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80m", "tmpfs", mountPoint])
+        guard mount.succeeded else {
+            print("SKIPPED storeTooSmallIsRefusedBeforeStarting: cannot mount a tmpfs: \(mount.stderr)")
+            return
+        }
+        defer { _ = try? Subprocess.run(["umount", mountPoint]) }
+        let store = "\(mountPoint)/store"
+        #expect(try exhibit(["provision", "--store", store]).succeeded)
+        let source = try SourceImage.create(at: scratch.file("big.img"), size: 40 << 20)
+        let result = try exhibit(["acquire", source, "--store", store, "--case", "C", "--exhibit", "E", "--examiner", "X"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("not enough space in the store") && result.stderr.contains("bytes"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store)/bundles").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store)/work").isEmpty)
+    }
+}
+
+/// Killing the acquiring process leaves nothing half-sealed, and the next run succeeds.
+@Suite struct InterruptionTests {
+    @Test func sigkillMidRunLeavesNoBundleAndTheNextRunSeals() throws {
+        let store = try TestStore("kill")
+        let source = store.scratch.file("big.img")
+        // 3 GiB, mostly sparse: fast to read, long enough to be killed in the middle.
+        try #require(try Subprocess.shell("truncate -s 3G '\(source)' && printf 'evidence' | dd of='\(source)' bs=1 seek=1000000 conv=notrunc status=none").succeeded)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BuiltProducts.exhibit)
+        process.arguments = ["acquire", source, "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "X"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the image is being written, then kill without warning.
+        let deadline = Date().addingTimeInterval(30)
+        var partial: UInt64 = 0
+        while Date() < deadline, process.isRunning {
+            let sizes = try Subprocess.shell("find '\(store.root)/work' -name 'E1.raw' -printf '%s\\n' 2>/dev/null").stdout
+            partial = UInt64(sizes.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            if partial > 64 << 20 { break }
+            usleep(20_000)
+        }
+        try #require(process.isRunning, "the acquisition finished before it could be interrupted")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(partial > 0 && partial < 3 << 30)
+        #expect(store.bundles.isEmpty, "a killed run must leave nothing in bundles/")
+        let list = try exhibit(["list", "--store", store.root, "--json"])
+        #expect(list.stdout.contains("\"state\" : \"interrupted\""))
+
+        let small = try SourceImage.create(at: store.scratch.file("small.img"), size: 1 << 20)
+        let bundle = try store.acquireBundle(small, exhibit: "E2")
+        #expect(store.bundles.count == 1)
+        #expect(try exhibit(["verify", bundle]).succeeded)
+    }
+}
