@@ -54,7 +54,7 @@ import TestSupport
     @Test func badSourcesAreRefusedWithTheirReason() throws {
         let store = try TestStore("refusals")
         let empty = store.scratch.file("empty.img")
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         let emptyResult = try store.acquire(empty)
         #expect(emptyResult.status != 0)
         #expect(emptyResult.stderr.contains("source is empty") && emptyResult.stderr.contains(empty))

@@ -71,7 +71,7 @@ import TestSupport
     @Test func addedRemovedAndRenamedPayloadFilesAreCaught() throws {
         let fixture = try fixture()
         let added = try fixture.copy("added")
-        FileManager.default.createFile(atPath: "\(added)/data/note.txt", contents: Data("planted\n".utf8))
+        _ = FileManager.default.createFile(atPath: "\(added)/data/note.txt", contents: Data("planted\n".utf8))
         let addedResult = try fixture.verify(added)
         #expect(addedResult.status == 1 && addedResult.stdout.contains("data/note.txt"))
         #expect(try !StockChecks.bagit(added).succeeded)
