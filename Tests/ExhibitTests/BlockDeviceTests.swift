@@ -62,7 +62,7 @@ struct BlockDeviceTests {
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         let mount = try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80m", "tmpfs", mountPoint])
         guard mount.succeeded else {
-            print("SKIPPED storeTooSmallIsRefusedBeforeStarting: cannot mount a tmpfs: \(mount.stderr)")
+            reportSkip("cannot mount a tmpfs: \(mount.stderr)", "storeTooSmallIsRefusedBeforeStarting")
             return
         }
         defer { _ = try? Subprocess.run(["umount", mountPoint]) }
