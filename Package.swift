@@ -5,6 +5,7 @@ import PackageDescription
 //   COpenSSL (libcrypto)      -> Cryptography
 //   CBlockDevice (ioctls)     -> Acquisition
 //   SQLite (through GRDB)     -> Store
+//   CUdev (libudev)           -> Devices
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
@@ -26,6 +27,11 @@ let package = Package(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CUdev",
+            pkgConfig: "libudev",
+            providers: [.apt(["libudev-dev"])]
         ),
         .target(
             name: "CBlockDevice",
@@ -61,9 +67,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "Devices",
+            dependencies: [
+                "Acquisition",
+                "CUdev",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "Appliance",
             dependencies: [
                 "Acquisition",
+                "Devices",
                 "Cryptography",
                 "Evidence",
                 "Store",
@@ -87,6 +103,7 @@ let package = Package(
             name: "exhibitd",
             dependencies: [
                 "Appliance",
+                "Devices",
                 "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

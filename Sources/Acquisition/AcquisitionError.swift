@@ -70,3 +70,9 @@ public struct AcquisitionError: Error, CustomStringConvertible, Sendable {
         return text
     }
 }
+
+extension AcquisitionError {
+    /// The job stopped for a reason outside the evidence (store full, source unplugged, cancelled):
+    /// its partial work is kept and the job is `interrupted`, not `failed`.
+    public var interruptsJob: Bool { [.storeFull, .sourceVanished, .cancelled].contains(code) }
+}

@@ -7,9 +7,12 @@ import Foundation
 #endif
 
 /// What to do with a block device whose kernel read-only flag is off.
-public enum WritableSourcePolicy: Sendable {
-    /// Refuse it before it is opened (the default, and the only choice on the appliance).
+public enum WritableSourcePolicy: Sendable, Equatable {
+    /// Refuse it before it is opened (the default).
     case refuse
+    /// The device sits behind the named, recognised hardware write blocker, which stops writes
+    /// whatever the kernel flag says; the bundle records the blocker and the flag's state.
+    case hardwareWriteBlocker(String)
     /// Read it anyway and record the override in the bundle (tests and lab validation only).
     case allowAndRecord
 }
@@ -31,7 +34,8 @@ public struct EvidenceSource: ~Copyable {
     public var reader: SourceReader {
         SourceReader(
             descriptor: descriptor, path: identity.path, size: identity.sizeBytes,
-            sectorSize: Int(identity.logicalSectorSize), toleratesUnreadableSectors: true)
+            sectorSize: Int(identity.logicalSectorSize), toleratesUnreadableSectors: true,
+            requiresReadOnlyFlag: identity.writeProtection.kernelReadOnlyIoctl == true)
     }
 
     /// Inspects `path`, proves it read-only (block devices) and opens it `O_RDONLY`.
@@ -124,11 +128,17 @@ public struct EvidenceSource: ~Copyable {
         if exhibit_blk_physical_sector_size(descriptor, &physical) != 0 { physical = logical }
 
         let names = sysfs.identification()
-        let overridden = readOnly == 0
+        var blocker: String? = nil
+        if readOnly == 0, case .hardwareWriteBlocker(let name) = policy { blocker = name }
+        let overridden = readOnly == 0 && blocker == nil
         let summary =
-            overridden
-            ? "WRITABLE: the kernel read-only flag was off and the refusal was overridden (--allow-writable-source); opened O_RDONLY"
-            : "kernel read-only flag set (BLKROGET=1\(sysfsReadOnly == true ? ", sysfs ro=1" : "")) before opening; opened O_RDONLY"
+            if let blocker {
+                "hardware write blocker \(blocker); the kernel read-only flag was off; opened O_RDONLY"
+            } else if overridden {
+                "WRITABLE: the kernel read-only flag was off and the refusal was overridden (--allow-writable-source); opened O_RDONLY"
+            } else {
+                "kernel read-only flag set (BLKROGET=1\(sysfsReadOnly == true ? ", sysfs ro=1" : "")) before opening; opened O_RDONLY"
+            }
         let backing = sysfs.attribute("loop/backing_file")
         let mounts = sysfs.mountPoints()
         return SourceIdentity(
@@ -141,7 +151,7 @@ public struct EvidenceSource: ~Copyable {
             fileModified: nil, fileInode: nil,
             writeProtection: WriteProtectionEvidence(
                 kernelReadOnlyIoctl: readOnly != 0, sysfsReadOnly: sysfsReadOnly, openMode: "O_RDONLY",
-                writableOverride: overridden, summary: summary))
+                writableOverride: overridden, hardwareWriteBlocker: blocker, summary: summary))
     }
 
     private static func fileIdentity(path: String, status: stat) throws(AcquisitionError) -> SourceIdentity {
@@ -155,17 +165,17 @@ public struct EvidenceSource: ~Copyable {
             fileModified: modified, fileInode: UInt64(status.st_ino),
             writeProtection: WriteProtectionEvidence(
                 kernelReadOnlyIoctl: nil, sysfsReadOnly: nil, openMode: "O_RDONLY", writableOverride: false,
-                summary: "regular image file, opened O_RDONLY|O_NOATIME; its sectors are nominal 512-byte units"))
+                hardwareWriteBlocker: nil, summary: "regular image file, opened O_RDONLY|O_NOATIME; its sectors are nominal 512-byte units"))
     }
 
     /// O_NOATIME (Linux, all architectures Exhibit runs on); Glibc hides it without _GNU_SOURCE.
     private static let linuxNoAccessTimeFlag: Int32 = 0o1000000
 
-    static func major(_ device: dev_t) -> UInt32 {
+    public static func major(_ device: dev_t) -> UInt32 {
         UInt32(truncatingIfNeeded: ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff))
     }
 
-    static func minor(_ device: dev_t) -> UInt32 {
+    public static func minor(_ device: dev_t) -> UInt32 {
         UInt32(truncatingIfNeeded: (device & 0xff) | ((device >> 12) & ~0xff))
     }
 }

@@ -17,6 +17,8 @@ public struct WriteProtectionEvidence: Codable, Sendable, Equatable {
     public var openMode: String
     /// The technician overrode the refusal of a writable source (`--allow-writable-source`).
     public var writableOverride: Bool
+    /// The recognised hardware write blocker the device was read through, when the kernel flag was off.
+    public var hardwareWriteBlocker: String?
     /// A one-line statement for the report.
     public var summary: String
 }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import CBlockDevice
 import Foundation
 
 #if canImport(Glibc)
@@ -41,6 +42,9 @@ public struct SourceReader: StreamSource {
     public let size: UInt64
     public let sectorSize: Int
     let toleratesUnreadableSectors: Bool
+    /// The source was opened because its kernel read-only flag was set; the flag is checked again
+    /// after every I/O error, because the kernel can reset it when it revalidates a disk.
+    let requiresReadOnlyFlag: Bool
     /// Attempts per sector before it is declared unreadable.
     public var attemptsPerSector = 3
 
@@ -67,7 +71,10 @@ public struct SourceReader: StreamSource {
             guard toleratesUnreadableSectors else {
                 throw AcquisitionError(.readFailed, path: path, offset: offset + UInt64(done), errno: error)
             }
-            return try scrape(destination, count: count, at: offset, from: done)
+            try checkStillReadOnly(at: offset + UInt64(done))
+            let ranges = try scrape(destination, count: count, at: offset, from: done)
+            try checkStillReadOnly(at: offset + UInt64(done))
+            return ranges
         }
         return []
     }
@@ -126,6 +133,22 @@ public struct SourceReader: StreamSource {
             position += UInt64(length)
         }
         return ranges
+    }
+
+    private func checkStillReadOnly(at offset: UInt64) throws(AcquisitionError) {
+        guard requiresReadOnlyFlag else { return }
+        var readOnly: Int32 = 0
+        if exhibit_blk_read_only(descriptor, &readOnly) != 0 {
+            let error = errno
+            if Self.meansVanished(error) { throw AcquisitionError(.sourceVanished, path: path, offset: offset, errno: error) }
+            throw AcquisitionError(.inspectFailed, path: path, offset: offset, errno: error, detail: "BLKROGET after an I/O error")
+        }
+        if readOnly == 0 {
+            throw AcquisitionError(
+                .sourceWritable, path: path, offset: offset,
+                detail: "the kernel cleared the read-only flag after an I/O error; reading stopped. "
+                    + "Run `blockdev --setro \(path)` and acquire again")
+        }
     }
 
     static func meansVanished(_ error: Int32) -> Bool {

@@ -3,46 +3,46 @@ import Foundation
 
 /// Reads a block device's attributes from sysfs (`/sys/dev/block/M:m`) and, where udevd runs,
 /// its properties from the udev database. No ioctl and no open of the device itself.
-struct SysfsBlockDevice {
+public struct SysfsBlockDevice: Sendable {
     let major: UInt32
     let minor: UInt32
     let sysfsRoot: String
 
-    init(major: UInt32, minor: UInt32, sysfsRoot: String = "/sys") {
+    public init(major: UInt32, minor: UInt32, sysfsRoot: String = "/sys") {
         self.major = major
         self.minor = minor
         self.sysfsRoot = sysfsRoot
     }
 
-    var deviceNumber: String { "\(major):\(minor)" }
+    public var deviceNumber: String { "\(major):\(minor)" }
 
     /// The canonical sysfs directory (`/sys/devices/.../block/sdb`).
-    var directory: String? {
+    public var directory: String? {
         let link = "\(sysfsRoot)/dev/block/\(deviceNumber)"
         guard let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
         let url = URL(fileURLWithPath: resolved, relativeTo: URL(fileURLWithPath: "\(sysfsRoot)/dev/block/"))
         return url.standardizedFileURL.path
     }
 
-    var kernelName: String? { directory.map { ($0 as NSString).lastPathComponent } }
+    public var kernelName: String? { directory.map { ($0 as NSString).lastPathComponent } }
 
-    func attribute(_ name: String) -> String? {
+    public func attribute(_ name: String) -> String? {
         guard let directory else { return nil }
         return Self.readTrimmed("\(directory)/\(name)")
     }
 
     /// The `ro` attribute: true when the kernel flag is set.
-    var readOnly: Bool? { attribute("ro").map { $0 == "1" } }
+    public var readOnly: Bool? { attribute("ro").map { $0 == "1" } }
 
-    var isPartition: Bool { attribute("partition") != nil }
+    public var isPartition: Bool { attribute("partition") != nil }
 
     /// The whole-disk directory for a partition, or the device's own for a disk.
-    var diskDirectory: String? {
+    public var diskDirectory: String? {
         guard let directory else { return nil }
         return isPartition ? (directory as NSString).deletingLastPathComponent : directory
     }
 
-    func partitions() -> [PartitionEntry] {
+    public func partitions() -> [PartitionEntry] {
         guard !isPartition, let directory, let kernelName,
             let entries = try? FileManager.default.contentsOfDirectory(atPath: directory)
         else { return [] }
@@ -57,7 +57,7 @@ struct SysfsBlockDevice {
     }
 
     /// Model, vendor and serial from the SCSI/NVMe/MMC device directory, then the udev database.
-    func identification() -> (model: String?, vendor: String?, serial: String?, transport: String?) {
+    public func identification() -> (model: String?, vendor: String?, serial: String?, transport: String?) {
         let udev = udevProperties()
         let deviceDirectory = diskDirectory.map { "\($0)/device" }
         func fromDevice(_ name: String) -> String? {
@@ -104,7 +104,7 @@ struct SysfsBlockDevice {
     }
 
     /// Mount points whose device is this one or one of its partitions, from `/proc/self/mountinfo`.
-    func mountPoints() -> [String] {
+    public func mountPoints() -> [String] {
         guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
         var numbers: Set<String> = [deviceNumber]
         if let directory, !isPartition, let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) {

@@ -19,13 +19,16 @@ public struct AcquisitionRequest: Sendable {
     public var writablePolicy: WritableSourcePolicy
     public var commandLine: [String]
     public var pipeline: PipelineConfiguration
+    /// The job's identifier, chosen by the caller so it can follow the job before it starts.
+    public var jobId: String
 
     public init(
         sourcePath: String, caseId: String, exhibitId: String, examiner: String,
         extraDigests: [DigestAlgorithm] = [], segmentSize: UInt64? = nil, verifyAfterWriting: Bool = true,
         writablePolicy: WritableSourcePolicy = .refuse, commandLine: [String] = CommandLine.arguments,
-        pipeline: PipelineConfiguration = PipelineConfiguration()
+        pipeline: PipelineConfiguration = PipelineConfiguration(), jobId: String = UUID().uuidString.lowercased()
     ) {
+        self.jobId = jobId
         self.sourcePath = sourcePath
         self.caseId = caseId
         self.exhibitId = exhibitId
@@ -114,7 +117,7 @@ public struct DiskAcquisition: Sendable {
         progress: @escaping (JobProgress) -> Void
     ) throws -> AcquisitionSummary {
         let started = Date()
-        let jobId = UUID().uuidString.lowercased()
+        let jobId = request.jobId
         let bundleId = Self.bundleId(caseId: request.caseId, exhibitId: request.exhibitId, at: started, jobId: jobId)
         let sourceIdentity = source.identity
         var jobLogger = logger
@@ -147,6 +150,9 @@ public struct DiskAcquisition: Sendable {
                     + "model \(sourceIdentity.model ?? "-"), serial \(sourceIdentity.serial ?? "-"), transport \(sourceIdentity.transport ?? "-")")
             log.note("write protection: \(sourceIdentity.writeProtection.summary)")
             var warnings: [String] = []
+            if let blocker = sourceIdentity.writeProtection.hardwareWriteBlocker {
+                warnings.append("The kernel read-only flag was off; writes were stopped by the hardware write blocker \(blocker).")
+            }
             if sourceIdentity.writeProtection.writableOverride {
                 warnings.append("The source was writable; its refusal was overridden with --allow-writable-source.")
             }
@@ -338,9 +344,7 @@ public struct DiskAcquisition: Sendable {
             jobLogger.info("sealed \(summary.bundlePath)")
             return summary
         } catch {
-            let interrupted = (error as? AcquisitionError).map {
-                [AcquisitionError.Code.storeFull, .sourceVanished, .cancelled].contains($0.code)
-            } ?? false
+            let interrupted = (error as? AcquisitionError)?.interruptsJob ?? false
             try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: "\(error)")
             try? catalog.audit(
                 actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",

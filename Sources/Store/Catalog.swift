@@ -71,6 +71,14 @@ public final class Catalog: Sendable {
                         action TEXT NOT NULL, object TEXT NOT NULL, details TEXT NOT NULL);
                     """)
         }
+        migrator.registerMigration("v2: case sessions") { db in
+            // A case session is the daemon's open case: new read-only disks become its exhibits.
+            try db.execute(
+                sql: """
+                    ALTER TABLE cases ADD COLUMN session_opened_at TEXT;
+                    ALTER TABLE cases ADD COLUMN auto_acquire INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 
@@ -122,6 +130,56 @@ public final class Catalog: Sendable {
                     id, caseId, exhibitId, examiner, sourcePath, sourceModel, sourceSerial, Int64(sizeBytes), now,
                     Int(getpid()),
                 ])
+        }
+    }
+
+    /// The daemon's open case, if any.
+    public struct CaseSessionRecord: Codable, Sendable, Equatable {
+        public var caseId: String
+        public var examiner: String
+        public var autoAcquire: Bool
+        public var openedAt: String
+    }
+
+    /// Opens a case session (one at a time); the case is created when new.
+    public func openCaseSession(caseId: String, examiner: String, autoAcquire: Bool) throws(StoreError) -> CaseSessionRecord {
+        let now = Self.now()
+        try write("opening case \(caseId)") { db in
+            if let open = try String.fetchOne(db, sql: "SELECT id FROM cases WHERE session_opened_at IS NOT NULL"), open != caseId {
+                throw StoreError(.catalog, path: self.path, detail: "case \(open) is open; close it first")
+            }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO cases (id, examiner, opened_at) VALUES (?, ?, ?)", arguments: [caseId, examiner, now])
+            try db.execute(
+                sql: "UPDATE cases SET session_opened_at = ?, auto_acquire = ?, examiner = ?, closed_at = NULL WHERE id = ?",
+                arguments: [now, autoAcquire, examiner, caseId])
+        }
+        return CaseSessionRecord(caseId: caseId, examiner: examiner, autoAcquire: autoAcquire, openedAt: now)
+    }
+
+    /// Closes the open case session; returns its case number, or nil when none was open.
+    public func closeCaseSession() throws(StoreError) -> String? {
+        guard let open = try openCaseSession() else { return nil }
+        try write("closing case \(open.caseId)") { db in
+            try db.execute(
+                sql: "UPDATE cases SET session_opened_at = NULL, closed_at = ? WHERE id = ?", arguments: [Self.now(), open.caseId])
+        }
+        return open.caseId
+    }
+
+    public func openCaseSession() throws(StoreError) -> CaseSessionRecord? {
+        try read("reading the open case") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM cases WHERE session_opened_at IS NOT NULL").map {
+                CaseSessionRecord(
+                    caseId: $0["id"], examiner: $0["examiner"], autoAcquire: $0["auto_acquire"], openedAt: $0["session_opened_at"])
+            }
+        }
+    }
+
+    /// The exhibit numbers already used in a case.
+    public func exhibitIds(caseId: String) throws(StoreError) -> [String] {
+        try read("listing exhibits of \(caseId)") { db in
+            try String.fetchAll(db, sql: "SELECT exhibit_id FROM exhibits WHERE case_id = ?", arguments: [caseId])
         }
     }
 

@@ -13,13 +13,19 @@ struct Acquire: ParsableCommand {
             The source must be read-only: a block device whose kernel read-only flag is off is refused
             (fix: `blockdev --setro DEV`, or a hardware write blocker). Exit status 0 only when a bundle
             was sealed into STORE/bundles/.
+
+            With --slot, the running daemon acquires the source in that slot as --exhibit of the open
+            case (`exhibit case open`); the command returns once the job started (follow it with
+            `exhibit status --watch`).
             """)
 
-    @Argument(help: "A block device (/dev/sdb) or a regular image file.") var source: String
-    @Option(help: "The store directory.") var store: String
-    @Option(name: .customLong("case"), help: "The case number.") var caseId: String
+    @Argument(help: "A block device (/dev/sdb) or a regular image file.") var source: String?
+    @Option(help: "The store directory.") var store: String?
+    @Option(name: .customLong("case"), help: "The case number.") var caseId: String?
     @Option(name: .customLong("exhibit"), help: "The exhibit number.") var exhibitId: String
-    @Option(help: "The examiner's name or id.") var examiner: String
+    @Option(help: "The examiner's name or id.") var examiner: String?
+    @Option(help: "Through the daemon: the slot to acquire (see `exhibit status`).") var slot: Int?
+    @Option(help: "The daemon's status socket.") var socket: String = StatusClient.defaultSocket
     @Option(help: "Extra digests besides SHA-256: md5, sha1 (comma-separated).") var digest: String?
     @Option(help: "Split the raw image into segments of this many bytes (K/M/G suffixes allowed).")
     var segmentSize: String?
@@ -31,7 +37,17 @@ struct Acquire: ParsableCommand {
     @Flag(help: "Log each step on stderr.") var verbose = false
 
     func validate() throws {
-        for (name, value) in [("--case", caseId), ("--exhibit", exhibitId), ("--examiner", examiner)]
+        if slot != nil {
+            guard source == nil, store == nil, caseId == nil, examiner == nil else {
+                throw ValidationError("with --slot the daemon's open case decides store, case and examiner; give only --exhibit")
+            }
+        } else {
+            guard source != nil else { throw ValidationError("give a SOURCE, or --slot N to acquire through the daemon") }
+            guard store != nil, caseId != nil, examiner != nil else {
+                throw ValidationError("acquiring a SOURCE directly needs --store, --case and --examiner")
+            }
+        }
+        for (name, value) in [("--case", caseId ?? "-"), ("--exhibit", exhibitId), ("--examiner", examiner ?? "-")]
         where value.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("\(name) must not be empty")
         }
@@ -53,6 +69,23 @@ struct Acquire: ParsableCommand {
     }
 
     func run() throws {
+        if let slot {
+            let answer: StatusMessage
+            do {
+                answer = try StatusClient(path: socket).send(StatusRequest(.acquire, slot: slot, exhibitId: exhibitId))
+            } catch {
+                failAndExit("acquire", error)
+            }
+            if let error = answer.error { failAndExit("acquire slot \(slot)", error.message) }
+            if json {
+                printJSON(answer)
+            } else if let started = answer.slot {
+                print("slot \(started.slot): acquiring \(started.device) as exhibit \(started.exhibitId ?? exhibitId) "
+                    + "of case \(started.caseId ?? "-"), job \(started.jobId ?? "-")")
+            }
+            return
+        }
+        guard let source, let store, let caseId, let examiner else { return }
         let request = AcquisitionRequest(
             sourcePath: source, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
             extraDigests: try parsedDigests(), segmentSize: segmentSize.flatMap(ByteSize.parse),

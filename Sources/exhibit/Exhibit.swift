@@ -13,11 +13,15 @@ struct Exhibit: ParsableCommand {
             Start with `exhibit provision --store DIR`, then `exhibit acquire SOURCE --store DIR ...`.
             At the hub: `exhibit verify BUNDLE --trust agency-root.pem`.
             """,
-        subcommands: [Provision.self, Acquire.self, Verify.self, List.self])
+        subcommands: [Provision.self, Acquire.self, Verify.self, List.self, Case.self, Status.self])
 }
 
 /// Prints a one-line reason on stderr and exits non-zero: the CLI's single way of failing.
 func failAndExit(_ operation: String, _ error: any Error, code: Int32 = 1) -> Never {
+    failAndExit(operation, "\(error)", code: code)
+}
+
+func failAndExit(_ operation: String, _ error: String, code: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data("exhibit: \(operation) failed: \(error)\n".utf8))
     Foundation.exit(code)
 }

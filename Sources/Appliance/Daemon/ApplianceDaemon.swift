@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: Apache-2.0
+import Acquisition
+import Devices
+import Evidence
+import Foundation
+import Logging
+import Store
+import Synchronization
+
+/// The appliance's state: one slot per attached source, the open case, and one job per slot.
+///
+/// Device events (from the monitor thread), the periodic sysfs re-check, status requests (one
+/// thread per client) and job progress (one thread per job) all go through one lock; no I/O on
+/// a source happens under it. Each job runs on threads of its own, so a slow or failing source
+/// never holds up another.
+public final class ApplianceDaemon: Sendable {
+    public let store: EvidenceStore
+    public let hub = StatusHub()
+    public let mode: DiscoveryMode
+    private let configuration: DaemonConfiguration
+    private let logger: Logger
+    private let catalog: Catalog
+    private let applianceId: String
+    private let startedAt = UTCTimestamp.string(Date())
+    private let blockers: WriteBlockerCatalog
+    private let state = Mutex(State())
+    private let runningJobs = DispatchGroup()
+
+    private struct Slot {
+        var status: SlotStatus
+        var arrivedAt: Date
+        var cancellation: CancellationFlag?
+        var lastSample: (time: Date, bytes: UInt64)?
+    }
+
+    private struct State {
+        var slots: [String: Slot] = [:]
+        var session: CaseSessionStatus?
+        var sessionOpenedAt: Date?
+        var systemDisks: [String: String] = [:]
+        var stopping = false
+    }
+
+    /// Disks that are never evidence: RAM disks, compressed swap, and assemblies of other disks
+    /// (device-mapper, MD), whose members are acquired instead.
+    static let ignoredPrefixes = ["ram", "zram", "dm-", "md"]
+
+    public init(store: EvidenceStore, configuration: DaemonConfiguration, mode: DiscoveryMode, logger: Logger) throws {
+        self.store = store
+        self.configuration = configuration
+        self.mode = mode
+        self.logger = logger
+        self.blockers = configuration.writeBlockerCatalog
+        catalog = try store.catalog()
+        applianceId = try store.settings().applianceId
+        // Jobs of an earlier daemon that died are interrupted, not forgotten: their work stays
+        // under work/ and the catalog says so.
+        try catalog.markAbandonedJobs(isRunning: store.isJobRunning)
+        if let open = try catalog.openCaseSession() {
+            let session = try sessionStatus(open)
+            state.withLock {
+                $0.session = session
+                $0.sessionOpenedAt = UTCTimestamp.date(open.openedAt)
+            }
+        }
+        refreshSystemDisks()
+    }
+
+    // MARK: Devices
+
+    /// A uevent or an enumerated device.
+    public func handle(_ event: DeviceEvent) {
+        switch (event.subsystem, event.devtype) {
+        case ("block", "disk"):
+            refreshDisk(syspath: event.syspath, devnode: event.devnode ?? "/dev/\(event.sysname)", removed: event.action == .remove)
+        case ("usb", "usb_device"):
+            refreshUSB(syspath: event.syspath, devnode: event.devnode, removed: event.action == .remove)
+        default:
+            break
+        }
+    }
+
+    /// Re-reads sysfs for every block device: catches `blockdev --setro` (which emits no
+    /// uevent), a write blocker's switch, and any event the kernel dropped.
+    public func recheck() {
+        refreshSystemDisks()
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/block")) ?? []
+        var seen: Set<String> = []
+        for name in names where !FileManager.default.fileExists(atPath: "/sys/class/block/\(name)/partition") {
+            guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/class/block/\(name)") else { continue }
+            let syspath = URL(fileURLWithPath: link, relativeTo: URL(fileURLWithPath: "/sys/class/block/")).standardizedFileURL.path
+            seen.insert(syspath)
+            refreshDisk(syspath: syspath, devnode: "/dev/\(name)", removed: false)
+        }
+        let gone = state.withLock { state in
+            state.slots.filter { $0.value.status.kind == "disk" && !seen.contains($0.key) }.map(\.key)
+        }
+        for syspath in gone { refreshDisk(syspath: syspath, devnode: "", removed: true) }
+    }
+
+    private func refreshSystemDisks() {
+        let disks = SystemDisks.find(storePath: store.root, configured: configuration.systemDisks ?? [])
+        state.withLock { $0.systemDisks = disks }
+    }
+
+    private func refreshDisk(syspath: String, devnode: String, removed: Bool) {
+        let name = (syspath as NSString).lastPathComponent
+        if Self.ignoredPrefixes.contains(where: name.hasPrefix) { return }
+        let sectors = read("\(syspath)/size").flatMap(UInt64.init) ?? 0
+        if removed || sectors == 0 {
+            removeSlot(syspath, reason: removed ? "removed" : "no medium")
+            return
+        }
+        let isSystem = state.withLock { $0.systemDisks[name] != nil }
+        if isSystem {
+            removeSlot(syspath, reason: "system disk")
+            return
+        }
+        guard let number = read("\(syspath)/dev"), case let parts = number.split(separator: ":"), parts.count == 2,
+            let major = UInt32(parts[0]), let minor = UInt32(parts[1])
+        else { return }
+        let sysfs = SysfsBlockDevice(major: major, minor: minor)
+        let names = sysfs.identification()
+        let usb = USBDeviceDescription.ancestor(ofBlockDevice: syspath)
+        let blocker = blockers.name(of: usb?.product)
+        let readOnly = sysfs.readOnly
+        let now = UTCTimestamp.string(Date())
+
+        var announce: (SlotStatus, String)? = nil
+        var start: (key: String, exhibitId: String, session: CaseSessionStatus)? = nil
+        state.withLock { state in
+            if var slot = state.slots[syspath] {
+                guard [.ready, .refused, .detected].contains(slot.status.state) else { return }
+                let before = slot.status
+                slot.status.readOnly = readOnly
+                slot.status.sizeBytes = sectors * 512
+                slot.status.writeBlocker = blocker
+                (slot.status.state, slot.status.detail) = Self.protectionState(devnode: devnode, readOnly: readOnly, blocker: blocker)
+                if slot.status != before {
+                    slot.status.updatedAt = now
+                    announce = (slot.status, slot.status.state == .ready ? "\(devnode) is read-only and ready" : slot.status.detail ?? "")
+                }
+                state.slots[syspath] = slot
+            } else {
+                let used = Set(state.slots.values.map(\.status.slot))
+                let number = (1...).first { !used.contains($0) }!
+                let (slotState, detail) = Self.protectionState(devnode: devnode, readOnly: readOnly, blocker: blocker)
+                let status = SlotStatus(
+                    slot: number, kind: "disk", device: devnode, syspath: syspath, model: names.model, vendor: names.vendor,
+                    serial: names.serial, transport: names.transport, sizeBytes: sectors * 512,
+                    logicalSectorSize: read("\(syspath)/queue/logical_block_size").flatMap(UInt32.init), readOnly: readOnly,
+                    writeBlocker: blocker, usbId: usb?.product.description, phoneKind: nil,
+                    partitions: sysfs.partitions().map(\.name), state: slotState, detail: detail, caseId: nil, exhibitId: nil,
+                    jobId: nil, bytesDone: 0, currentMBPerSecond: nil, averageMBPerSecond: nil, etaSeconds: nil,
+                    unreadableSectors: 0, digests: [:], bundleId: nil, bundlePath: nil, updatedAt: now)
+                state.slots[syspath] = Slot(status: status, arrivedAt: Date())
+                announce = (status, "slot \(number): \(devnode) attached, \(sectors * 512) bytes; " + (detail ?? "read-only, ready"))
+            }
+            if let slot = state.slots[syspath], slot.status.state == .ready, slot.status.jobId == nil, !state.stopping,
+                let session = state.session, session.auto, let opened = state.sessionOpenedAt, slot.arrivedAt >= opened
+            {
+                start = (syspath, session.nextExhibitId, session)
+                state.session?.nextExhibitId = nextExhibitId(after: session.nextExhibitId)
+            }
+        }
+        if let (status, message) = announce {
+            publishSlot(status)
+            publishEvent(status.state == .refused ? "warning" : "info", slot: status.slot, device: devnode, message)
+        }
+        if let start { startJob(slotKey: start.key, exhibitId: start.exhibitId, session: start.session) }
+    }
+
+    static func protectionState(devnode: String, readOnly: Bool?, blocker: String?) -> (SlotState, String?) {
+        if readOnly == true { return (.ready, nil) }
+        if let blocker { return (.ready, "behind hardware write blocker \(blocker); the kernel read-only flag is off") }
+        return (
+            .refused,
+            "refused: writable. The kernel read-only flag of \(devnode) is off, so it was not opened. "
+                + "Attach it behind a write blocker, or run `blockdev --setro \(devnode)`"
+        )
+    }
+
+    private func refreshUSB(syspath: String, devnode: String?, removed: Bool) {
+        if removed {
+            removeSlot(syspath, reason: "removed")
+            return
+        }
+        guard let usb = USBDeviceDescription(syspath: syspath),
+            let phone = USBClassifier.phoneKind(product: usb.product, interfaces: usb.interfaces)
+        else { return }
+        let status: SlotStatus? = state.withLock { state in
+            guard state.slots[syspath] == nil else { return nil }
+            let used = Set(state.slots.values.map(\.status.slot))
+            let number = (1...).first { !used.contains($0) }!
+            let status = SlotStatus(
+                slot: number, kind: "phone", device: devnode ?? syspath, syspath: syspath, model: usb.productName,
+                vendor: usb.manufacturer, serial: usb.serial, transport: "usb", sizeBytes: 0, logicalSectorSize: nil,
+                readOnly: nil, writeBlocker: nil, usbId: usb.product.description, phoneKind: phone.rawValue, partitions: [],
+                state: .detected,
+                detail: "phone detected (\(phone.rawValue)); this version of the appliance does not acquire phones yet",
+                caseId: nil, exhibitId: nil, jobId: nil, bytesDone: 0, currentMBPerSecond: nil, averageMBPerSecond: nil,
+                etaSeconds: nil, unreadableSectors: 0, digests: [:], bundleId: nil, bundlePath: nil,
+                updatedAt: UTCTimestamp.string(Date()))
+            state.slots[syspath] = Slot(status: status, arrivedAt: Date())
+            return status
+        }
+        if let status {
+            publishSlot(status)
+            publishEvent("info", slot: status.slot, device: status.device, status.detail ?? "")
+        }
+    }
+
+    private func removeSlot(_ syspath: String, reason: String) {
+        let removed: SlotStatus? = state.withLock { state in
+            guard let slot = state.slots[syspath] else { return nil }
+            // A running job keeps its slot until it ends (a vanished source ends it as interrupted).
+            if [.acquiring, .verifying, .sealing].contains(slot.status.state) { return nil }
+            state.slots[syspath] = nil
+            return slot.status
+        }
+        guard let removed else { return }
+        var message = StatusMessage(.slotRemoved)
+        message.slot = removed
+        hub.publish(message)
+        publishEvent("info", slot: removed.slot, device: removed.device, "slot \(removed.slot): \(removed.device) \(reason)")
+    }
+
+    // MARK: Cases and jobs
+
+    public func openCase(caseId: String, examiner: String, auto: Bool) throws -> CaseSessionStatus {
+        let record = try catalog.openCaseSession(caseId: caseId, examiner: examiner, autoAcquire: auto)
+        let session = try sessionStatus(record)
+        state.withLock {
+            $0.session = session
+            $0.sessionOpenedAt = UTCTimestamp.date(record.openedAt) ?? Date()
+        }
+        try? catalog.audit(actor: examiner, action: "case-opened", object: caseId, details: ["auto": auto ? "yes" : "no"])
+        var message = StatusMessage(.session)
+        message.session = session
+        hub.publish(message)
+        publishEvent("info", slot: nil, device: nil, "case \(caseId) opened by \(examiner)" + (auto ? "; new read-only disks are acquired automatically" : ""))
+        return session
+    }
+
+    public func closeCase() throws -> String? {
+        let closed = try catalog.closeCaseSession()
+        state.withLock {
+            $0.session = nil
+            $0.sessionOpenedAt = nil
+        }
+        if let closed {
+            try? catalog.audit(actor: applianceId, action: "case-closed", object: closed)
+            hub.publish(StatusMessage(.session))
+            publishEvent("info", slot: nil, device: nil, "case \(closed) closed")
+        }
+        return closed
+    }
+
+    /// Starts the acquisition of a ready slot as the given exhibit of the open case.
+    public func acquire(slot number: Int, exhibitId: String) throws(DaemonRequestError) -> SlotStatus {
+        let exhibit = exhibitId.trimmingCharacters(in: .whitespaces)
+        guard !exhibit.isEmpty else { throw DaemonRequestError(.invalidRequest, "an exhibit number is required") }
+        let chosen: (key: String, session: CaseSessionStatus) = try state.withLock { state throws(DaemonRequestError) in
+            guard let session = state.session else {
+                throw DaemonRequestError(.noCase, "no case is open: run `exhibit case open --case ID --examiner NAME` first")
+            }
+            guard let (key, slot) = state.slots.first(where: { $0.value.status.slot == number }) else {
+                throw DaemonRequestError(.noSuchSlot, "there is no slot \(number)")
+            }
+            guard slot.status.state == .ready, slot.status.jobId == nil else {
+                throw DaemonRequestError(
+                    .slotNotReady, "slot \(number) (\(slot.status.device)) is \(slot.status.state.rawValue)"
+                        + (slot.status.detail.map { ": \($0)" } ?? ""))
+            }
+            guard !state.stopping else { throw DaemonRequestError(.stopping, "the daemon is shutting down") }
+            return (key, session)
+        }
+        startJob(slotKey: chosen.key, exhibitId: exhibit, session: chosen.session)
+        return state.withLock { $0.slots[chosen.key]!.status }
+    }
+
+    private func startJob(slotKey: String, exhibitId: String, session: CaseSessionStatus) {
+        let jobId = UUID().uuidString.lowercased()
+        let cancellation = CancellationFlag()
+        let claimed: SlotStatus? = state.withLock { state in
+            guard var slot = state.slots[slotKey], slot.status.state == .ready, slot.status.jobId == nil else { return nil }
+            slot.status.state = .acquiring
+            slot.status.caseId = session.caseId
+            slot.status.exhibitId = exhibitId
+            slot.status.jobId = jobId
+            slot.status.updatedAt = UTCTimestamp.string(Date())
+            slot.cancellation = cancellation
+            state.slots[slotKey] = slot
+            return slot.status
+        }
+        guard let claimed else { return }
+        publishSlot(claimed)
+        publishEvent(
+            "info", slot: claimed.slot, device: claimed.device,
+            "slot \(claimed.slot): acquiring \(claimed.device) as exhibit \(exhibitId) of case \(session.caseId)")
+        let policy: WritableSourcePolicy =
+            claimed.readOnly != true && claimed.writeBlocker != nil ? .hardwareWriteBlocker(claimed.writeBlocker!) : .refuse
+        let request = AcquisitionRequest(
+            sourcePath: claimed.device, caseId: session.caseId, exhibitId: exhibitId, examiner: session.examiner,
+            extraDigests: configuration.extraDigests, segmentSize: configuration.segmentSize,
+            verifyAfterWriting: configuration.verify ?? true, writablePolicy: policy,
+            commandLine: ["exhibitd", "--store", store.root, "slot \(claimed.slot)", session.auto ? "auto" : "requested"],
+            jobId: jobId)
+        var jobLogger = logger
+        jobLogger[metadataKey: "slot"] = "\(claimed.slot)"
+        let job = DiskAcquisition(store: store, logger: jobLogger)
+        runningJobs.enter()
+        let thread = Thread { [self] in
+            defer { runningJobs.leave() }
+            do throws(JobError) {
+                let summary = try job.run(request, cancellation: cancellation) { progress in
+                    self.record(progress, slotKey: slotKey, jobId: jobId)
+                }
+                finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
+            } catch {
+                let interrupted = (error.underlying as? AcquisitionError)?.interruptsJob ?? false
+                finish(slotKey: slotKey, jobId: jobId, state: interrupted ? .interrupted : .failed, detail: "\(error)", summary: nil)
+            }
+        }
+        thread.name = "exhibit.job.\(claimed.slot)"
+        thread.start()
+    }
+
+    private func record(_ progress: JobProgress, slotKey: String, jobId: String) {
+        let status: SlotStatus? = state.withLock { state in
+            guard var slot = state.slots[slotKey], slot.status.jobId == jobId else { return nil }
+            let now = Date()
+            let phase: SlotState = switch progress.phase {
+            case .acquiring: .acquiring
+            case .verifying: .verifying
+            case .sealing: .sealing
+            }
+            if phase != slot.status.state { slot.lastSample = nil }
+            slot.status.state = phase
+            if let last = slot.lastSample, now.timeIntervalSince(last.time) > 0.05, progress.bytesDone >= last.bytes {
+                slot.status.currentMBPerSecond = Double(progress.bytesDone - last.bytes) / now.timeIntervalSince(last.time) / 1e6
+            }
+            slot.lastSample = (now, progress.bytesDone)
+            slot.status.bytesDone = progress.bytesDone
+            slot.status.unreadableSectors = progress.unreadableSectors
+            if progress.elapsed > 0 {
+                let average = Double(progress.bytesDone) / progress.elapsed
+                slot.status.averageMBPerSecond = average / 1e6
+                slot.status.etaSeconds = average > 0 ? Double(progress.totalBytes - min(progress.bytesDone, progress.totalBytes)) / average : nil
+            }
+            slot.status.updatedAt = UTCTimestamp.string(now)
+            state.slots[slotKey] = slot
+            return slot.status
+        }
+        if let status { publishSlot(status) }
+    }
+
+    private func finish(slotKey: String, jobId: String, state final: SlotState, detail: String?, summary: AcquisitionSummary?) {
+        let status: SlotStatus? = state.withLock { state in
+            guard var slot = state.slots[slotKey], slot.status.jobId == jobId else { return nil }
+            slot.status.state = final
+            slot.status.detail = detail
+            slot.status.etaSeconds = nil
+            slot.status.currentMBPerSecond = nil
+            slot.cancellation = nil
+            if let summary {
+                slot.status.digests = summary.digests
+                slot.status.bundleId = summary.bundleId
+                slot.status.bundlePath = summary.bundlePath
+                slot.status.bytesDone = summary.sizeBytes
+                slot.status.averageMBPerSecond = summary.averageMBPerSecond
+                slot.status.unreadableSectors = summary.unreadableSectors
+            }
+            slot.status.updatedAt = UTCTimestamp.string(Date())
+            state.slots[slotKey] = slot
+            return slot.status
+        }
+        guard let status else { return }
+        publishSlot(status)
+        let message =
+            switch final {
+            case .sealed: "slot \(status.slot): sealed \(status.bundleId ?? "") (SHA-256 \(status.digests["sha256"] ?? "-"))"
+            default: "slot \(status.slot): \(final.rawValue): \(detail ?? "")"
+            }
+        publishEvent(final == .sealed ? "info" : "error", slot: status.slot, device: status.device, message)
+    }
+
+    /// Stops taking work, cancels every running job (each ends `interrupted`, its work kept and
+    /// its catalog entry updated) and waits up to `timeout` for them.
+    public func shutdown(timeout: TimeInterval) -> Bool {
+        let flags = state.withLock { state in
+            state.stopping = true
+            return state.slots.values.compactMap(\.cancellation)
+        }
+        for flag in flags { flag.cancel() }
+        let finished = runningJobs.wait(timeout: .now() + timeout) == .success
+        hub.closeAll()
+        return finished
+    }
+
+    public var runningJobCount: Int {
+        state.withLock { $0.slots.values.filter { $0.cancellation != nil }.count }
+    }
+
+    // MARK: Status
+
+    public func snapshot() -> StatusMessage {
+        var message = StatusMessage(.snapshot)
+        let (slots, session, systemDisks) = state.withLock { state in
+            (state.slots.values.map(\.status).sorted { $0.slot < $1.slot }, state.session, state.systemDisks)
+        }
+        message.daemon = DaemonInfo(
+            version: ToolVersion.version, pid: getpid(), store: store.root, applianceId: applianceId,
+            discovery: mode == .udev ? "udev" : "kernel", degraded: mode.isDegraded,
+            degradedReason: { if case .kernel(let reason) = mode { reason } else { nil } }(),
+            startedAt: startedAt, storeFreeBytes: try? store.freeBytes(), systemDisks: systemDisks)
+        message.session = session
+        message.slots = slots
+        message.jobs = ((try? catalog.entries()) ?? []).reversed().prefix(50).map { $0 }
+        return message
+    }
+
+    /// A one-line summary for systemd's STATUS=.
+    public var statusLine: String {
+        state.withLock { state in
+            let counts = Dictionary(grouping: state.slots.values, by: \.status.state).mapValues(\.count)
+            let parts = SlotState.allCases.compactMap { slotState in counts[slotState].map { "\($0) \(slotState.rawValue)" } }
+            let slots = parts.isEmpty ? "no sources" : parts.joined(separator: ", ")
+            return (state.session.map { "case \($0.caseId)\($0.auto ? " (auto)" : ""); " } ?? "no case open; ") + slots
+                + (mode.isDegraded ? "; degraded: no udevd" : "")
+        }
+    }
+
+    private func publishSlot(_ status: SlotStatus) {
+        var message = StatusMessage(.slot)
+        message.slot = status
+        hub.publish(message)
+    }
+
+    private func publishEvent(_ level: String, slot: Int?, device: String?, _ text: String) {
+        var message = StatusMessage(.event)
+        message.event = DaemonEvent(level: level, slot: slot, device: device, message: text)
+        hub.publish(message)
+        switch level {
+        case "error": logger.error("\(text)")
+        case "warning": logger.warning("\(text)")
+        default: logger.info("\(text)")
+        }
+    }
+
+    // MARK: Exhibit numbers
+
+    private func sessionStatus(_ record: Catalog.CaseSessionRecord) throws -> CaseSessionStatus {
+        let prefix = configuration.exhibitPrefix ?? "E"
+        let used = try catalog.exhibitIds(caseId: record.caseId).compactMap { id -> Int? in
+            guard id.hasPrefix(prefix) else { return nil }
+            return Int(id.dropFirst(prefix.count))
+        }
+        return CaseSessionStatus(
+            caseId: record.caseId, examiner: record.examiner, auto: record.autoAcquire, openedAt: record.openedAt,
+            nextExhibitId: "\(prefix)\((used.max() ?? 0) + 1)")
+    }
+
+    private func nextExhibitId(after current: String) -> String {
+        let prefix = configuration.exhibitPrefix ?? "E"
+        let number = Int(current.dropFirst(prefix.count)) ?? 0
+        return "\(prefix)\(number + 1)"
+    }
+
+    private func read(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// A status request the daemon could not carry out.
+public struct DaemonRequestError: Error, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        case invalidRequest = "invalid-request"
+        case noCase = "no-case"
+        case caseOpen = "case-open"
+        case noSuchSlot = "no-such-slot"
+        case slotNotReady = "slot-not-ready"
+        case stopping
+        case failed
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

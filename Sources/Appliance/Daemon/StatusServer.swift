@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The status API's Unix socket (mode 0660, group `exhibit` when it exists): one thread accepts,
+/// one thread per client reads requests, and a subscribed client gets a writer thread fed by the
+/// hub. The server owns the listening descriptor; each client thread owns its connection's.
+public final class StatusServer: Sendable {
+    public let path: String
+    private let daemon: ApplianceDaemon
+    private let logger: Logger
+    private let listener: Int32
+    private let stopped = Atomic<Bool>(false)
+
+    public init(path: String, group: String?, daemon: ApplianceDaemon, logger: Logger) throws(DaemonRequestError) {
+        self.path = path
+        self.daemon = daemon
+        self.logger = logger
+        let directory = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A socket left by a daemon that died is replaced; a live one is not.
+        if StatusClient.isListening(path) {
+            throw DaemonRequestError(.failed, "\(path): another exhibitd is already serving this socket")
+        }
+        unlink(path)
+        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard listener >= 0 else { throw DaemonRequestError(.failed, "socket: \(String(cString: strerror(errno)))") }
+        var address = try StatusClient.address(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(listener, 16) == 0 else {
+            let error = errno
+            close(listener)
+            throw DaemonRequestError(.failed, "bind \(path): \(String(cString: strerror(error)))")
+        }
+        chmod(path, 0o660)
+        if let group, let entry = getgrnam(group) {
+            chown(path, uid_t.max, entry.pointee.gr_gid)
+        } else if let group {
+            logger.warning("status socket \(path): group \(group) does not exist; the socket stays root's group")
+        }
+    }
+
+    deinit { close(listener) }
+
+    public func start() {
+        let thread = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                let client = accept(listener, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                let handler = Thread { [self] in serve(client) }
+                handler.name = "exhibit.status-client"
+                handler.start()
+            }
+        }
+        thread.name = "exhibit.status-accept"
+        thread.start()
+    }
+
+    public func stop() {
+        stopped.store(true, ordering: .relaxed)
+        shutdown(listener, Int32(SHUT_RDWR))
+        unlink(path)
+    }
+
+    private func serve(_ client: Int32) {
+        defer { close(client) }
+        var pending = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            while let newline = pending.firstIndex(of: 0x0A) {
+                let line = pending[pending.startIndex..<newline]
+                pending = Data(pending[(newline + 1)...])
+                if line.isEmpty { continue }
+                let request: StatusRequest
+                do {
+                    request = try JSONDecoder().decode(StatusRequest.self, from: line)
+                } catch {
+                    var message = StatusMessage(.error)
+                    message.error = .init(code: DaemonRequestError.Code.invalidRequest.rawValue, message: "not a status request: \(error)")
+                    guard send(client, StatusCoding.line(message)) else { return }
+                    continue
+                }
+                if request.request == .subscribe {
+                    stream(to: client)
+                    return
+                }
+                guard send(client, StatusCoding.line(answer(request))) else { return }
+            }
+            let count = recv(client, &buffer, buffer.count, 0)
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { return }
+            pending.append(contentsOf: buffer[0..<count])
+            if pending.count > 1 << 20 { return }  // no request is this long
+        }
+    }
+
+    func answer(_ request: StatusRequest) -> StatusMessage {
+        do {
+            switch request.request {
+            case .snapshot, .subscribe:
+                return daemon.snapshot()
+            case .openCase:
+                guard let caseId = request.caseId?.trimmingCharacters(in: .whitespaces), !caseId.isEmpty,
+                    let examiner = request.examiner?.trimmingCharacters(in: .whitespaces), !examiner.isEmpty
+                else { throw DaemonRequestError(.invalidRequest, "open-case needs caseId and examiner") }
+                var message = ok(request)
+                message.session = try daemon.openCase(caseId: caseId, examiner: examiner, auto: request.auto ?? false)
+                return message
+            case .closeCase:
+                guard try daemon.closeCase() != nil else { throw DaemonRequestError(.noCase, "no case is open") }
+                return ok(request)
+            case .acquire:
+                guard let slot = request.slot, let exhibitId = request.exhibitId else {
+                    throw DaemonRequestError(.invalidRequest, "acquire needs slot and exhibitId")
+                }
+                var message = ok(request)
+                message.slot = try daemon.acquire(slot: slot, exhibitId: exhibitId)
+                return message
+            }
+        } catch let error as DaemonRequestError {
+            return failure(request, code: error.code.rawValue, error.message)
+        } catch {
+            return failure(request, code: DaemonRequestError.Code.failed.rawValue, "\(error)")
+        }
+    }
+
+    private func ok(_ request: StatusRequest) -> StatusMessage {
+        var message = StatusMessage(.ok)
+        message.request = request.request.rawValue
+        return message
+    }
+
+    private func failure(_ request: StatusRequest, code: String, _ text: String) -> StatusMessage {
+        var message = StatusMessage(.error)
+        message.request = request.request.rawValue
+        message.error = .init(code: code, message: text)
+        return message
+    }
+
+    /// A snapshot, then every change. Subscribing before the snapshot is taken means no change
+    /// between the two is lost (a client may see one twice).
+    private func stream(to client: Int32) {
+        let subscription = daemon.hub.subscribe()
+        defer { daemon.hub.unsubscribe(subscription) }
+        guard send(client, StatusCoding.line(daemon.snapshot())) else { return }
+        // The client's half-close or disconnect ends the subscription.
+        let watcher = Thread {
+            var byte: UInt8 = 0
+            while recv(client, &byte, 1, 0) > 0 {}
+            subscription.close()
+        }
+        watcher.start()
+        while let line = subscription.next() {
+            guard send(client, line) else { break }
+        }
+        shutdown(client, Int32(SHUT_RDWR))
+    }
+
+    private func send(_ client: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { raw in
+            var sent = 0
+            while sent < raw.count {
+                let result = Glibc.send(client, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                if result < 0, errno == EINTR { continue }
+                guard result > 0 else { return false }
+                sent += result
+            }
+            return true
+        }
+    }
+}
+
+/// The client side: `exhibit status`, `exhibit case`, `exhibit acquire --slot`, and the panel.
+public struct StatusClient: Sendable {
+    public static let defaultSocket = "/run/exhibit/exhibitd.sock"
+    public let path: String
+
+    public init(path: String = defaultSocket) { self.path = path }
+
+    /// Sends one request and returns the one answer.
+    public func send(_ request: StatusRequest) throws(DaemonRequestError) -> StatusMessage {
+        var answer: StatusMessage? = nil
+        try exchange(request) { message in
+            answer = message
+            return false
+        }
+        guard let answer else { throw DaemonRequestError(.failed, "\(path): the daemon closed the connection without an answer") }
+        return answer
+    }
+
+    /// Sends `request` and hands each answer line to `body` until it returns false or the daemon hangs up.
+    public func exchange(_ request: StatusRequest, _ body: (StatusMessage) -> Bool) throws(DaemonRequestError) {
+        let descriptor = try connect()
+        defer { close(descriptor) }
+        let line = StatusCoding.line(request)
+        let written = line.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard written == line.count else {
+            throw DaemonRequestError(.failed, "\(path): cannot send the request: \(String(cString: strerror(errno)))")
+        }
+        var pending = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            while let newline = pending.firstIndex(of: 0x0A) {
+                let text = pending[pending.startIndex..<newline]
+                pending = Data(pending[(newline + 1)...])
+                let message: StatusMessage
+                do {
+                    message = try JSONDecoder().decode(StatusMessage.self, from: text)
+                } catch {
+                    throw DaemonRequestError(.failed, "\(path): the daemon sent an unreadable message: \(error)")
+                }
+                if !body(message) { return }
+            }
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { return }
+            pending.append(contentsOf: buffer[0..<count])
+        }
+    }
+
+    private func connect() throws(DaemonRequestError) -> Int32 {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw DaemonRequestError(.failed, "socket: \(String(cString: strerror(errno)))") }
+        var address = try Self.address(path)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard connected == 0 else {
+            let error = errno
+            close(descriptor)
+            throw DaemonRequestError(
+                .failed, "cannot reach exhibitd at \(path): \(String(cString: strerror(error))); is the daemon running?")
+        }
+        return descriptor
+    }
+
+    static func isListening(_ path: String) -> Bool {
+        guard let descriptor = try? StatusClient(path: path).connect() else { return false }
+        close(descriptor)
+        return true
+    }
+
+    static func address(_ path: String) throws(DaemonRequestError) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw DaemonRequestError(.invalidRequest, "socket path too long (\(bytes.count) bytes): \(path)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        return address
+    }
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: Apache-2.0
+import Evidence
+import Foundation
+import Store
+
+// The daemon's status API: newline-delimited JSON over a Unix socket. docs/status-api.md
+// describes it for the panel and other clients; this file is its one definition.
+
+/// Where one slot (one attached source) is.
+public enum SlotState: String, Codable, Sendable, CaseIterable {
+    /// Seen, not yet usable (a phone, or a disk still being inspected).
+    case detected
+    /// Read-only and waiting for an exhibit number (or for `--auto`).
+    case ready
+    /// Never opened: writable, or otherwise unsafe; `detail` says why and what to do.
+    case refused
+    case acquiring, verifying, sealing, sealed, failed, interrupted
+}
+
+/// One attached source and its job.
+public struct SlotStatus: Codable, Sendable, Equatable {
+    public var slot: Int
+    /// `disk` or `phone`.
+    public var kind: String
+    public var device: String
+    public var syspath: String
+    public var model: String?
+    public var vendor: String?
+    public var serial: String?
+    public var transport: String?
+    public var sizeBytes: UInt64
+    public var logicalSectorSize: UInt32?
+    /// The kernel read-only flag (sysfs `ro`), for disks.
+    public var readOnly: Bool?
+    /// A recognised hardware write blocker between the disk and the appliance.
+    public var writeBlocker: String?
+    /// `vvvv:pppp` of the USB device or of the disk's USB bridge.
+    public var usbId: String?
+    /// For phones: `android-adb`, `mtp`, `apple`.
+    public var phoneKind: String?
+    public var partitions: [String]
+    public var state: SlotState
+    /// Why a slot is refused or failed, and what the technician can do.
+    public var detail: String?
+    public var caseId: String?
+    public var exhibitId: String?
+    public var jobId: String?
+    public var bytesDone: UInt64
+    public var currentMBPerSecond: Double?
+    public var averageMBPerSecond: Double?
+    public var etaSeconds: Double?
+    public var unreadableSectors: UInt64
+    /// Final digests by algorithm (`sha256`, `md5`, `sha1`), once sealed.
+    public var digests: [String: String]
+    public var bundleId: String?
+    public var bundlePath: String?
+    public var updatedAt: String
+}
+
+/// The daemon itself.
+public struct DaemonInfo: Codable, Sendable, Equatable {
+    public var version: String
+    public var pid: Int32
+    public var store: String
+    public var applianceId: String
+    /// `udev` or `kernel`.
+    public var discovery: String
+    public var degraded: Bool
+    public var degradedReason: String?
+    public var startedAt: String
+    public var storeFreeBytes: UInt64?
+    /// The appliance's own disks (never offered), with the reason.
+    public var systemDisks: [String: String]
+}
+
+/// The open case session.
+public struct CaseSessionStatus: Codable, Sendable, Equatable {
+    public var caseId: String
+    public var examiner: String
+    public var auto: Bool
+    public var openedAt: String
+    /// The exhibit number the next automatic acquisition gets.
+    public var nextExhibitId: String
+}
+
+/// Something that happened, for the panel's log line.
+public struct DaemonEvent: Codable, Sendable, Equatable {
+    public var level: String
+    public var slot: Int?
+    public var device: String?
+    public var message: String
+}
+
+/// Every message the daemon sends. `type` says which of the optional members are present.
+public struct StatusMessage: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// The whole state: `daemon`, `session` (absent when no case is open), `slots`, `jobs`.
+        case snapshot
+        /// One slot changed: `slot`.
+        case slot
+        /// A slot is gone (device removed): `slot` with its last state.
+        case slotRemoved = "slot-removed"
+        /// The case session opened or closed: `session` (absent when closed).
+        case session
+        /// `event`.
+        case event
+        /// A command succeeded: `request`, and `slot` or `session` where it concerns one.
+        case ok
+        /// A request failed: `request`, `error`.
+        case error
+    }
+
+    public struct Failure: Codable, Sendable, Equatable {
+        public var code: String
+        public var message: String
+    }
+
+    public var type: Kind
+    public var time: String
+    public var daemon: DaemonInfo?
+    public var session: CaseSessionStatus?
+    public var slots: [SlotStatus]?
+    /// Recent jobs from the catalog, newest first (also those of earlier daemon runs).
+    public var jobs: [CatalogEntry]?
+    public var slot: SlotStatus?
+    public var event: DaemonEvent?
+    public var request: String?
+    public var error: Failure?
+
+    public init(_ type: Kind) {
+        self.type = type
+        self.time = UTCTimestamp.string(Date())
+    }
+}
+
+/// What clients send, one JSON object per line.
+public struct StatusRequest: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// Answered with one `snapshot`.
+        case snapshot
+        /// Answered with a `snapshot`, then every change until the client disconnects.
+        case subscribe
+        /// `caseId`, `examiner`, optional `auto`.
+        case openCase = "open-case"
+        case closeCase = "close-case"
+        /// `slot`, `exhibitId`.
+        case acquire
+    }
+
+    public var request: Kind
+    public var caseId: String?
+    public var examiner: String?
+    public var auto: Bool?
+    public var slot: Int?
+    public var exhibitId: String?
+
+    public init(
+        _ request: Kind, caseId: String? = nil, examiner: String? = nil, auto: Bool? = nil, slot: Int? = nil,
+        exhibitId: String? = nil
+    ) {
+        self.request = request
+        self.caseId = caseId
+        self.examiner = examiner
+        self.auto = auto
+        self.slot = slot
+        self.exhibitId = exhibitId
+    }
+}
+
+/// One JSON object per line, keys sorted so lines are stable for tests and logs.
+public enum StatusCoding {
+    public static func line<T: Encodable>(_ value: T) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        data.append(0x0A)
+        return data
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from line: some StringProtocol) throws -> T {
+        try JSONDecoder().decode(type, from: Data(line.utf8))
+    }
+}
