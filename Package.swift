@@ -120,6 +120,7 @@ let package = Package(
             dependencies: [
                 "Acquisition",
                 "Appliance",
+                "Devices",
                 "Cryptography",
                 "Evidence",
                 "Store",

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: Apache-2.0
+import Appliance
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A daemon on a test store, with helpers to wait for slot states through the real status socket.
+final class TestDaemon: @unchecked Sendable {
+    let store: TestStore
+    let socket: String
+    var process: DaemonProcess
+
+    init(_ label: String, environment: [String: String] = [:]) throws {
+        store = try TestStore(label)
+        socket = store.scratch.file("exhibitd.sock")
+        process = try DaemonProcess(store: store.root, socket: socket, log: store.scratch.file("exhibitd.log"), environment: environment)
+        try #require(process.waitUntilServing(), "exhibitd did not start: \(process.log)")
+    }
+
+    func restart() throws {
+        process = try DaemonProcess(
+            store: store.root, socket: socket, log: store.scratch.file("exhibitd-2.log"))
+        try #require(process.waitUntilServing(), "exhibitd did not restart: \(process.log)")
+    }
+
+    func snapshot() throws -> StatusMessage {
+        try StatusClient(path: socket).send(StatusRequest(.snapshot))
+    }
+
+    func slot(for device: String) throws -> SlotStatus? {
+        try snapshot().slots?.first { $0.device == device }
+    }
+
+    /// Polls until the device's slot satisfies `condition`; returns it, or nil on timeout.
+    func waitForSlot(_ device: String, timeout: TimeInterval, _ condition: (SlotStatus) -> Bool) throws -> SlotStatus? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let slot = try slot(for: device), condition(slot) { return slot }
+            usleep(100_000)
+        }
+        return nil
+    }
+
+    func cli(_ arguments: [String]) throws -> Subprocess.Result {
+        try exhibit(arguments + ["--socket", socket])
+    }
+}
+
+/// `exhibit status --watch --json` in the background, collecting the daemon's lines.
+final class StatusWatch: @unchecked Sendable {
+    let process = Process()
+    let output: String
+
+    init(socket: String, output: String) throws {
+        self.output = output
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        process.executableURL = URL(fileURLWithPath: BuiltProducts.exhibit)
+        process.arguments = ["status", "--watch", "--json", "--socket", socket]
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        try process.run()
+    }
+
+    var lines: [String] {
+        ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func messages() throws -> [StatusMessage] {
+        try lines.map { try StatusCoding.decode(StatusMessage.self, from: $0) }
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
+
+private func fixture(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/\(name)").path
+}
+
+private func fileFingerprint(_ path: String) throws -> String {
+    try Subprocess.shell("stat -c '%Y.%y %s' '\(path)' && sha256sum '\(path)'").stdout
+}
+
+@Suite(.serialized, .enabled(if: loopUnavailable == nil, loopSkipComment))
+struct DaemonTests {
+    @Test func refusesWritableAcquiresReadOnlyAndReportsEveryMessageType() throws {
+        try StockChecks.requireTools()
+        let daemon = try TestDaemon("daemon-e2e")
+        let scratch = daemon.store.scratch
+
+        // A writable disk attached before any case: refused, with the fix, and never opened.
+        let writableImage = try SourceImage.create(at: scratch.file("writable.img"), size: 24 << 20, seed: 11)
+        let before = try fileFingerprint(writableImage)
+        let writable = try LoopDevice(backing: writableImage)
+        let refused = try daemon.waitForSlot(writable.path, timeout: 5) { $0.state == .refused }
+        let refusal = try #require(refused, "writable device not refused within 5 s: \(daemon.process.log)")
+        #expect(refusal.detail?.contains("blockdev --setro \(writable.path)") == true)
+
+        let watch = try StatusWatch(socket: daemon.socket, output: scratch.file("watch.jsonl"))
+        defer { watch.stop() }
+        usleep(300_000)
+        let opened = try daemon.cli(["case", "open", "--case", "CASE-D", "--examiner", "Daemon Tester", "--auto"])
+        try #require(opened.succeeded, "case open: \(opened)")
+
+        // A read-only disk attached to an --auto case is detected within 5 s and sealed.
+        let image = try SourceImage.create(at: scratch.file("auto.img"), size: 40 << 20 | 3584, seed: 12)
+        let attached = Date()
+        let loop = try LoopDevice(backing: image, readOnly: true)
+        let detected = try daemon.waitForSlot(loop.path, timeout: 5) { _ in true }
+        #expect(detected != nil, "not detected within 5 s")
+        #expect(Date().timeIntervalSince(attached) < 5)
+        let sealedSlot = try daemon.waitForSlot(loop.path, timeout: 60) { [.sealed, .failed, .interrupted].contains($0.state) }
+        let sealed = try #require(sealedSlot, "not sealed: \(daemon.process.log)")
+        #expect(sealed.state == .sealed, "\(sealed.detail ?? "")")
+        #expect(sealed.exhibitId == "E1")
+        let bundle = try #require(sealed.bundlePath)
+        try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", image))
+        #expect(sealed.digests["sha256"] == (try StockChecks.sum("sha256sum", image)))
+
+        // The writable one is untouched and has no job; after setro it is ready and can be
+        // acquired by slot number.
+        #expect(try fileFingerprint(writableImage) == before)
+        #expect(try daemon.slot(for: writable.path)?.state == .refused)
+        let list = try exhibit(["list", "--store", daemon.store.root, "--json"])
+        #expect(!list.stdout.contains(writable.path), "a refused device must have no job")
+        try writable.setReadOnly(true)
+        let ready = try daemon.waitForSlot(writable.path, timeout: 5) { $0.state == .ready }
+        let readySlot = try #require(ready, "setro not noticed within 5 s")
+        let manual = try daemon.cli(["acquire", "--slot", String(readySlot.slot), "--exhibit", "W-1"])
+        #expect(manual.succeeded, "\(manual)")
+        let manualDone = try daemon.waitForSlot(writable.path, timeout: 60) { $0.state == .sealed || $0.state == .failed }
+        #expect(manualDone?.state == .sealed, "\(manualDone?.detail ?? daemon.process.log)")
+        #expect(manualDone?.exhibitId == "W-1")
+
+        // Errors are answered, not dropped.
+        let missing = try daemon.cli(["acquire", "--slot", "99", "--exhibit", "X"])
+        #expect(!missing.succeeded)
+        #expect(missing.stderr.contains("no slot 99"), "\(missing)")
+        let error = try StatusClient(path: daemon.socket).send(StatusRequest(.acquire, slot: 99, exhibitId: "X"))
+        #expect(error.type == .error && error.error?.code == "no-such-slot")
+        let ok = try StatusClient(path: daemon.socket).send(StatusRequest(.openCase, caseId: "CASE-D", examiner: "Daemon Tester", auto: true))
+        #expect(ok.type == .ok && ok.session?.caseId == "CASE-D")
+
+        loop.detach()
+        _ = try daemon.waitForSlot(loop.path, timeout: 5) { _ in false }
+        #expect(try daemon.cli(["case", "close"]).succeeded)
+        usleep(500_000)
+        #expect(daemon.process.terminate() != nil)
+        watch.stop()
+
+        // Every line decodes, and the subscription showed every kind of change, in order.
+        let messages = try watch.messages()
+        let kinds = Set(messages.map(\.type))
+        for kind in [StatusMessage.Kind.snapshot, .slot, .slotRemoved, .session, .event] {
+            #expect(kinds.contains(kind), "no \(kind.rawValue) message in \(watch.lines.count) lines")
+        }
+        let states = messages.compactMap { $0.type == .slot && $0.slot?.device == loop.path ? $0.slot?.state : nil }
+        var order: [SlotState] = []
+        for state in states where order.last != state { order.append(state) }
+        #expect(order == [.ready, .acquiring, .verifying, .sealing, .sealed], "states: \(order)")
+        let snapshot = try #require(messages.first)
+        #expect(snapshot.type == .snapshot && snapshot.daemon?.pid != nil)
+        #expect(snapshot.daemon?.degraded == !FileManager.default.fileExists(atPath: "/run/udev/control"))
+    }
+
+    @Test func slowSourceDoesNotDelayOthersAndSigtermInterruptsCleanly() throws {
+        if let reason = SlowLoopDevice.unavailableReason {
+            reportSkip(reason, "slowSourceDoesNotDelayOthersAndSigtermInterruptsCleanly")
+            return
+        }
+        let daemon = try TestDaemon("daemon-concurrent")
+        let scratch = daemon.store.scratch
+        #expect(try daemon.cli(["case", "open", "--case", "CASE-C", "--examiner", "Tester", "--auto"]).succeeded)
+
+        let slowImage = try SourceImage.create(at: scratch.file("slow.img"), size: 64 << 20, seed: 21)
+        let slow = try SlowLoopDevice(backing: slowImage, delayMilliseconds: 50, scratch: scratch, fixture: fixture("slowfile.c"))
+        let fastImages = try [22, 23].map { try SourceImage.create(at: scratch.file("fast\($0).img"), size: 48 << 20, seed: UInt64($0)) }
+        let fast = try fastImages.map { try LoopDevice(backing: $0, readOnly: true) }
+
+        for (device, image) in zip(fast, fastImages) {
+            let done = try daemon.waitForSlot(device.path, timeout: 60) { [.sealed, .failed, .interrupted].contains($0.state) }
+            #expect(done?.state == .sealed, "\(device.path): \(done?.detail ?? daemon.process.log)")
+            #expect(done?.digests["sha256"] == (try StockChecks.sum("sha256sum", image)))
+        }
+        let slowSlot = try #require(try daemon.slot(for: slow.loop.path), "slow device not detected")
+        #expect(slowSlot.state == .acquiring, "the slow device should still be reading: \(slowSlot.state)")
+        #expect(slowSlot.bytesDone < slowSlot.sizeBytes)
+        let jobId = try #require(slowSlot.jobId)
+
+        // SIGTERM mid-acquisition: a clean exit within 10 s, the job interrupted, its work kept.
+        let seconds = daemon.process.terminate(timeout: 15)
+        let exited = try #require(seconds, "exhibitd did not exit after SIGTERM")
+        #expect(exited < 10)
+        #expect(daemon.process.process.terminationStatus == 0, "\(daemon.process.log)")
+
+        try daemon.restart()
+        let jobs = try daemon.snapshot().jobs ?? []
+        let job = try #require(jobs.first { $0.jobId == jobId }, "the interrupted job is not shown after restart")
+        #expect(job.state == "interrupted")
+        #expect(FileManager.default.fileExists(atPath: "\(daemon.store.root)/work/\(jobId)"), "the partial work must be kept")
+        #expect(!daemon.store.bundles.contains { $0.contains("-E\(slowSlot.exhibitId?.dropFirst() ?? "")-") && $0.hasSuffix(jobId.prefix(8)) })
+        // The catalog agrees with the store: one bundle per sealed job, nothing else in bundles/.
+        let sealedJobs = jobs.filter { $0.state == "sealed" }
+        #expect(sealedJobs.count == 2)
+        #expect(Set(sealedJobs.compactMap(\.bundleId)) == Set(daemon.store.bundles))
+        #expect(daemon.process.terminate() != nil)
+    }
+}
+
+@Suite struct DaemonServiceTests {
+    @Test func speaksTheSystemdNotifyProtocol() throws {
+        let scratch = try ScratchDirectory("notify")
+        let socketPath = scratch.file("notify.sock")
+        let receiver = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        try #require(receiver >= 0)
+        defer { close(receiver) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in socketPath.utf8.enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(receiver, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0)
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(receiver, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+
+        let daemon = try TestDaemon("notify", environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
+        var datagrams: [String] = []
+        let deadline = Date().addingTimeInterval(2)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        func drain() {
+            while true {
+                let count = recv(receiver, &buffer, buffer.count, 0)
+                if count <= 0 { return }
+                datagrams.append(String(decoding: buffer[0..<count], as: UTF8.self))
+            }
+        }
+        while Date() < deadline { drain() }
+        #expect(daemon.process.terminate() != nil)
+        drain()
+
+        let ready = datagrams.firstIndex { $0.split(separator: "\n").contains("READY=1") }
+        #expect(ready != nil, "no READY=1 in \(datagrams)")
+        #expect(datagrams.contains { $0.hasPrefix("READY=1") && $0.contains("STATUS=") })
+        // Watchdog at half of WATCHDOG_USEC: 0.2 s, so about ten in two seconds.
+        let pings = datagrams.filter { $0 == "WATCHDOG=1" }.count
+        #expect(pings >= 5, "only \(pings) watchdog pings in 2 s: \(datagrams)")
+        #expect(datagrams.last?.hasPrefix("STOPPING=1") == true, "\(datagrams.suffix(3))")
+    }
+
+    @Test func unitFilePassesSystemdAnalyzeVerify() throws {
+        guard Subprocess.has("systemd-analyze") else {
+            reportSkip("systemd-analyze is not installed", "unitFilePassesSystemdAnalyzeVerify")
+            return
+        }
+        let scratch = try ScratchDirectory("unit")
+        let unit = try String(contentsOfFile: fixture("../../Systemd/exhibitd.service"), encoding: .utf8)
+        // The installed path does not exist on a build machine; verify checks the executable.
+        let local = unit.replacingOccurrences(of: "/usr/libexec/exhibit/exhibitd", with: "\(BuiltProducts.directory)/exhibitd")
+        try local.write(toFile: scratch.file("exhibitd.service"), atomically: true, encoding: .utf8)
+        let result = try Subprocess.run(["systemd-analyze", "verify", scratch.file("exhibitd.service")])
+        #expect(result.succeeded && result.stderr.isEmpty, "\(result)")
+        #expect(unit.contains("Type=notify") && unit.contains("WatchdogSec=") && unit.contains("IPAddressDeny=any"))
+        #expect(unit.contains("RestrictAddressFamilies=AF_UNIX AF_NETLINK") && !unit.contains("PrivateNetwork=yes"))
+    }
+
+    @Test(.enabled(if: loopUnavailable == nil, loopSkipComment))
+    func udevRulesMakeEvidenceReadOnlyAndLeaveTheSystemDiskAlone() throws {
+        guard Subprocess.has("udevadm"), Subprocess.has("unshare") else {
+            reportSkip("udevadm or unshare is not installed (scripts/install-deps installs udev)", "udevRules")
+            return
+        }
+        let scratch = try ScratchDirectory("udev")
+        let image = try SourceImage.create(at: scratch.file("evidence.img"), size: 1 << 20)
+        let loop = try LoopDevice(backing: image)
+        let rules = fixture("../../Udev")
+        let systemDisk = try Subprocess.shell("lsblk -no PKNAME $(findmnt -no SOURCE /) 2>/dev/null | head -1").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let rootDevice = try Subprocess.shell("findmnt -no SOURCE /").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let rootDisk = systemDisk.isEmpty ? (rootDevice as NSString).lastPathComponent : systemDisk
+        // udevadm test reads rules from /run/udev/rules.d and writes its database there: a private
+        // mount namespace with a tmpfs on /run keeps the host untouched.
+        let script = """
+            set -e
+            mount -t tmpfs tmpfs /run
+            mkdir -p /run/udev/rules.d
+            for f in '\(rules)'/*.rules; do
+              sed "s|/usr/libexec/exhibit/exhibit-system-disk|\(rules)/exhibit-system-disk|" "$f" > /run/udev/rules.d/${f##*/}
+            done
+            echo "== evidence"
+            udevadm test --action=change /sys/class/block/\((loop.path as NSString).lastPathComponent) 2>&1
+            echo "== system"
+            udevadm test --action=add /sys/class/block/\(rootDisk) 2>&1
+            """
+        let result = try Subprocess.run(["unshare", "--mount", "bash", "-c", script])
+        try #require(result.succeeded, "\(result)")
+        let parts = result.stdout.components(separatedBy: "== system")
+        let evidence = parts[0]
+        let system = parts.count > 1 ? parts[1] : ""
+        #expect(evidence.contains("\nUDISKS_IGNORE=1"), "\(evidence)")
+        #expect(evidence.contains("run: '/usr/sbin/blockdev --setro \(loop.path)'"), "\(evidence)")
+        #expect(system.contains("EXHIBIT_SYSTEM_DISK=1"), "\(rootDisk): \(system)")
+        #expect(!system.contains("UDISKS_IGNORE=1") && !system.contains("--setro"), "\(system)")
+        // The host's own read-only state is not changed by a simulation.
+        #expect(!FileManager.default.fileExists(atPath: "/run/udev/rules.d/62-exhibit-readonly.rules"))
+    }
+}
