@@ -177,6 +177,14 @@ public enum StatusCoding {
         return data
     }
 
+    /// Takes the first complete line (without its newline) off `pending`, or nil when none is complete.
+    static func nextLine(_ pending: inout Data) -> Data? {
+        guard let newline = pending.firstIndex(of: 0x0A) else { return nil }
+        let line = Data(pending[pending.startIndex..<newline])
+        pending = Data(pending[(newline + 1)...])
+        return line
+    }
+
     public static func decode<T: Decodable>(_ type: T.Type, from line: some StringProtocol) throws -> T {
         try JSONDecoder().decode(type, from: Data(line.utf8))
     }

@@ -78,9 +78,7 @@ public final class StatusServer: Sendable {
         var pending = Data()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            while let newline = pending.firstIndex(of: 0x0A) {
-                let line = pending[pending.startIndex..<newline]
-                pending = Data(pending[(newline + 1)...])
+            while let line = StatusCoding.nextLine(&pending) {
                 if line.isEmpty { continue }
                 let request: StatusRequest
                 do {
@@ -211,9 +209,7 @@ public struct StatusClient: Sendable {
         var pending = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            while let newline = pending.firstIndex(of: 0x0A) {
-                let text = pending[pending.startIndex..<newline]
-                pending = Data(pending[(newline + 1)...])
+            while let text = StatusCoding.nextLine(&pending) {
                 let message: StatusMessage
                 do {
                     message = try JSONDecoder().decode(StatusMessage.self, from: text)
