@@ -91,7 +91,7 @@ public struct EvidenceSource: ~Copyable {
         }
     }
 
-    static func writableRefusal(_ path: String) -> AcquisitionError {
+    public static func writableRefusal(_ path: String) -> AcquisitionError {
         AcquisitionError(
             .sourceWritable, path: path,
             detail: "its kernel read-only flag is off, so it was not opened; attach it behind a write blocker "

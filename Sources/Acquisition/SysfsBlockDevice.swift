@@ -123,7 +123,8 @@ public struct SysfsBlockDevice: Sendable {
         }
     }
 
-    static func readTrimmed(_ path: String) -> String? {
+    /// A sysfs attribute file's text without surrounding whitespace; nil when it cannot be read.
+    public static func readTrimmed(_ path: String) -> String? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

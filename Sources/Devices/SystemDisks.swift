@@ -61,11 +61,11 @@ public enum SystemDisks {
         let disk = isPartition ? (directory as NSString).deletingLastPathComponent : directory
         var found: Set<String> = [(disk as NSString).lastPathComponent]
         for slave in (try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/slaves")) ?? [] {
-            if let slaveNumber = read("\(directory)/slaves/\(slave)/dev") {
+            if let slaveNumber = SysfsBlockDevice.readTrimmed("\(directory)/slaves/\(slave)/dev") {
                 found.formUnion(wholeDisks(holding: slaveNumber, sysfsRoot: sysfsRoot, depth: depth + 1))
             }
         }
-        if let backing = read("\(disk)/loop/backing_file") {
+        if let backing = SysfsBlockDevice.readTrimmed("\(disk)/loop/backing_file") {
             var status = stat()
             if stat(backing, &status) == 0 {
                 found.formUnion(
@@ -73,11 +73,6 @@ public enum SystemDisks {
             }
         }
         return found
-    }
-
-    static func read(_ path: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// mountinfo escapes space, tab, newline and backslash as octal.

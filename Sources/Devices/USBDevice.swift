@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Acquisition
 import Foundation
 
 /// A USB device's ids and interfaces, read from its sysfs directory.
@@ -13,9 +14,7 @@ public struct USBDeviceDescription: Sendable, Equatable {
     /// Reads `idVendor`, `idProduct`, the strings and each interface's class triple.
     public init?(syspath: String) {
         func read(_ name: String) -> String? {
-            guard let data = FileManager.default.contents(atPath: "\(syspath)/\(name)") else { return nil }
-            let value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            return value.isEmpty ? nil : value
+            SysfsBlockDevice.readTrimmed("\(syspath)/\(name)").flatMap { $0.isEmpty ? nil : $0 }
         }
         guard let vendor = read("idVendor"), let product = read("idProduct") else { return nil }
         self.syspath = syspath

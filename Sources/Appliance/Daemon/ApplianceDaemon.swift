@@ -106,7 +106,7 @@ public final class ApplianceDaemon: Sendable {
     private func refreshDisk(syspath: String, devnode: String, removed: Bool) {
         let name = (syspath as NSString).lastPathComponent
         if Self.ignoredPrefixes.contains(where: name.hasPrefix) { return }
-        let sectors = read("\(syspath)/size").flatMap(UInt64.init) ?? 0
+        let sectors = SysfsBlockDevice.readTrimmed("\(syspath)/size").flatMap(UInt64.init) ?? 0
         if removed || sectors == 0 {
             removeSlot(syspath, reason: removed ? "removed" : "no medium")
             return
@@ -116,11 +116,15 @@ public final class ApplianceDaemon: Sendable {
             removeSlot(syspath, reason: "system disk")
             return
         }
-        guard let number = read("\(syspath)/dev"), case let parts = number.split(separator: ":"), parts.count == 2,
+        guard let number = SysfsBlockDevice.readTrimmed("\(syspath)/dev"), case let parts = number.split(separator: ":"), parts.count == 2,
             let major = UInt32(parts[0]), let minor = UInt32(parts[1])
         else { return }
         let sysfs = SysfsBlockDevice(major: major, minor: minor)
-        let names = sysfs.identification()
+        // Names and partitions are read once, for a new slot; the every-second re-check of a
+        // known slot only needs the flag, the size and the bridge.
+        let isNew = state.withLock { $0.slots[syspath] == nil }
+        let names = isNew ? sysfs.identification() : nil
+        let partitions = isNew ? sysfs.partitions().map(\.name) : []
         let usb = USBDeviceDescription.ancestor(ofBlockDevice: syspath)
         let blocker = blockers.name(of: usb?.product)
         let readOnly = sysfs.readOnly
@@ -141,16 +145,16 @@ public final class ApplianceDaemon: Sendable {
                     announce = (slot.status, slot.status.state == .ready ? "\(devnode) is read-only and ready" : slot.status.detail ?? "")
                 }
                 state.slots[syspath] = slot
-            } else {
+            } else if let names {
                 let used = Set(state.slots.values.map(\.status.slot))
                 let number = (1...).first { !used.contains($0) }!
                 let (slotState, detail) = Self.protectionState(devnode: devnode, readOnly: readOnly, blocker: blocker)
                 let status = SlotStatus(
                     slot: number, kind: "disk", device: devnode, syspath: syspath, model: names.model, vendor: names.vendor,
                     serial: names.serial, transport: names.transport, sizeBytes: sectors * 512,
-                    logicalSectorSize: read("\(syspath)/queue/logical_block_size").flatMap(UInt32.init), readOnly: readOnly,
+                    logicalSectorSize: SysfsBlockDevice.readTrimmed("\(syspath)/queue/logical_block_size").flatMap(UInt32.init), readOnly: readOnly,
                     writeBlocker: blocker, usbId: usb?.product.description, phoneKind: nil,
-                    partitions: sysfs.partitions().map(\.name), state: slotState, detail: detail, caseId: nil, exhibitId: nil,
+                    partitions: partitions, state: slotState, detail: detail, caseId: nil, exhibitId: nil,
                     jobId: nil, bytesDone: 0, currentMBPerSecond: nil, averageMBPerSecond: nil, etaSeconds: nil,
                     unreadableSectors: 0, digests: [:], bundleId: nil, bundlePath: nil, updatedAt: now)
                 state.slots[syspath] = Slot(status: status, arrivedAt: Date())
@@ -173,11 +177,7 @@ public final class ApplianceDaemon: Sendable {
     static func protectionState(devnode: String, readOnly: Bool?, blocker: String?) -> (SlotState, String?) {
         if readOnly == true { return (.ready, nil) }
         if let blocker { return (.ready, "behind hardware write blocker \(blocker); the kernel read-only flag is off") }
-        return (
-            .refused,
-            "refused: writable. The kernel read-only flag of \(devnode) is off, so it was not opened. "
-                + "Attach it behind a write blocker, or run `blockdev --setro \(devnode)`"
-        )
+        return (.refused, "refused: writable. \(devnode): \(EvidenceSource.writableRefusal(devnode).detail ?? "")")
     }
 
     private func refreshUSB(syspath: String, devnode: String?, removed: Bool) {
@@ -465,11 +465,6 @@ public final class ApplianceDaemon: Sendable {
         let prefix = configuration.exhibitPrefix ?? "E"
         let number = Int(current.dropFirst(prefix.count)) ?? 0
         return "\(prefix)\(number + 1)"
-    }
-
-    private func read(_ path: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
