@@ -9,6 +9,7 @@ public struct AcquisitionError: Error, CustomStringConvertible, Sendable {
             case sourceNotFound = "source not found"
             case sourceUnsupported = "unsupported source"
             case sourceWritable = "source is writable"
+            case sourceBecameWritable = "refused: source became writable"
             case sourceEmpty = "source is empty"
             case openFailed = "open failed"
             case inspectFailed = "inspect failed"
@@ -31,6 +32,7 @@ public struct AcquisitionError: Error, CustomStringConvertible, Sendable {
         public static let sourceNotFound = Code(.sourceNotFound)
         public static let sourceUnsupported = Code(.sourceUnsupported)
         public static let sourceWritable = Code(.sourceWritable)
+        public static let sourceBecameWritable = Code(.sourceBecameWritable)
         public static let sourceEmpty = Code(.sourceEmpty)
         public static let openFailed = Code(.openFailed)
         public static let inspectFailed = Code(.inspectFailed)
@@ -72,7 +74,8 @@ public struct AcquisitionError: Error, CustomStringConvertible, Sendable {
 }
 
 extension AcquisitionError {
-    /// The job stopped for a reason outside the evidence (store full, source unplugged, cancelled):
-    /// its partial work is kept and the job is `interrupted`, not `failed`.
-    public var interruptsJob: Bool { [.storeFull, .sourceVanished, .cancelled].contains(code) }
+    /// The job stopped for a reason outside the evidence (store full, source unplugged, its
+    /// read-only flag lost, cancelled): its partial work and journal are kept, the job is
+    /// `interrupted`, not `failed`, and it resumes where it stopped.
+    public var interruptsJob: Bool { [.storeFull, .sourceVanished, .sourceBecameWritable, .cancelled].contains(code) }
 }

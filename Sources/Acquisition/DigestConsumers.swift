@@ -3,23 +3,48 @@ import Cryptography
 import Foundation
 
 /// One digest over the whole stream, on its own pipeline thread.
+///
+/// With a frontier it hashes only the bytes before it: past the first skipped area the stream is
+/// provisional (zeros where sectors may still be recovered), so the digest stops there and is
+/// finished later from the store.
 public final class StreamDigester: StreamConsumer, @unchecked Sendable {
     public let algorithm: DigestAlgorithm
     private let digest: Digest
+    private let frontier: SkipFrontier?
     private var value: DigestValue?
 
-    public init(_ algorithm: DigestAlgorithm) {
+    public init(_ algorithm: DigestAlgorithm, stoppingAt frontier: SkipFrontier? = nil) {
         self.algorithm = algorithm
         self.digest = Digest(algorithm)
+        self.frontier = frontier
+    }
+
+    /// Continues from a state saved by `checkpoint()`; nil when the state is not one of `algorithm`.
+    public init?(_ algorithm: DigestAlgorithm, restoring saved: Data, stoppingAt frontier: SkipFrontier? = nil) {
+        guard let digest = Digest(algorithm, savedState: saved) else { return nil }
+        self.algorithm = algorithm
+        self.digest = digest
+        self.frontier = frontier
     }
 
     public var name: String { algorithm.displayName }
 
     public func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
-        digest.update(bytes)
+        let limit = frontier?.offset ?? .max
+        guard offset < limit else { return }
+        let count = Int(min(UInt64(bytes.count), limit - offset))
+        digest.update(UnsafeRawBufferPointer(rebasing: bytes.prefix(count)))
     }
 
-    public func finish() throws(AcquisitionError) { value = digest.finalize() }
+    /// Finishes the digest, unless it stopped at a frontier: then its state waits to be continued.
+    public func finish() throws(AcquisitionError) {
+        if (frontier?.offset ?? .max) == .max { value = digest.finalize() }
+    }
+
+    public func checkpoint() throws(AcquisitionError) -> Data? { digest.savedState }
+
+    /// The running state, to continue after the pipeline (a digest stopped at its frontier).
+    public var savedState: Data { digest.savedState }
 
     /// The digest; nil until the pipeline finished successfully.
     public var result: DigestValue? { value }
@@ -34,15 +59,18 @@ public final class RangeDigester: StreamConsumer, @unchecked Sendable {
     private var digest = Digest(.sha256)
     private var inRange: UInt64 = 0
     private var values: [DigestValue] = []
+    private let frontier: SkipFrontier?
 
-    /// Ranges of the given sizes, in order; bytes past their sum are ignored.
-    public init(rangeSizes: [UInt64], label: String) {
+    /// Ranges of the given sizes, in order; bytes past their sum are ignored, and with a frontier
+    /// so are the bytes from it on (see `StreamDigester`).
+    public init(rangeSizes: [UInt64], label: String, stoppingAt frontier: SkipFrontier? = nil) {
         self.sizes = rangeSizes
         self.label = label
+        self.frontier = frontier
     }
 
     /// Ranges of `rangeSize` bytes (the last one shorter) covering `totalSize` bytes.
-    public convenience init(rangeSize: UInt64, totalSize: UInt64, label: String) {
+    public convenience init(rangeSize: UInt64, totalSize: UInt64, label: String, stoppingAt frontier: SkipFrontier? = nil) {
         precondition(rangeSize > 0)
         var sizes: [UInt64] = []
         var left = totalSize
@@ -50,13 +78,41 @@ public final class RangeDigester: StreamConsumer, @unchecked Sendable {
             sizes.append(min(rangeSize, left))
             left -= sizes[sizes.count - 1]
         }
-        self.init(rangeSizes: sizes, label: label)
+        self.init(rangeSizes: sizes, label: label, stoppingAt: frontier)
     }
 
     public var name: String { label }
 
+    private struct SavedState: Codable {
+        var index: Int
+        var inRange: UInt64
+        var values: [String]
+        var digest: Data
+    }
+
+    public func checkpoint() throws(AcquisitionError) -> Data? {
+        try? JSONEncoder().encode(
+            SavedState(index: index, inRange: inRange, values: values.map(\.hex), digest: digest.savedState))
+    }
+
+    /// Continues from a state saved by `checkpoint()`; false when `saved` is not such a state.
+    public func restore(_ saved: Data) -> Bool {
+        guard let state = try? JSONDecoder().decode(SavedState.self, from: saved),
+            let digest = Digest(.sha256, savedState: state.digest)
+        else { return false }
+        let values = state.values.compactMap(DigestValue.init(hex:))
+        guard values.count == state.values.count, state.index <= sizes.count else { return false }
+        self.index = state.index
+        self.inRange = state.inRange
+        self.values = values
+        self.digest = digest
+        return true
+    }
+
     public func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
-        var rest = bytes
+        let limit = frontier?.offset ?? .max
+        guard offset < limit else { return }
+        var rest = UnsafeRawBufferPointer(rebasing: bytes.prefix(Int(min(UInt64(bytes.count), limit - offset))))
         while !rest.isEmpty, index < sizes.count {
             let take = Int(min(UInt64(rest.count), sizes[index] - inRange))
             digest.update(UnsafeRawBufferPointer(rebasing: rest.prefix(take)))
@@ -72,7 +128,7 @@ public final class RangeDigester: StreamConsumer, @unchecked Sendable {
     }
 
     public func finish() throws(AcquisitionError) {
-        if inRange > 0 { values.append(digest.finalize()) }
+        if inRange > 0, (frontier?.offset ?? .max) == .max { values.append(digest.finalize()) }
     }
 
     /// One digest per range, in order.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import CBlockDevice
+import Cryptography
 import Foundation
 
 #if canImport(Glibc)
@@ -30,12 +31,40 @@ public struct EvidenceSource: ~Copyable {
 
     deinit { _ = Glibc.close(descriptor) }
 
-    /// A reader for the pipeline; valid only while this source is alive.
-    public var reader: SourceReader {
+    /// A first-pass reader for the pipeline; valid only while this source is alive.
+    public func makeReader() -> SourceReader {
         SourceReader(
             descriptor: descriptor, path: identity.path, size: identity.sizeBytes,
-            sectorSize: Int(identity.logicalSectorSize), toleratesUnreadableSectors: true,
+            sectorSize: Int(identity.logicalSectorSize), isBlockDevice: identity.kind == .blockDevice,
             requiresReadOnlyFlag: identity.writeProtection.kernelReadOnlyIoctl == true)
+    }
+
+    /// The second pass over skipped areas; valid only while this source is alive.
+    public func makeRecovery() -> SectorRecovery {
+        SectorRecovery(
+            descriptor: descriptor, path: identity.path, size: identity.sizeBytes,
+            sectorSize: Int(identity.logicalSectorSize), isBlockDevice: identity.kind == .blockDevice,
+            requiresReadOnlyFlag: identity.writeProtection.kernelReadOnlyIoctl == true)
+    }
+
+    /// SHA-256 over the size and the first and last MiB (unreadable sectors as zeros): with
+    /// serial, model and size, what tells a re-attached source from another one of the same size.
+    public func fingerprint() throws -> String {
+        var recovery = makeRecovery()
+        recovery.attemptsPerSector = 1
+        recovery.secondsPerArea = 10
+        let size = identity.sizeBytes
+        let sector = UInt64(identity.logicalSectorSize)
+        var length = min(size, 1 << 20)
+        if identity.kind == .blockDevice { length -= length % sector }
+        var buffer: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&buffer, 4096, SectorRecovery.pieceSize) == 0, let buffer else {
+            throw AcquisitionError(.readFailed, path: identity.path, detail: "no memory for the fingerprint")
+        }
+        defer { free(buffer) }
+        let first = try recovery.recover(ByteSpan(start: 0, length: length), buffer: buffer) { _, _, _ in }
+        let last = try recovery.recover(ByteSpan(start: size - length, length: length), buffer: buffer) { _, _, _ in }
+        return Digest.sha256("\(size) \(first.sha256) \(last.sha256)").hex
     }
 
     /// Inspects `path`, proves it read-only (block devices) and opens it `O_RDONLY`.

@@ -13,6 +13,22 @@ public protocol StreamConsumer: AnyObject, Sendable {
     func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError)
     /// Called once after the last byte, on the consumer's thread.
     func finish() throws(AcquisitionError)
+    /// The consumer's state after every byte it has consumed so far, for a job's journal (the
+    /// image writer makes its bytes durable first); nil when it keeps none. On its own thread.
+    func checkpoint() throws(AcquisitionError) -> Data?
+}
+
+extension StreamConsumer {
+    public func checkpoint() throws(AcquisitionError) -> Data? { nil }
+}
+
+/// The state of every stage after the first `offset` bytes: what a journal saves to resume from.
+public struct PipelineCheckpoint: Sendable {
+    public var offset: UInt64
+    /// Each consumer's saved state, by consumer name.
+    public var states: [String: Data]
+    /// Every span the reader skipped before `offset`.
+    public var skipped: [ByteSpan]
 }
 
 /// Sizes of the pipeline's buffers: memory stays `bufferSize × bufferCount` whatever the source size.
@@ -32,14 +48,16 @@ public struct PipelineConfiguration: Sendable {
 public struct PipelineProgress: Sendable {
     public var bytesDone: UInt64
     public var totalBytes: UInt64
-    public var unreadableSectors: UInt64
+    /// Bytes zero-filled and skipped so far, left for the second pass.
+    public var skippedBytes: UInt64
     public var elapsed: TimeInterval
 }
 
 /// What a finished pipeline run read.
 public struct PipelineOutcome: Sendable {
     public var bytesRead: UInt64
-    public var unreadable: [UnreadableRange]
+    /// The spans the reader could not read (zero-filled), joined and in order.
+    public var skipped: [ByteSpan]
     public var elapsed: TimeInterval
 }
 
@@ -58,6 +76,8 @@ public enum Pipeline {
         let base: UnsafeMutableRawPointer
         var count = 0
         var offset: UInt64 = 0
+        /// Each consumer saves its state after this buffer.
+        var isCheckpoint = false
         let pending = Atomic<Int>(0)
 
         init(size: Int) {
@@ -76,8 +96,8 @@ public enum Pipeline {
         let failure = Mutex<AcquisitionError?>(nil)
         let stop = Atomic<Bool>(false)
         let bytesDone = Atomic<UInt64>(0)
-        let unreadableSectors = Atomic<UInt64>(0)
-        let unreadable = Mutex<[UnreadableRange]>([])
+        let skippedBytes = Atomic<UInt64>(0)
+        let skipped = Mutex<[ByteSpan]>([])
 
         /// Keeps the first failure and stops every stage at its next buffer.
         func record(_ error: AcquisitionError) {
@@ -93,19 +113,30 @@ public enum Pipeline {
 
     /// Streams `reader` through every consumer. Throws the first failure of the reader or of any
     /// consumer; the others are stopped at the next buffer.
+    ///
+    /// The stream starts at `start` (a resumed job's consumers were restored to that offset). Every
+    /// `checkpointInterval` seconds the next buffer is marked; once every consumer has saved its
+    /// state after it, `onCheckpoint` gets them (on a consumer thread, one call at a time, in order).
     public static func run(
         _ reader: some StreamSource,
         into consumers: [any StreamConsumer],
+        startingAt start: UInt64 = 0,
+        previouslySkipped: [ByteSpan] = [],
         configuration: PipelineConfiguration = PipelineConfiguration(),
         cancellation: CancellationFlag = CancellationFlag(),
         progressInterval: TimeInterval = 0.5,
-        progress: (PipelineProgress) -> Void = { _ in }
+        progress: (PipelineProgress) -> Void = { _ in },
+        checkpointInterval: TimeInterval? = nil,
+        onCheckpoint: @escaping @Sendable (PipelineCheckpoint) throws -> Void = { _ in }
     ) throws(AcquisitionError) -> PipelineOutcome {
         let started = Date()
         let pool = BlockingQueue<Buffer>()
         for _ in 0..<configuration.bufferCount { pool.push(Buffer(size: configuration.bufferSize)) }
         let queues = consumers.map { _ in BlockingQueue<Message>() }
         let state = RunState()
+        state.skipped.withLock { $0 = previouslySkipped }
+        state.bytesDone.store(start, ordering: .relaxed)
+        let checkpoints = CheckpointCollector(consumers: consumers.count, onComplete: onCheckpoint)
         let group = DispatchGroup()
 
         for (consumer, queue) in zip(consumers, queues) {
@@ -120,6 +151,11 @@ public enum Pipeline {
                             do throws(AcquisitionError) {
                                 try consumer.consume(
                                     UnsafeRawBufferPointer(start: buffer.base, count: buffer.count), at: buffer.offset)
+                                if buffer.isCheckpoint {
+                                    try checkpoints.deposit(
+                                        offset: buffer.offset + UInt64(buffer.count), name: consumer.name,
+                                        state: consumer.checkpoint())
+                                }
                             } catch {
                                 failed = true
                                 state.record(error)
@@ -147,7 +183,8 @@ public enum Pipeline {
                 for queue in queues { queue.push(.end) }
                 group.leave()
             }
-            var offset: UInt64 = 0
+            var offset = start
+            var lastCheckpoint = Date()
             while offset < reader.size {
                 if state.stop.load(ordering: .relaxed) { return }
                 if cancellation.isCancelled {
@@ -157,10 +194,10 @@ public enum Pipeline {
                 let buffer = pool.pop()
                 let length = Int(min(UInt64(configuration.bufferSize), reader.size - offset))
                 do throws(AcquisitionError) {
-                    let ranges = try reader.fill(buffer.base, count: length, at: offset)
-                    if !ranges.isEmpty {
-                        state.unreadable.withLock { $0.append(contentsOf: ranges) }
-                        state.unreadableSectors.add(ranges.reduce(0) { $0 + $1.sectorCount }, ordering: .relaxed)
+                    let spans = try reader.fill(buffer.base, count: length, at: offset)
+                    if !spans.isEmpty {
+                        state.skipped.withLock { $0.append(contentsOf: spans) }
+                        state.skippedBytes.add(spans.reduce(0) { $0 + $1.length }, ordering: .relaxed)
                     }
                 } catch {
                     pool.push(buffer)
@@ -169,6 +206,15 @@ public enum Pipeline {
                 }
                 buffer.count = length
                 buffer.offset = offset
+                buffer.isCheckpoint = false
+                if let checkpointInterval, Date().timeIntervalSince(lastCheckpoint) >= checkpointInterval,
+                    offset + UInt64(length) < reader.size
+                {
+                    lastCheckpoint = Date()
+                    buffer.isCheckpoint = true
+                    let skipped = ByteSpan.merged(state.skipped.withLock { $0 })
+                    checkpoints.expect(offset: offset + UInt64(length), skipped: skipped)
+                }
                 buffer.pending.store(queues.count, ordering: .releasing)
                 for queue in queues { queue.push(.data(buffer)) }
                 offset += UInt64(length)
@@ -181,7 +227,7 @@ public enum Pipeline {
         func snapshot() -> PipelineProgress {
             PipelineProgress(
                 bytesDone: state.bytesDone.load(ordering: .relaxed), totalBytes: reader.size,
-                unreadableSectors: state.unreadableSectors.load(ordering: .relaxed),
+                skippedBytes: state.skippedBytes.load(ordering: .relaxed),
                 elapsed: Date().timeIntervalSince(started))
         }
         while group.wait(timeout: .now() + progressInterval) == .timedOut {
@@ -190,22 +236,83 @@ public enum Pipeline {
         progress(snapshot())
         if let error = state.failure.withLock({ $0 }) { throw error }
         return PipelineOutcome(
-            bytesRead: state.bytesDone.load(ordering: .relaxed), unreadable: mergeRanges(state.unreadable.withLock { $0 }),
+            bytesRead: state.bytesDone.load(ordering: .relaxed), skipped: ByteSpan.merged(state.skipped.withLock { $0 }),
             elapsed: Date().timeIntervalSince(started))
     }
 
-    /// Joins ranges that touch across buffer boundaries.
-    static func mergeRanges(_ ranges: [UnreadableRange]) -> [UnreadableRange] {
-        var merged: [UnreadableRange] = []
-        for range in ranges.sorted(by: { $0.firstSector < $1.firstSector }) {
-            if var last = merged.last, last.lastSector + 1 == range.firstSector, last.errno == range.errno {
-                last.sectorCount += range.sectorCount
-                last.attemptsPerSector = max(last.attemptsPerSector, range.attemptsPerSector)
-                merged[merged.count - 1] = last
-            } else {
-                merged.append(range)
-            }
+    /// Gathers the consumers' states for each checkpoint offset and hands complete sets on, in order.
+    private final class CheckpointCollector: Sendable {
+        private struct Partial {
+            var states: [String: Data] = [:]
+            var deposits = 0
+            var skipped: [ByteSpan] = []
         }
-        return merged
+        private let consumers: Int
+        private let partials = Mutex<[UInt64: Partial]>([:])
+        private let delivered = Mutex<UInt64>(0)
+        private let onComplete: @Sendable (PipelineCheckpoint) throws -> Void
+
+        init(consumers: Int, onComplete: @escaping @Sendable (PipelineCheckpoint) throws -> Void) {
+            self.consumers = consumers
+            self.onComplete = onComplete
+        }
+
+        /// The reader marked the buffer ending at `offset`.
+        func expect(offset: UInt64, skipped: [ByteSpan]) {
+            partials.withLock { $0[offset, default: Partial()].skipped = skipped }
+        }
+
+        func deposit(offset: UInt64, name: String, state: Data?) throws(AcquisitionError) {
+            let complete: Partial? = partials.withLock { partials in
+                var partial = partials[offset, default: Partial()]
+                if let state { partial.states[name] = state }
+                partial.deposits += 1
+                if partial.deposits == consumers {
+                    partials[offset] = nil
+                    return partial
+                }
+                partials[offset] = partial
+                return nil
+            }
+            guard let complete else { return }
+            let failure: AcquisitionError? = delivered.withLock { last in
+                guard offset > last else { return nil }
+                do {
+                    try onComplete(PipelineCheckpoint(offset: offset, states: complete.states, skipped: complete.skipped))
+                    last = offset
+                    return nil
+                } catch let error as AcquisitionError {
+                    return error
+                } catch {
+                    return AcquisitionError(.writeFailed, path: "journal", offset: offset, detail: "\(error)")
+                }
+            }
+            if let failure { throw failure }
+        }
     }
+
+}
+
+/// Hands an inner consumer only the stream's bytes from `start` on: a digest restored at an
+/// offset, fed by a stream that begins before it.
+public final class ConsumerFromOffset: StreamConsumer, @unchecked Sendable {
+    private let inner: any StreamConsumer
+    private let start: UInt64
+
+    public init(_ inner: any StreamConsumer, from start: UInt64) {
+        self.inner = inner
+        self.start = start
+    }
+
+    public var name: String { inner.name }
+
+    public func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+        let end = offset + UInt64(bytes.count)
+        guard end > start else { return }
+        let skip = Int(start > offset ? start - offset : 0)
+        try inner.consume(UnsafeRawBufferPointer(rebasing: bytes.dropFirst(skip)), at: offset + UInt64(skip))
+    }
+
+    public func finish() throws(AcquisitionError) { try inner.finish() }
+    public func checkpoint() throws(AcquisitionError) -> Data? { try inner.checkpoint() }
 }

@@ -7,21 +7,38 @@ import Foundation
 
 /// Writes the media stream into the store as one raw file or fixed-size segments
 /// (`NAME.raw`, or `NAME.raw.000`, `.001` … with a width that sorts for `cat`).
+///
+/// All-zero buffers are not written but left as holes, which read back as zeros: an unused disk
+/// costs no store space and a 32 TiB sparse source no memory. Before each write the store must
+/// keep `keepFree` bytes free for records, journal and catalog; otherwise the job stops as
+/// "store full" while there is still room to say so, and resumes once space is freed.
 public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     public let directory: String
     /// File names relative to `directory`, in stream order.
     public let fileNames: [String]
     public let segmentSize: UInt64?
+    public let totalSize: UInt64
+    private let keepFree: UInt64
     private var descriptor: Int32 = -1
     private var fileIndex = -1
     private var writtenInFile: UInt64 = 0
+    private var writtenSinceSpaceCheck: UInt64 = .max
 
     public var name: String { "image writer" }
 
-    public init(directory: String, baseName: String, totalSize: UInt64, segmentSize: UInt64?) {
+    /// A writer for a new image (whose files must not exist yet), or, with `resumingAt`, one that
+    /// continues an image whose first `resumingAt` bytes are already written (later bytes and
+    /// files are discarded; 0 starts the job's image again).
+    public init(
+        directory: String, baseName: String, totalSize: UInt64, segmentSize: UInt64?, keepFree: UInt64 = 0,
+        resumingAt resumeOffset: UInt64? = nil
+    ) throws(AcquisitionError) {
         self.directory = directory
         self.segmentSize = segmentSize
+        self.totalSize = totalSize
+        self.keepFree = keepFree
         self.fileNames = Self.fileNames(baseName: baseName, totalSize: totalSize, segmentSize: segmentSize)
+        if let resumeOffset { try reopen(at: resumeOffset) }
     }
 
     public static func fileNames(baseName: String, totalSize: UInt64, segmentSize: UInt64?) -> [String] {
@@ -36,6 +53,26 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
 
     public var paths: [String] { fileNames.map { "\(directory)/\($0)" } }
 
+    /// The file holding stream byte `offset`, and where in it.
+    private func location(of offset: UInt64) -> (index: Int, offset: UInt64) {
+        guard let segmentSize, fileNames.count > 1 else { return (0, offset) }
+        let index = min(Int(offset / segmentSize), fileNames.count - 1)
+        return (index, offset - UInt64(index) * segmentSize)
+    }
+
+    private func reopen(at offset: UInt64) throws(AcquisitionError) {
+        let (index, inFile) = location(of: offset)
+        for later in paths.dropFirst(index + 1) { unlink(later) }
+        let path = paths[index]
+        descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw AcquisitionError(.openFailed, path: path, offset: inFile, errno: errno) }
+        fileIndex = index
+        guard ftruncate(descriptor, off_t(inFile)) == 0 else {
+            throw AcquisitionError(.writeFailed, path: path, offset: inFile, errno: errno, detail: "truncating to the journal's offset")
+        }
+        writtenInFile = inFile
+    }
+
     public func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
         var rest = bytes
         var position = offset
@@ -44,19 +81,23 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
                 try openNext(at: position)
             }
             let room = segmentSize.map { Int(min(UInt64(rest.count), $0 - writtenInFile)) } ?? rest.count
-            var done = 0
-            while done < room {
-                let result = write(descriptor, rest.baseAddress! + done, room - done)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    let error = errno
-                    let full = error == ENOSPC || error == EDQUOT
-                    throw AcquisitionError(
-                        full ? .storeFull : .writeFailed, path: paths[fileIndex],
-                        offset: position + UInt64(done), errno: error,
-                        detail: full ? "the store has no room left for the image" : nil)
+            let chunk = UnsafeRawBufferPointer(rebasing: rest.prefix(room))
+            if !Self.isAllZero(chunk) {
+                try ensureSpace(for: UInt64(room), at: position)
+                var done = 0
+                while done < room {
+                    let result = pwrite(descriptor, chunk.baseAddress! + done, room - done, off_t(writtenInFile) + off_t(done))
+                    if result < 0 {
+                        if errno == EINTR { continue }
+                        let error = errno
+                        let full = error == ENOSPC || error == EDQUOT
+                        throw AcquisitionError(
+                            full ? .storeFull : .writeFailed, path: paths[fileIndex],
+                            offset: position + UInt64(done), errno: error,
+                            detail: full ? "the store has no room left for the image" : nil)
+                    }
+                    done += result
                 }
-                done += result
             }
             writtenInFile += UInt64(room)
             position += UInt64(room)
@@ -64,9 +105,94 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
         }
     }
 
+    /// Stops before the store is so full that the records, the journal or the catalog could not be written.
+    private func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
+        guard keepFree > 0 else { return }
+        if writtenSinceSpaceCheck < Self.spaceCheckInterval {
+            writtenSinceSpaceCheck += count
+            return
+        }
+        writtenSinceSpaceCheck = count
+        var info = statvfs()
+        guard fstatvfs(descriptor, &info) == 0 else { return }
+        let free = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        // Room for this check interval's writes plus the reserve.
+        let needed = keepFree + Self.spaceCheckInterval
+        if free < needed {
+            throw AcquisitionError(
+                .storeFull, path: paths[fileIndex], offset: offset,
+                detail: "\(free) bytes free, \(keepFree) kept for records and \(totalSize - offset) still to write; "
+                    + "free space in the store and the job resumes here")
+        }
+    }
+
+    /// Bytes written between two looks at the store's free space.
+    static let spaceCheckInterval: UInt64 = 16 << 20
+
+    static func isAllZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let words = bytes.count / 8
+        let wordPointer = base.assumingMemoryBound(to: UInt64.self)
+        var index = 0
+        // Eight words at a time: the first non-zero block ends the scan, so real data costs little.
+        while index + 8 <= words {
+            if (wordPointer[index] | wordPointer[index + 1] | wordPointer[index + 2] | wordPointer[index + 3]
+                | wordPointer[index + 4] | wordPointer[index + 5] | wordPointer[index + 6] | wordPointer[index + 7]) != 0
+            {
+                return false
+            }
+            index += 8
+        }
+        for byte in UnsafeRawBufferPointer(rebasing: bytes[(index * 8)...]) where byte != 0 { return false }
+        return true
+    }
+
     public func finish() throws(AcquisitionError) {
         try closeCurrent()
         try Self.syncDirectory(directory)
+    }
+
+    /// Makes what was written so far durable, so a journal may name it.
+    public func checkpoint() throws(AcquisitionError) -> Data? {
+        guard descriptor >= 0 else { return nil }
+        try settleCurrent()
+        return nil
+    }
+
+    /// Writes recovered bytes over the (zero) bytes of a skipped area, after the first pass.
+    public func patch(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+        var position = offset
+        var rest = bytes
+        while !rest.isEmpty {
+            let (index, inFile) = location(of: position)
+            let room = segmentSize.map { Int(min(UInt64(rest.count), $0 - inFile)) } ?? rest.count
+            let path = paths[index]
+            let file = open(path, O_WRONLY | O_CLOEXEC)
+            guard file >= 0 else { throw AcquisitionError(.openFailed, path: path, offset: inFile, errno: errno) }
+            defer { close(file) }
+            var done = 0
+            while done < room {
+                let result = pwrite(file, rest.baseAddress! + done, room - done, off_t(inFile) + off_t(done))
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    let error = errno
+                    throw AcquisitionError(
+                        error == ENOSPC || error == EDQUOT ? .storeFull : .writeFailed, path: path,
+                        offset: inFile + UInt64(done), errno: error)
+                }
+                done += result
+            }
+            guard fdatasync(file) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+            position += UInt64(room)
+            rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(room))
+        }
+    }
+
+    /// Makes every image file read-only, once nothing will be written to them any more.
+    public func makeReadOnly() throws(AcquisitionError) {
+        for path in paths where chmod(path, 0o444) != 0 {
+            throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "chmod 0444")
+        }
     }
 
     private func openNext(at offset: UInt64) throws(AcquisitionError) {
@@ -82,22 +208,28 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
         writtenInFile = 0
     }
 
-    /// Flushes the file to stable storage, drops it from the page cache (so a read-back really
-    /// reads the store) and makes it read-only.
-    private func closeCurrent() throws(AcquisitionError) {
-        guard descriptor >= 0 else { return }
+    /// Gives the file its full length (trailing holes included) and flushes it to stable storage.
+    private func settleCurrent() throws(AcquisitionError) {
         let path = paths[fileIndex]
-        defer {
-            close(descriptor)
-            descriptor = -1
+        guard ftruncate(descriptor, off_t(writtenInFile)) == 0 else {
+            throw AcquisitionError(.writeFailed, path: path, offset: writtenInFile, errno: errno, detail: "setting the length")
         }
         guard fdatasync(descriptor) == 0 else {
             let error = errno
             throw AcquisitionError(
                 error == ENOSPC || error == EDQUOT ? .storeFull : .syncFailed, path: path, errno: error)
         }
+    }
+
+    /// Flushes the file and drops it from the page cache, so a read-back really reads the store.
+    private func closeCurrent() throws(AcquisitionError) {
+        guard descriptor >= 0 else { return }
+        defer {
+            close(descriptor)
+            descriptor = -1
+        }
+        try settleCurrent()
         _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
-        _ = fchmod(descriptor, 0o444)
     }
 
     static func syncDirectory(_ path: String) throws(AcquisitionError) {
@@ -139,7 +271,7 @@ public final class ImageFiles: StreamSource, @unchecked Sendable {
 
     public func fill(
         _ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64
-    ) throws(AcquisitionError) -> [UnreadableRange] {
+    ) throws(AcquisitionError) -> [ByteSpan] {
         var done = 0
         while done < count {
             let position = offset + UInt64(done)

@@ -21,6 +21,13 @@ public struct AcquisitionRequest: Sendable {
     public var pipeline: PipelineConfiguration
     /// The job's identifier, chosen by the caller so it can follow the job before it starts.
     public var jobId: String
+    /// Continue this interrupted job (its source must be the same device); without it, an
+    /// interrupted job of the same case and exhibit on the same device is continued if there is one.
+    public var resumeJobId: String?
+    /// How far the journal may lag behind the first pass.
+    public var checkpointSeconds: Double = 5
+    /// The second pass's limit per skipped area.
+    public var secondsPerArea: Double = 300
 
     public init(
         sourcePath: String, caseId: String, exhibitId: String, examiner: String,
@@ -62,12 +69,26 @@ public struct AcquisitionSummary: Codable, Sendable {
 
 /// Where a job is, for progress lines and the daemon's status.
 public struct JobProgress: Sendable {
-    public enum Phase: String, Sendable { case acquiring, verifying, sealing }
+    public enum Phase: String, Sendable { case acquiring, recovering, verifying, sealing }
     public var phase: Phase
     public var bytesDone: UInt64
     public var totalBytes: UInt64
     public var unreadableSectors: UInt64
+    /// Bytes the first pass skipped, to be read again by the second.
+    public var skippedBytes: UInt64 = 0
+    /// Seconds since this phase began in this run.
     public var elapsed: TimeInterval
+    /// `bytesDone` when this phase began in this run (a resumed job's earlier bytes), for rates.
+    public var startBytes: UInt64 = 0
+}
+
+/// An interrupted job that a source continues.
+public struct ResumableJob: Sendable {
+    public var jobId: String
+    public var caseId: String
+    public var exhibitId: String
+    public var examiner: String
+    public var copiedBytes: UInt64
 }
 
 /// A failure of a job as a whole, with the stage it happened in.
@@ -103,137 +124,427 @@ public struct DiskAcquisition: Sendable {
 
         return try stage("source") {
             try withEvidenceSource(at: request.sourcePath, writablePolicy: request.writablePolicy) { source in
-                try store.ensureRoom(forImageOf: source.identity.sizeBytes)
+                let candidates =
+                    try request.resumeJobId.map { [$0] }
+                    ?? catalog.interruptedJobs(caseId: request.caseId, exhibitId: request.exhibitId)
+                let journal = try interruptedJournal(of: source, among: candidates, required: request.resumeJobId != nil)
+                let remaining = journal.map { $0.phase == .copying ? source.identity.sizeBytes - $0.copiedBytes : 0 }
+                try store.ensureRoom(forImageOf: remaining ?? source.identity.sizeBytes)
                 return try acquire(
-                    source: source, request: request, settings: settings, identity: identity, catalog: catalog,
-                    cancellation: cancellation, progress: progress)
+                    source: source, request: request, journal: journal, settings: settings, identity: identity,
+                    catalog: catalog, cancellation: cancellation, progress: progress)
             }
         }
     }
 
+    /// The interrupted job, if any, that `source` (opened read-only) continues: any case, for a
+    /// daemon that sees a disk come back.
+    public func interruptedJob(of source: borrowing EvidenceSource) throws -> ResumableJob? {
+        let catalog = try store.catalog()
+        try catalog.markAbandonedJobs(isRunning: store.isJobRunning)
+        return try interruptedJournal(of: source, among: catalog.interruptedJobs(), required: false).map {
+            ResumableJob(
+                jobId: $0.jobId, caseId: $0.caseId, exhibitId: $0.exhibitId, examiner: $0.examiner,
+                copiedBytes: $0.copiedBytes)
+        }
+    }
+
+    /// The journal among `candidates` whose source is `source`: same size, sector size, serial and
+    /// model, then the same first and last MiB. Another device never continues a job.
+    private func interruptedJournal(
+        of source: borrowing EvidenceSource, among candidates: [String], required: Bool
+    ) throws -> AcquisitionJournal? {
+        var fingerprint: String? = nil
+        for jobId in candidates where !store.isJobRunning(jobId) {
+            guard let journal = AcquisitionJournal.load(from: "\(store.workDirectory)/\(jobId)") else {
+                if required { throw AcquisitionError(.sourceUnsupported, path: source.identity.path, detail: "job \(jobId) has no journal to resume from") }
+                continue
+            }
+            let reason = journal.mismatch(with: source.identity) {
+                if let fingerprint { return fingerprint }
+                fingerprint = try source.fingerprint()
+                return fingerprint!
+            }
+            if let reason {
+                logger.notice(
+                    "\(source.identity.path) does not continue interrupted job \(jobId) (\(journal.caseId)/\(journal.exhibitId)): \(reason)")
+                if required {
+                    throw AcquisitionError(
+                        .sourceChanged, path: source.identity.path,
+                        detail: "not the device of interrupted job \(jobId): \(reason); a different device starts a new job")
+                }
+                continue
+            }
+            guard journal.digestStateFormat == Digest.stateFormat else {
+                logger.warning("interrupted job \(jobId) saved digest states of another build (\(journal.digestStateFormat)); not resumed")
+                continue
+            }
+            return journal
+        }
+        return nil
+    }
+
+    /// The journal of the running job, updated from pipeline threads at checkpoints.
+    private final class JournalKeeper: @unchecked Sendable {
+        private let lock = NSLock()
+        private var journal: AcquisitionJournal
+        let directory: String
+
+        init(_ journal: AcquisitionJournal, directory: String) {
+            self.journal = journal
+            self.directory = directory
+        }
+
+        var current: AcquisitionJournal { lock.withLock { journal } }
+
+        func update(_ change: (inout AcquisitionJournal) -> Void) throws(AcquisitionError) {
+            lock.lock()
+            defer { lock.unlock() }
+            change(&journal)
+            try journal.save(in: directory)
+        }
+    }
+
     private func acquire(
-        source: borrowing EvidenceSource, request: AcquisitionRequest, settings: EvidenceStore.Settings,
-        identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag,
+        source: borrowing EvidenceSource, request: AcquisitionRequest, journal existing: AcquisitionJournal?,
+        settings: EvidenceStore.Settings, identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag,
         progress: @escaping (JobProgress) -> Void
     ) throws -> AcquisitionSummary {
-        let started = Date()
-        let jobId = request.jobId
-        let bundleId = Self.bundleId(caseId: request.caseId, exhibitId: request.exhibitId, at: started, jobId: jobId)
         let sourceIdentity = source.identity
+        let size = sourceIdentity.sizeBytes
+        let resumed = existing != nil
+        let jobId = existing?.jobId ?? request.jobId
+        let started = existing?.startedAt ?? Date()
+        let caseId = existing?.caseId ?? request.caseId
+        let exhibitId = existing?.exhibitId ?? request.exhibitId
+        let examiner = existing?.examiner ?? request.examiner
+        let extraDigests = existing?.extraDigests ?? request.extraDigests
+        let segmentSize = existing.map { $0.segmentSize } ?? request.segmentSize
+        let bundleId = existing?.bundleId ?? Self.bundleId(caseId: caseId, exhibitId: exhibitId, at: started, jobId: jobId)
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(jobId)"
         jobLogger[metadataKey: "device.path"] = "\(sourceIdentity.path)"
-        let log = ActivityLog(logger: jobLogger)
-        var custody = CustodyLog()
-        let object = "exhibit \(request.exhibitId) of case \(request.caseId)"
+        let object = "exhibit \(exhibitId) of case \(caseId)"
 
-        let lease = try store.beginJob(id: jobId)
-        try catalog.beginJob(
-            id: jobId, caseId: request.caseId, exhibitId: request.exhibitId, examiner: request.examiner,
-            sourcePath: sourceIdentity.path, sourceModel: sourceIdentity.model, sourceSerial: sourceIdentity.serial,
-            sizeBytes: sourceIdentity.sizeBytes)
+        let lease = resumed ? try store.resumeJob(id: jobId) : try store.beginJob(id: jobId)
+        if resumed {
+            try catalog.resumeJob(jobId)
+        } else {
+            try catalog.beginJob(
+                id: jobId, caseId: caseId, exhibitId: exhibitId, examiner: examiner, sourcePath: sourceIdentity.path,
+                sourceModel: sourceIdentity.model, sourceSerial: sourceIdentity.serial, sizeBytes: size)
+        }
         try catalog.audit(
-            actor: request.examiner, action: "acquisition-started", object: object,
-            details: ["job": jobId, "source": sourceIdentity.path])
+            actor: examiner, action: resumed ? "acquisition-resumed" : "acquisition-started", object: object,
+            details: ["job": jobId, "source": sourceIdentity.path, "offset": String(existing?.copiedBytes ?? 0)])
+        let keeper = JournalKeeper(
+            try existing
+                ?? AcquisitionJournal(
+                    jobId: jobId, bundleId: bundleId, startedAt: started, caseId: caseId, exhibitId: exhibitId,
+                    examiner: examiner, extraDigests: extraDigests, segmentSize: segmentSize,
+                    verifyAfterWriting: request.verifyAfterWriting, commandLine: request.commandLine,
+                    writableOverride: sourceIdentity.writeProtection.writableOverride,
+                    source: .init(
+                        path: sourceIdentity.path, serial: sourceIdentity.serial, model: sourceIdentity.model,
+                        sizeBytes: size, logicalSectorSize: sourceIdentity.logicalSectorSize,
+                        fingerprint: source.fingerprint())),
+            directory: lease.directory)
+        var custody = CustodyLog(restoring: keeper.current.custody)
 
         do {
+            let log = try ActivityLog(logger: jobLogger, path: "\(lease.directory)/acquisition.log")
             let bag = "\(lease.directory)/\(bundleId)"
             let imageDirectory = "\(bag)/data/image"
             try FileManager.default.createDirectory(atPath: imageDirectory, withIntermediateDirectories: true)
 
-            log.note("\(ToolVersion.name) \(ToolVersion.version) on appliance \(identity.applianceId); job \(jobId)")
-            log.note("command: \(request.commandLine.joined(separator: " "))")
-            log.note("case \(request.caseId), exhibit \(request.exhibitId), examiner \(request.examiner)")
-            log.note(
-                "source \(sourceIdentity.path): \(sourceIdentity.kind.rawValue), \(sourceIdentity.sizeBytes) bytes, "
-                    + "logical sector \(sourceIdentity.logicalSectorSize), physical sector \(sourceIdentity.physicalSectorSize), "
-                    + "model \(sourceIdentity.model ?? "-"), serial \(sourceIdentity.serial ?? "-"), transport \(sourceIdentity.transport ?? "-")")
+            if let existing {
+                let stop =
+                    existing.stop
+                    ?? .init(
+                        at: UTCTimestamp.string(Date()), offset: existing.copiedBytes,
+                        reason: "the acquiring process ended without stopping the job (killed, crashed or power lost)")
+                try keeper.update {
+                    $0.interruptions.append(stop)
+                    $0.stop = nil
+                }
+                log.note(
+                    "\(ToolVersion.name) \(ToolVersion.version) on appliance \(identity.applianceId); job \(jobId) resumed "
+                        + "at byte \(existing.copiedBytes) (\(existing.phase.rawValue)) after: \(stop.reason)")
+                log.note("command: \(request.commandLine.joined(separator: " "))")
+                log.note(
+                    "source \(sourceIdentity.path) is the job's device: serial \(sourceIdentity.serial ?? "-"), model \(sourceIdentity.model ?? "-"), "
+                        + "\(size) bytes, same first and last MiB")
+                custody.append(
+                    actor: examiner, action: "acquisition-resumed", object: object,
+                    details: [
+                        "appliance": identity.applianceId, "source": sourceIdentity.path, "job": jobId,
+                        "offset": String(existing.copiedBytes), "stopped_by": stop.reason,
+                    ])
+            } else {
+                log.note("\(ToolVersion.name) \(ToolVersion.version) on appliance \(identity.applianceId); job \(jobId)")
+                log.note("command: \(request.commandLine.joined(separator: " "))")
+                log.note("case \(caseId), exhibit \(exhibitId), examiner \(examiner)")
+                log.note(
+                    "source \(sourceIdentity.path): \(sourceIdentity.kind.rawValue), \(size) bytes, "
+                        + "logical sector \(sourceIdentity.logicalSectorSize), physical sector \(sourceIdentity.physicalSectorSize), "
+                        + "model \(sourceIdentity.model ?? "-"), serial \(sourceIdentity.serial ?? "-"), transport \(sourceIdentity.transport ?? "-")")
+                custody.append(
+                    actor: examiner, action: "acquisition-started", object: object,
+                    details: ["appliance": identity.applianceId, "source": sourceIdentity.path, "job": jobId],
+                    time: started)
+            }
             log.note("write protection: \(sourceIdentity.writeProtection.summary)")
+            custody.append(
+                actor: identity.applianceId, action: "write-protection-verified", object: sourceIdentity.path,
+                details: ["evidence": sourceIdentity.writeProtection.summary])
+            let custodyLines = custody.lines
+            try keeper.update { $0.custody = custodyLines }
+
             var warnings: [String] = []
             if let blocker = sourceIdentity.writeProtection.hardwareWriteBlocker {
                 warnings.append("The kernel read-only flag was off; writes were stopped by the hardware write blocker \(blocker).")
             }
-            if sourceIdentity.writeProtection.writableOverride {
+            if sourceIdentity.writeProtection.writableOverride || keeper.current.writableOverride {
                 warnings.append("The source was writable; its refusal was overridden with --allow-writable-source.")
             }
             if let mounts = sourceIdentity.mountedAt {
                 warnings.append("The source or its partitions were mounted at \(mounts.joined(separator: ", ")).")
             }
             for warning in warnings { log.note("WARNING: \(warning)", level: .warning) }
-            custody.append(
-                actor: request.examiner, action: "acquisition-started", object: object,
-                details: ["appliance": identity.applianceId, "source": sourceIdentity.path, "job": jobId],
-                time: started)
-            custody.append(
-                actor: identity.applianceId, action: "write-protection-verified", object: sourceIdentity.path,
-                details: ["evidence": sourceIdentity.writeProtection.summary])
 
-            // Read → hash → write.
-            let writer = RawImageWriter(
-                directory: imageDirectory, baseName: Self.fileSafe(request.exhibitId), totalSize: sourceIdentity.sizeBytes,
-                segmentSize: request.segmentSize)
-            let algorithms = [DigestAlgorithm.sha256] + request.extraDigests.filter { $0 != .sha256 }.sorted()
-            let digesters = algorithms.map { StreamDigester($0) }
-            let segmented = writer.fileNames.count > 1
-            let segmentDigester = segmented
-                ? RangeDigester(rangeSize: request.segmentSize!, totalSize: sourceIdentity.sizeBytes, label: "segment SHA-256")
-                : nil
-            var consumers: [any StreamConsumer] = digesters
-            if let segmentDigester { consumers.append(segmentDigester) }
-            consumers.append(writer)
-            log.note(
-                "reading with \(request.pipeline.bufferCount) × \(request.pipeline.bufferSize)-byte buffers; digests "
-                    + algorithms.map(\.displayName).joined(separator: ", ")
-                    + (segmented ? "; \(writer.fileNames.count) segments of \(request.segmentSize!) bytes" : ""))
-            let outcome = try Pipeline.run(
-                source.reader, into: consumers, configuration: request.pipeline, cancellation: cancellation
-            ) {
-                progress(
-                    JobProgress(
-                        phase: .acquiring, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes,
-                        unreadableSectors: $0.unreadableSectors, elapsed: $0.elapsed))
+            let algorithms = [DigestAlgorithm.sha256] + extraDigests.filter { $0 != .sha256 }.sorted()
+            let baseName = Self.fileSafe(exhibitId)
+            let windowSize = VerificationWindows.size(for: size)
+            let segmented = RawImageWriter.fileNames(baseName: baseName, totalSize: size, segmentSize: segmentSize).count > 1
+            let segmentLabel = "segment SHA-256"
+            var recovery = source.makeRecovery()
+            recovery.secondsPerArea = request.secondsPerArea
+
+            // First pass: read → digests, image; unreadable areas skipped.
+            if keeper.current.phase == .copying {
+                let journal = keeper.current
+                let frontier = SkipFrontier(journal.skipped.first?.start ?? .max)
+                let reader = source.makeReader()
+                reader.frontier = frontier
+                let writer = try RawImageWriter(
+                    directory: imageDirectory, baseName: baseName, totalSize: size, segmentSize: segmentSize,
+                    keepFree: EvidenceStore.recordReserve, resumingAt: journal.copiedBytes)
+                let digesters = try algorithms.map { algorithm throws(AcquisitionError) in
+                    try Self.digester(algorithm, journal: journal, frontier: frontier)
+                }
+                let segmentDigester =
+                    segmented
+                    ? RangeDigester(rangeSize: segmentSize!, totalSize: size, label: segmentLabel, stoppingAt: frontier) : nil
+                let frontierWindows = FrontierWindowDigester(frontier: frontier, windowSize: windowSize, size: size)
+                if journal.copiedBytes > 0 {
+                    if let segmentDigester, !(journal.states[segmentLabel].map(segmentDigester.restore) ?? false) {
+                        throw Self.journalLacks(segmentLabel, journal: journal, directory: lease.directory)
+                    }
+                    if let saved = journal.states[frontierWindows.name], !frontierWindows.restore(saved) {
+                        throw Self.journalLacks(frontierWindows.name, journal: journal, directory: lease.directory)
+                    }
+                }
+                var consumers: [any StreamConsumer] = digesters
+                if let segmentDigester { consumers.append(segmentDigester) }
+                consumers += [frontierWindows, writer] as [any StreamConsumer]
+                log.note(
+                    (journal.copiedBytes > 0 ? "continuing the first pass at byte \(journal.copiedBytes); " : "first pass: ")
+                        + "\(request.pipeline.bufferCount) × \(request.pipeline.bufferSize)-byte buffers; unreadable areas skipped "
+                        + "(\(reader.skipPolicy.initialSkip) bytes, doubling to \(reader.skipPolicy.maximumSkip)) and read again later; digests "
+                        + algorithms.map(\.displayName).joined(separator: ", ")
+                        + (segmented ? "; \(writer.fileNames.count) segments of \(segmentSize!) bytes" : ""))
+                let outcome = try Pipeline.run(
+                    reader, into: consumers, startingAt: journal.copiedBytes, previouslySkipped: journal.skipped,
+                    configuration: request.pipeline, cancellation: cancellation,
+                    progress: {
+                        progress(
+                            JobProgress(
+                                phase: .acquiring, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: 0,
+                                skippedBytes: $0.skippedBytes, elapsed: $0.elapsed, startBytes: journal.copiedBytes))
+                    },
+                    checkpointInterval: request.checkpointSeconds,
+                    onCheckpoint: { checkpoint in
+                        try keeper.update {
+                            $0.copiedBytes = checkpoint.offset
+                            $0.states = checkpoint.states
+                            $0.skipped = checkpoint.skipped
+                        }
+                    })
+                let rate = Double(outcome.bytesRead - journal.copiedBytes) / max(outcome.elapsed, 0.001) / 1e6
+                let skippedBytes = outcome.skipped.reduce(0) { $0 + $1.length }
+                log.note(
+                    "first pass read \(outcome.bytesRead - journal.copiedBytes) bytes in \(String(format: "%.2f", outcome.elapsed)) s "
+                        + "(\(String(format: "%.1f", rate)) MB/s); "
+                        + (outcome.skipped.isEmpty
+                            ? "no unreadable areas"
+                            : "\(outcome.skipped.count) unreadable areas (\(skippedBytes) bytes) skipped and zero-filled for now"))
+                var states: [String: Data] = [:]
+                for digester in digesters { states[digester.name] = digester.savedState }
+                if let segmentDigester { states[segmentLabel] = try segmentDigester.checkpoint() }
+                states[frontierWindows.name] = try frontierWindows.checkpoint()
+                var finalDigests: [String: String] = [:]
+                for digester in digesters { if let value = digester.result { finalDigests[digester.algorithm.rawValue] = value.hex } }
+                let segmentDigests = segmentDigester?.results.map(\.hex)
+                try keeper.update {
+                    $0.copiedBytes = size
+                    $0.skipped = outcome.skipped
+                    $0.states = states
+                    if outcome.skipped.isEmpty {
+                        $0.digests = finalDigests
+                        $0.segmentDigests = segmentDigests
+                        $0.phase = .imaged
+                    } else {
+                        $0.phase = .recovering
+                    }
+                }
             }
-            var digests: [String: String] = [:]
-            for digester in digesters { digests[digester.algorithm.rawValue] = digester.result!.hex }
-            let mediaSHA256 = digests["sha256"]!
-            let unreadableCount = outcome.unreadable.reduce(0) { $0 + $1.sectorCount }
-            let rate = Double(outcome.bytesRead) / max(outcome.elapsed, 0.001) / 1e6
-            log.note(
-                "read \(outcome.bytesRead) bytes in \(String(format: "%.2f", outcome.elapsed)) s "
-                    + "(\(String(format: "%.1f", rate)) MB/s); " + algorithms.map { "\($0.displayName) \(digests[$0.rawValue]!)" }.joined(separator: ", "))
-            if outcome.unreadable.isEmpty {
+
+            // Second pass: the skipped areas again, sector by sector; then the digests finished from the store.
+            if keeper.current.phase == .recovering {
+                let journal = keeper.current
+                let writer = try RawImageWriter(directory: imageDirectory, baseName: baseName, totalSize: size, segmentSize: segmentSize)
+                let skippedTotal = journal.skipped.reduce(0) { $0 + $1.length }
+                var recoveredBytes = journal.recovered.reduce(0) { $0 + $1.span.length }
+                var unreadableSoFar = journal.recovered.reduce(0) { $0 + $1.unreadable.reduce(0) { $0 + $1.sectorCount } }
+                log.note(
+                    "second pass: \(journal.skipped.count) skipped areas (\(skippedTotal) bytes) read again in halves down to one "
+                        + "\(sourceIdentity.logicalSectorSize)-byte sector with direct I/O, \(recovery.attemptsPerSector) attempts per sector, "
+                        + "at most \(Int(recovery.secondsPerArea)) s per area")
+                var buffer: UnsafeMutableRawPointer? = nil
+                guard posix_memalign(&buffer, 4096, SectorRecovery.pieceSize) == 0, let buffer else {
+                    throw AcquisitionError(.readFailed, path: sourceIdentity.path, detail: "no memory for the second pass")
+                }
+                defer { free(buffer) }
+                let done = Set(journal.recovered.map(\.span))
+                let recoveryStarted = Date()
+                let recoveredAtStart = recoveredBytes
+                for area in journal.skipped where !done.contains(area) {
+                    if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: sourceIdentity.path, offset: area.start) }
+                    let result = try recovery.recover(area, buffer: buffer) { piece, offset, readSpans in
+                        for span in readSpans {
+                            let from = Int(span.start - offset)
+                            try writer.patch(UnsafeRawBufferPointer(rebasing: piece[from..<from + Int(span.length)]), at: span.start)
+                        }
+                        progress(
+                            JobProgress(
+                                phase: .recovering, bytesDone: recoveredBytes + (offset + UInt64(piece.count) - area.start),
+                                totalBytes: skippedTotal, unreadableSectors: unreadableSoFar, skippedBytes: skippedTotal,
+                                elapsed: Date().timeIntervalSince(recoveryStarted), startBytes: recoveredAtStart))
+                        if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: sourceIdentity.path, offset: offset) }
+                    }
+                    recoveredBytes += area.length
+                    unreadableSoFar += result.unreadable.reduce(0) { $0 + $1.sectorCount }
+                    try keeper.update { $0.recovered.append(result) }
+                    let lost = result.unreadable.reduce(0) { $0 + $1.byteLength }
+                    log.note(
+                        "area bytes \(area.start)-\(area.end - 1): \(area.length - lost) bytes recovered, "
+                            + "\(lost / UInt64(sourceIdentity.logicalSectorSize)) sectors unreadable (\(String(format: "%.2f", result.seconds)) s)",
+                        level: lost > 0 ? .warning : .info)
+                }
+
+                // The digests stopped at the first skipped byte; they go on over the store's image,
+                // which is checked window by window against what the source gave.
+                let current = keeper.current
+                let frontier = current.skipped[0].start
+                let digesters = try algorithms.map { algorithm throws(AcquisitionError) in
+                    try Self.digester(algorithm, journal: current, frontier: nil)
+                }
+                var consumers: [any StreamConsumer] = digesters.map { ConsumerFromOffset($0, from: frontier) }
+                let segmentDigester = segmented ? RangeDigester(rangeSize: segmentSize!, totalSize: size, label: segmentLabel) : nil
+                if let segmentDigester {
+                    guard current.states[segmentLabel].map(segmentDigester.restore) ?? false else {
+                        throw Self.journalLacks(segmentLabel, journal: current, directory: lease.directory)
+                    }
+                    consumers.append(ConsumerFromOffset(segmentDigester, from: frontier))
+                }
+                let frontierWindows = FrontierWindowDigester(frontier: SkipFrontier(frontier), windowSize: windowSize, size: size)
+                guard current.states[frontierWindows.name].map(frontierWindows.restore) ?? false else {
+                    throw Self.journalLacks(frontierWindows.name, journal: current, directory: lease.directory)
+                }
+                let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
+                let check = StoredImageCheck(
+                    path: imageDirectory, frontier: frontier, windowSize: windowSize, size: size,
+                    windowDigests: frontierWindows.digests, skipped: current.skipped, areas: current.recovered)
+                consumers += [windows, check] as [any StreamConsumer]
+                let readback = try Pipeline.run(
+                    try ImageFiles(paths: writer.paths), into: consumers, configuration: request.pipeline, cancellation: cancellation
+                ) {
+                    progress(
+                        JobProgress(
+                            phase: .verifying, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes,
+                            unreadableSectors: unreadableSoFar, skippedBytes: skippedTotal, elapsed: $0.elapsed))
+                }
+                var finalDigests: [String: String] = [:]
+                for digester in digesters { finalDigests[digester.algorithm.rawValue] = digester.result!.hex }
+                let method =
+                    "image files fsynced, dropped from the page cache and read back; from byte \(frontier) (the first skipped byte) "
+                    + "each \(windowSize)-byte window matched what the first pass read and each recovered area what the second pass read, "
+                    + "and the media digests were finished over the stored bytes"
+                log.note(
+                    "stored image checked and digests finished in \(String(format: "%.2f", readback.elapsed)) s: "
+                        + algorithms.map { "\($0.displayName) \(finalDigests[$0.rawValue]!)" }.joined(separator: ", "))
+                custody.append(
+                    actor: identity.applianceId, action: "image-verified", object: object,
+                    details: ["sha256": finalDigests["sha256"]!, "result": "matched", "method": "window check"])
+                let lines = custody.lines
+                try keeper.update {
+                    $0.digests = finalDigests
+                    $0.segmentDigests = segmentDigester?.results.map(\.hex)
+                    $0.storeCheck = method
+                    $0.windowSHA256 = windows.results.map(\.hex)
+                    $0.phase = .imaged
+                    $0.custody = lines
+                }
+            }
+
+            // Every byte is in the store and the digests are final.
+            let journal = keeper.current
+            guard let digests = journal.digests, let mediaSHA256 = digests["sha256"] else {
+                throw Self.journalLacks("final digests", journal: journal, directory: lease.directory)
+            }
+            let writer = try RawImageWriter(directory: imageDirectory, baseName: baseName, totalSize: size, segmentSize: segmentSize)
+            let unreadable = UnreadableRange.merged(journal.recovered.flatMap(\.unreadable))
+            let unreadableCount = unreadable.reduce(0) { $0 + $1.sectorCount }
+            if unreadable.isEmpty {
                 log.note("no unreadable sectors")
             } else {
                 log.note("\(unreadableCount) unreadable sectors, zero-filled at their own offsets:", level: .warning)
-                for range in outcome.unreadable {
+                for range in unreadable {
                     log.note(
                         "  LBA \(range.firstSector)-\(range.lastSector) (\(range.sectorCount) sectors, "
-                            + "bytes \(range.byteOffset)-\(range.byteOffset + range.byteLength - 1)): \(range.errorName) after \(range.attemptsPerSector) attempts",
+                            + "bytes \(range.byteOffset)-\(range.byteOffset + range.byteLength - 1)): \(range.errorName) (errno \(range.errno)) "
+                            + (range.timeLimited == true
+                                ? "when the area's time limit ran out" : "after \(range.attemptsPerSector) attempts"),
                         level: .warning)
                 }
             }
-            custody.append(
-                actor: identity.applianceId, action: "image-written", object: object,
-                details: [
-                    "bytes": String(outcome.bytesRead), "sha256": mediaSHA256,
-                    "unreadable_sectors": String(unreadableCount), "files": writer.fileNames.joined(separator: " "),
-                ])
-
-            let segmentDigests = segmentDigester?.results.map(\.hex) ?? [mediaSHA256]
+            if !custody.lines.contains(where: { $0.contains("\"image-written\"") }) {
+                custody.append(
+                    actor: identity.applianceId, action: "image-written", object: object,
+                    details: [
+                        "bytes": String(size), "sha256": mediaSHA256, "unreadable_sectors": String(unreadableCount),
+                        "files": writer.fileNames.joined(separator: " "),
+                    ])
+            }
+            let segmentDigests = journal.segmentDigests ?? [mediaSHA256]
             let imageFiles = zip(writer.fileNames, segmentDigests).map { name, digest in
                 AcquisitionRecord.ImageFile(
                     path: "data/image/\(name)", sizeBytes: DurableFile.size(of: "\(imageDirectory)/\(name)") ?? 0, sha256: digest)
             }
 
-            // Read back what the store holds.
+            // Read back what the store holds. A resumed job always does: the bytes written before
+            // the interruption were not re-read when it went on.
             var verification = AcquisitionRecord.Verification(
                 result: "skipped", method: "not performed (--no-verify)", sha256: nil, durationSeconds: nil,
                 windowSize: nil, windowSHA256: nil)
-            if request.verifyAfterWriting {
+            if let method = journal.storeCheck {
+                verification = AcquisitionRecord.Verification(
+                    result: "matched", method: method, sha256: mediaSHA256, windowSize: windowSize,
+                    windowSHA256: journal.windowSHA256)
+            } else if journal.verifyAfterWriting || !journal.interruptions.isEmpty {
                 try catalog.setJobState(jobId, state: "verifying")
-                let windowSize = VerificationWindows.size(for: sourceIdentity.sizeBytes)
                 let stream = StreamDigester(.sha256)
-                let windows = RangeDigester(rangeSize: windowSize, totalSize: sourceIdentity.sizeBytes, label: "window SHA-256")
+                let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
                 let readback = try Pipeline.run(
                     try ImageFiles(paths: writer.paths), into: [stream, windows], configuration: request.pipeline,
                     cancellation: cancellation
@@ -246,7 +557,8 @@ public struct DiskAcquisition: Sendable {
                 let readbackSHA256 = stream.result!.hex
                 verification = AcquisitionRecord.Verification(
                     result: readbackSHA256 == mediaSHA256 ? "matched" : "mismatched",
-                    method: "image files fsynced, dropped from the page cache, read back and re-hashed with SHA-256",
+                    method: "image files fsynced, dropped from the page cache, read back and re-hashed with SHA-256"
+                        + (journal.interruptions.isEmpty ? "" : " (always, because the job was interrupted and resumed)"),
                     sha256: readbackSHA256, durationSeconds: readback.elapsed, windowSize: windowSize,
                     windowSHA256: windows.results.map(\.hex))
                 log.note("read-back SHA-256 \(readbackSHA256): \(verification.result) (\(String(format: "%.2f", readback.elapsed)) s)")
@@ -262,32 +574,51 @@ public struct DiskAcquisition: Sendable {
                 log.note("read-back verification skipped (--no-verify)", level: .warning)
                 warnings.append("The written image was not read back and re-hashed (--no-verify).")
             }
+            if !journal.interruptions.isEmpty {
+                warnings.append(
+                    "The acquisition was interrupted \(journal.interruptions.count) time(s) and resumed on the same device; "
+                        + "see interruptions.")
+            }
 
             // Records.
-            progress(JobProgress(phase: .sealing, bytesDone: outcome.bytesRead, totalBytes: sourceIdentity.sizeBytes, unreadableSectors: unreadableCount, elapsed: Date().timeIntervalSince(started)))
+            progress(JobProgress(phase: .sealing, bytesDone: size, totalBytes: size, unreadableSectors: unreadableCount, elapsed: 0, startBytes: size))
             try catalog.setJobState(jobId, state: "sealing")
+            try writer.makeReadOnly()
+            try Self.removeUnsealedRecords(bag: bag)
             let finished = Date()
             let sectors = sourceIdentity.sectorCount
-            let record = AcquisitionRecord(
-                bundleId: bundleId, caseId: request.caseId, exhibitId: request.exhibitId, examiner: request.examiner,
+            let elapsed = finished.timeIntervalSince(started)
+            let rate = Double(size) / max(elapsed, 0.001) / 1e6
+            var record = AcquisitionRecord(
+                bundleId: bundleId, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
                 organization: settings.organization,
                 appliance: .init(
                     id: identity.applianceId, certificateSHA256: identity.certificate.sha256Fingerprint.hex,
                     certificateSubject: identity.certificate.subject, certificateIssuer: identity.certificate.issuer,
                     hostname: ProcessInfo.processInfo.hostName),
-                tool: .init(name: ToolVersion.name, version: ToolVersion.version, commandLine: request.commandLine),
+                tool: .init(name: ToolVersion.name, version: ToolVersion.version, commandLine: journal.commandLine),
                 source: sourceIdentity, startedAt: started, finishedAt: finished,
-                durationSeconds: finished.timeIntervalSince(started), averageMBPerSecond: rate,
+                durationSeconds: elapsed, averageMBPerSecond: rate,
                 media: .init(
-                    sizeBytes: outcome.bytesRead, logicalSectors: sectors.sectors, trailingBytes: sectors.remainderBytes,
+                    sizeBytes: size, logicalSectors: sectors.sectors, trailingBytes: sectors.remainderBytes,
                     digests: digests),
-                image: .init(format: "raw", segmentSize: segmented ? request.segmentSize : nil, files: imageFiles),
+                image: .init(format: "raw", segmentSize: segmented ? segmentSize : nil, files: imageFiles),
                 readPolicy: .init(
-                    bufferBytes: request.pipeline.bufferSize, attemptsPerSector: source.reader.attemptsPerSector,
+                    bufferBytes: request.pipeline.bufferSize, attemptsPerSector: recovery.attemptsPerSector,
                     errorGranularity: "one logical sector (\(sourceIdentity.logicalSectorSize) bytes)",
-                    fill: "zeros at the unreadable sector's own offset"),
-                unreadableRanges: outcome.unreadable, unreadableSectors: unreadableCount, verification: verification,
+                    fill: "zeros at the unreadable sector's own offset",
+                    passes: [
+                        "first pass: \(request.pipeline.bufferSize)-byte reads; an unreadable area is zero-filled and skipped (64 KiB, doubling with each error that follows)",
+                        "second pass: every skipped area read again with direct I/O, in halves down to single sectors; a sector is retried up to \(recovery.attemptsPerSector) times",
+                    ],
+                    secondsPerArea: recovery.secondsPerArea),
+                unreadableRanges: unreadable, unreadableSectors: unreadableCount, verification: verification,
                 warnings: warnings)
+            if !journal.interruptions.isEmpty {
+                record.interruptions = journal.interruptions.map {
+                    .init(at: $0.at, resumedAtOffset: $0.offset, reason: $0.reason)
+                }
+            }
             custody.append(
                 actor: identity.applianceId, action: "bundle-sealing", object: bundleId,
                 details: ["media_sha256": mediaSHA256, "verification": verification.result])
@@ -300,18 +631,23 @@ public struct DiskAcquisition: Sendable {
 
             var knownDigests: [String: String] = [:]
             for file in imageFiles { knownDigests[file.path] = file.sha256 }
+            guard !FileManager.default.fileExists(atPath: "\(store.bundlesDirectory)/\(bundleId)") else {
+                throw StoreError(
+                    .publish, path: "\(store.bundlesDirectory)/\(bundleId)",
+                    detail: "this job's bundle was already published before the interruption; check it with `exhibit verify`")
+            }
             let summary = try store.withSealLock {
                 let previous = try catalog.lastSealSHA256(applianceId: identity.applianceId)
                 var bagInfo: [(label: String, value: String)] = [
                     ("Source-Organization", settings.organization),
-                    ("External-Identifier", "\(request.caseId)/\(request.exhibitId)"),
+                    ("External-Identifier", "\(caseId)/\(exhibitId)"),
                     ("Internal-Sender-Identifier", identity.applianceId),
                     ("Internal-Sender-Description", "\(ToolVersion.name) \(ToolVersion.version) acquisition of \(sourceIdentity.path)"),
                     ("Bagging-Date", UTCTimestamp.day(finished)),
-                    ("Bag-Group-Identifier", request.caseId),
+                    ("Bag-Group-Identifier", caseId),
                     ("Exhibit-Bundle-Format", "exhibit-bundle/1"),
-                    ("Exhibit-Examiner", request.examiner),
-                    ("Exhibit-Media-Size", String(outcome.bytesRead)),
+                    ("Exhibit-Examiner", examiner),
+                    ("Exhibit-Media-Size", String(size)),
                     ("Exhibit-Media-SHA256", mediaSHA256),
                 ]
                 if let md5 = digests["md5"] { bagInfo.append(("Exhibit-Media-MD5", md5)) }
@@ -327,12 +663,12 @@ public struct DiskAcquisition: Sendable {
                 try catalog.recordSealed(
                     .init(
                         id: bundleId, jobId: jobId, path: published, mediaSHA256: mediaSHA256, md5: digests["md5"],
-                        sha1: digests["sha1"], sizeBytes: outcome.bytesRead, unreadableSectors: unreadableCount,
+                        sha1: digests["sha1"], sizeBytes: size, unreadableSectors: unreadableCount,
                         verification: verification.result, sealSHA256: sealed.sealSHA256, previousSealSHA256: previous,
                         applianceId: identity.applianceId))
                 return AcquisitionSummary(
-                    jobId: jobId, bundleId: bundleId, bundlePath: published, caseId: request.caseId,
-                    exhibitId: request.exhibitId, source: sourceIdentity.path, sizeBytes: outcome.bytesRead,
+                    jobId: jobId, bundleId: bundleId, bundlePath: published, caseId: caseId,
+                    exhibitId: exhibitId, source: sourceIdentity.path, sizeBytes: size,
                     mediaSHA256: mediaSHA256, digests: digests, durationSeconds: Date().timeIntervalSince(started),
                     averageMBPerSecond: rate, verification: verification.result, unreadableSectors: unreadableCount,
                     sealSHA256: sealed.sealSHA256)
@@ -350,12 +686,47 @@ public struct DiskAcquisition: Sendable {
                 actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",
                 object: object, details: ["job": jobId, "error": "\(error)"])
             if interrupted {
-                // The partial work stays for resumption; its lock is released with the lease.
+                // The partial work and its journal stay for resumption; the lock goes with the lease.
+                custody.append(
+                    actor: identity.applianceId, action: "acquisition-interrupted", object: object,
+                    details: ["job": jobId, "offset": String(keeper.current.copiedBytes), "reason": "\(error)"])
+                let lines = custody.lines
+                try? keeper.update {
+                    $0.stop = .init(at: UTCTimestamp.string(Date()), offset: $0.copiedBytes, reason: "\(error)")
+                    $0.custody = lines
+                }
                 lease.release()
             } else {
                 store.removeWork(lease)
             }
             throw error
+        }
+    }
+
+    /// A digest for the first pass or for finishing from the store: new, or continued from the journal.
+    private static func digester(
+        _ algorithm: DigestAlgorithm, journal: AcquisitionJournal, frontier: SkipFrontier?
+    ) throws(AcquisitionError) -> StreamDigester {
+        let name = algorithm.displayName
+        guard journal.copiedBytes > 0 else { return StreamDigester(algorithm, stoppingAt: frontier) }
+        guard let saved = journal.states[name], let digester = StreamDigester(algorithm, restoring: saved, stoppingAt: frontier)
+        else { throw journalLacks(name, journal: journal, directory: nil) }
+        return digester
+    }
+
+    private static func journalLacks(_ what: String, journal: AcquisitionJournal, directory: String?) -> AcquisitionError {
+        AcquisitionError(
+            .sourceUnsupported, path: directory.map(AcquisitionJournal.path(in:)) ?? "journal of job \(journal.jobId)",
+            offset: journal.copiedBytes, detail: "the journal has no usable \(what); the job cannot resume and must start again")
+    }
+
+    /// Records and tag files an interrupted sealing may have left in the bag; they are written anew.
+    private static func removeUnsealedRecords(bag: String) throws {
+        let fileManager = FileManager.default
+        for directory in [bag, "\(bag)/data"] {
+            for name in (try? fileManager.contentsOfDirectory(atPath: directory)) ?? [] where name != "data" && name != "image" {
+                try fileManager.removeItem(atPath: "\(directory)/\(name)")
+            }
         }
     }
 

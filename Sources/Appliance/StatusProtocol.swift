@@ -14,7 +14,8 @@ public enum SlotState: String, Codable, Sendable, CaseIterable {
     case ready
     /// Never opened: writable, or otherwise unsafe; `detail` says why and what to do.
     case refused
-    case acquiring, verifying, sealing, sealed, failed, interrupted
+    /// `recovering`: the second pass re-reads the areas the first pass skipped.
+    case acquiring, recovering, verifying, sealing, sealed, failed, interrupted
 }
 
 /// One attached source and its job.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "CBlockDevice.h"
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -27,4 +28,11 @@ int exhibit_blk_physical_sector_size(int fd, uint32_t *size) {
     if (ioctl(fd, BLKPBSZGET, &value) != 0) return -1;
     *size = (uint32_t)value;
     return 0;
+}
+
+int exhibit_set_direct_io(int fd, int on) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    flags = on ? (flags | O_DIRECT) : (flags & ~O_DIRECT);
+    return fcntl(fd, F_SETFL, flags);
 }

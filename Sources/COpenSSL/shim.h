@@ -5,6 +5,11 @@
 #ifndef EXHIBIT_COPENSSL_SHIM_H
 #define EXHIBIT_COPENSSL_SHIM_H
 
+// The low-level MD5/SHA contexts are deprecated in OpenSSL 3 but are the only way to save a
+// digest's running state (EVP contexts are opaque); Exhibit journals that state so an interrupted
+// acquisition can resume without trusting or re-reading what it already wrote.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/cms.h>
@@ -15,6 +20,48 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <openssl/md5.h>
+#include <openssl/sha.h>
+#include <string.h>
+
+/// A running MD5, SHA-1 or SHA-256 whose state is plain bytes (saved in job journals).
+typedef struct {
+    int algorithm; /* 0 = SHA-256, 1 = SHA-1, 2 = MD5 */
+    union {
+        SHA256_CTX sha256;
+        SHA_CTX sha1;
+        MD5_CTX md5;
+    } context;
+} exhibit_digest_state;
+
+static inline int exhibit_digest_init(exhibit_digest_state *state, int algorithm) {
+    memset(state, 0, sizeof *state);
+    state->algorithm = algorithm;
+    switch (algorithm) {
+    case 0: return SHA256_Init(&state->context.sha256);
+    case 1: return SHA1_Init(&state->context.sha1);
+    case 2: return MD5_Init(&state->context.md5);
+    default: return 0;
+    }
+}
+
+static inline int exhibit_digest_update(exhibit_digest_state *state, const void *data, size_t length) {
+    switch (state->algorithm) {
+    case 0: return SHA256_Update(&state->context.sha256, data, length);
+    case 1: return SHA1_Update(&state->context.sha1, data, length);
+    case 2: return MD5_Update(&state->context.md5, data, length);
+    default: return 0;
+    }
+}
+
+static inline int exhibit_digest_final(exhibit_digest_state *state, unsigned char *output) {
+    switch (state->algorithm) {
+    case 0: return SHA256_Final(output, &state->context.sha256);
+    case 1: return SHA1_Final(output, &state->context.sha1);
+    case 2: return MD5_Final(output, &state->context.md5);
+    default: return 0;
+    }
+}
 
 /// EVP_PKEY_Q_keygen is variadic; this generates an ECDSA key on NIST P-256.
 static inline EVP_PKEY *exhibit_generate_p256_key(void) {

@@ -35,11 +35,12 @@ public enum DigestAlgorithm: String, CaseIterable, Codable, Sendable, Comparable
         }
     }
 
-    var evp: OpaquePointer? {
+    /// The algorithm's number in the C shim's `exhibit_digest_state`.
+    var shimIdentifier: Int32 {
         switch self {
-        case .sha256: EVP_sha256()
-        case .sha1: EVP_sha1()
-        case .md5: EVP_md5()
+        case .sha256: 0
+        case .sha1: 1
+        case .md5: 2
         }
     }
 
@@ -84,27 +85,42 @@ public struct DigestValue: Hashable, Sendable, CustomStringConvertible {
     public var description: String { hex }
 }
 
-/// An incremental digest over OpenSSL's EVP interface (SHA-NI where the CPU has it).
+/// An incremental digest over OpenSSL's MD5/SHA block functions (SHA-NI where the CPU has it),
+/// whose running state can be saved and restored, so a journal can carry a half-done digest.
 ///
 /// - Important: one thread at a time; the pipeline gives each digest its own thread.
 public final class Digest: @unchecked Sendable {
     public let algorithm: DigestAlgorithm
-    private let context: OpaquePointer
+    private let state: UnsafeMutablePointer<exhibit_digest_state>
 
     public init(_ algorithm: DigestAlgorithm) {
         self.algorithm = algorithm
-        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, algorithm.evp, nil) == 1 else {
-            // Allocation failure or a missing built-in digest leaves nothing sensible to do.
+        state = .allocate(capacity: 1)
+        guard exhibit_digest_init(state, algorithm.shimIdentifier) == 1 else {
             fatalError("OpenSSL cannot initialise \(algorithm.displayName)")
         }
-        self.context = context
     }
 
-    deinit { EVP_MD_CTX_free(context) }
+    /// A digest that continues from `savedState` (from `savedState` of the same algorithm).
+    public convenience init?(_ algorithm: DigestAlgorithm, savedState: Data) {
+        guard savedState.count == Self.stateSize else { return nil }
+        self.init(algorithm)
+        savedState.withUnsafeBytes { memcpy(state, $0.baseAddress!, Self.stateSize) }
+        guard state.pointee.algorithm == algorithm.shimIdentifier else { return nil }
+    }
+
+    deinit { state.deallocate() }
+
+    /// Names the layout of `savedState`, so a journal written by another build is not misread.
+    public static var stateFormat: String { "openssl-\(OPENSSL_VERSION_MAJOR)-ctx-\(stateSize)" }
+    private static let stateSize = MemoryLayout<exhibit_digest_state>.size
+
+    /// The running state: everything needed to continue the digest later.
+    public var savedState: Data { Data(bytes: state, count: Self.stateSize) }
 
     public func update(_ buffer: UnsafeRawBufferPointer) {
         guard buffer.count > 0 else { return }
-        EVP_DigestUpdate(context, buffer.baseAddress, buffer.count)
+        exhibit_digest_update(state, buffer.baseAddress, buffer.count)
     }
 
     public func update(_ data: Data) {
@@ -117,10 +133,9 @@ public final class Digest: @unchecked Sendable {
 
     /// Finishes the digest. The object must not be updated afterwards.
     public func finalize() -> DigestValue {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &output, &length)
-        return DigestValue(bytes: Array(output.prefix(Int(length))))
+        var output = [UInt8](repeating: 0, count: algorithm.digestLength)
+        exhibit_digest_final(state, &output)
+        return DigestValue(bytes: output)
     }
 
     /// One-shot digest of bytes in memory.

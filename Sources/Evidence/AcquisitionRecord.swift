@@ -81,12 +81,35 @@ public struct AcquisitionRecord: Codable, Sendable {
         public var attemptsPerSector: Int
         public var errorGranularity: String
         public var fill: String
+        /// How unreadable areas were handled: the first pass's skip, the second pass's re-reads.
+        public var passes: [String]?
+        public var secondsPerArea: Double?
 
-        public init(bufferBytes: Int, attemptsPerSector: Int, errorGranularity: String, fill: String) {
+        public init(
+            bufferBytes: Int, attemptsPerSector: Int, errorGranularity: String, fill: String, passes: [String]? = nil,
+            secondsPerArea: Double? = nil
+        ) {
             self.bufferBytes = bufferBytes
             self.attemptsPerSector = attemptsPerSector
             self.errorGranularity = errorGranularity
             self.fill = fill
+            self.passes = passes
+            self.secondsPerArea = secondsPerArea
+        }
+    }
+
+    /// A stop of the job before it finished (source unplugged, store full, power cut), and where
+    /// it went on from.
+    public struct Interruption: Codable, Sendable {
+        public var at: String
+        /// The first byte not yet durably written when the job stopped; it resumed here.
+        public var resumedAtOffset: UInt64
+        public var reason: String
+
+        public init(at: String, resumedAtOffset: UInt64, reason: String) {
+            self.at = at
+            self.resumedAtOffset = resumedAtOffset
+            self.reason = reason
         }
     }
 
@@ -130,6 +153,7 @@ public struct AcquisitionRecord: Codable, Sendable {
     public var unreadableSectors: UInt64
     public var verification: Verification
     public var warnings: [String]
+    public var interruptions: [Interruption]?
 
     public var mediaSHA256: String { media.digests["sha256"] ?? "" }
 

@@ -24,6 +24,12 @@ public struct CustodyLog: Sendable {
 
     public init() {}
 
+    /// Continues a log from its lines (as saved by an interrupted job).
+    public init(restoring lines: [String]) {
+        self.lines = lines
+        self.head = lines.last.map { Digest.sha256($0 + "\n").hex } ?? Self.genesis
+    }
+
     public mutating func append(
         actor: String, action: String, object: String, details: [String: String] = [:], time: Date = Date()
     ) {

@@ -255,6 +255,28 @@ public final class Catalog: Sendable {
         } ?? String(repeating: "0", count: 64)
     }
 
+    /// Interrupted jobs, newest first, optionally of one exhibit.
+    public func interruptedJobs(caseId: String? = nil, exhibitId: String? = nil) throws(StoreError) -> [String] {
+        try read("listing interrupted jobs") { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM jobs WHERE state = 'interrupted'
+                    AND (? IS NULL OR case_id = ?) AND (? IS NULL OR exhibit_id = ?) ORDER BY started_at DESC
+                    """,
+                arguments: [caseId, caseId, exhibitId, exhibitId])
+        }
+    }
+
+    /// An interrupted job runs again, in this process.
+    public func resumeJob(_ id: String) throws(StoreError) {
+        try write("resuming job \(id)") { db in
+            try db.execute(
+                sql: "UPDATE jobs SET state = 'acquiring', finished_at = NULL, pid = ? WHERE id = ?",
+                arguments: [Int(getpid()), id])
+        }
+    }
+
     /// Jobs left `acquiring`/`verifying`/`sealing` by a process that no longer runs become `interrupted`.
     public func markAbandonedJobs(isRunning: (String) -> Bool) throws(StoreError) {
         let active = try read("listing active jobs") { db in

@@ -163,6 +163,21 @@ public struct EvidenceStore: Sendable {
         return JobLease(jobId: id, directory: directory, lockDescriptor: lock)
     }
 
+    /// Takes over the work directory of an interrupted job, to resume it.
+    public func resumeJob(id: String) throws(StoreError) -> JobLease {
+        let directory = "\(workDirectory)/\(id)"
+        let lock = open("\(directory)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else {
+            throw StoreError(.layout, path: directory, errno: errno, detail: "cannot open the interrupted job's lock")
+        }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            let error = errno
+            close(lock)
+            throw StoreError(.layout, path: directory, errno: error, detail: "another process is running this job")
+        }
+        return JobLease(jobId: id, directory: directory, lockDescriptor: lock)
+    }
+
     /// Whether a process still holds the job's lock.
     public func isJobRunning(_ id: String) -> Bool {
         let lock = open("\(workDirectory)/\(id)/.lock", O_RDWR | O_CLOEXEC)

@@ -14,6 +14,10 @@ struct Acquire: ParsableCommand {
             (fix: `blockdev --setro DEV`, or a hardware write blocker). Exit status 0 only when a bundle
             was sealed into STORE/bundles/.
 
+            An interrupted acquisition (source unplugged, store full, power cut, killed) keeps its work
+            and journal; running the same command again with the same device continues it where it
+            stopped. A different device (serial, model, size, first and last MiB) starts a new job.
+
             With --slot, the running daemon acquires the source in that slot as --exhibit of the open
             case (`exhibit case open`); the command returns once the job started (follow it with
             `exhibit status --watch`).
@@ -34,6 +38,12 @@ struct Acquire: ParsableCommand {
     @Flag(help: "Read a writable block device anyway (tests and validation only; recorded in the bundle).")
     var allowWritableSource = false
     @Flag(help: "Print a JSON summary on stdout.") var json = false
+    @Flag(help: "Print progress as JSON lines on stderr, every half second (for scripts and tests).")
+    var progressJson = false
+    @Option(help: ArgumentHelp("How far the resume journal may lag behind the first pass, in seconds.", visibility: .hidden))
+    var checkpointSeconds: Double = 5
+    @Option(help: ArgumentHelp("The second pass's time limit per unreadable area, in seconds.", visibility: .hidden))
+    var secondsPerArea: Double = 300
     @Flag(help: "Log each step on stderr.") var verbose = false
 
     func validate() throws {
@@ -86,12 +96,14 @@ struct Acquire: ParsableCommand {
             return
         }
         guard let source, let store, let caseId, let examiner else { return }
-        let request = AcquisitionRequest(
+        var request = AcquisitionRequest(
             sourcePath: source, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
             extraDigests: try parsedDigests(), segmentSize: segmentSize.flatMap(ByteSize.parse),
             verifyAfterWriting: !noVerify, writablePolicy: allowWritableSource ? .allowAndRecord : .refuse)
+        request.checkpointSeconds = checkpointSeconds
+        request.secondsPerArea = secondsPerArea
         let job = DiskAcquisition(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
-        let progressLine = ProgressLine(enabled: isatty(STDERR_FILENO) == 1)
+        let progressLine = ProgressLine(mode: progressJson ? .json : isatty(STDERR_FILENO) == 1 ? .terminal : .off)
         let summary: AcquisitionSummary
         do {
             summary = try job.run(request) { progressLine.show($0) }
@@ -132,15 +144,28 @@ enum ByteSize {
     }
 }
 
-/// A single self-overwriting progress line on a terminal; silent otherwise.
+/// A single self-overwriting progress line on a terminal, JSON lines for scripts, or nothing.
 final class ProgressLine: @unchecked Sendable {
-    private let enabled: Bool
+    enum Mode { case terminal, json, off }
+    private let mode: Mode
+    private var enabled: Bool { mode != .off }
     private var lastDrawn = Date.distantPast
     private var lastBytes: UInt64 = 0
     private var lastTime = Date()
     private var currentRate = 0.0
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(mode: Mode) { self.mode = mode }
+
+    /// One `--progress-json` line.
+    struct Sample: Encodable {
+        var phase: String
+        var bytesDone: UInt64
+        var totalBytes: UInt64
+        var skippedBytes: UInt64
+        var unreadableSectors: UInt64
+        var averageMBPerSecond: Double
+        var etaSeconds: Double?
+    }
 
     func show(_ progress: JobProgress) {
         guard enabled, Date().timeIntervalSince(lastDrawn) >= 0.5 || progress.bytesDone == progress.totalBytes else { return }
@@ -153,8 +178,16 @@ final class ProgressLine: @unchecked Sendable {
         lastTime = now
         lastDrawn = now
         let fraction = progress.totalBytes == 0 ? 1 : Double(progress.bytesDone) / Double(progress.totalBytes)
-        let average = Double(progress.bytesDone) / max(progress.elapsed, 0.001)
+        let average = Double(progress.bytesDone - min(progress.startBytes, progress.bytesDone)) / max(progress.elapsed, 0.001)
         let remaining = average > 0 ? Double(progress.totalBytes - min(progress.bytesDone, progress.totalBytes)) / average : 0
+        if mode == .json {
+            let sample = Sample(
+                phase: progress.phase.rawValue, bytesDone: progress.bytesDone, totalBytes: progress.totalBytes,
+                skippedBytes: progress.skippedBytes, unreadableSectors: progress.unreadableSectors,
+                averageMBPerSecond: average / 1e6, etaSeconds: average > 0 ? remaining : nil)
+            if let data = try? JSONEncoder().encode(sample) { FileHandle.standardError.write(data + Data("\n".utf8)) }
+            return
+        }
         let line = String(
             format: "\r%@ %5.1f%%  %@ of %@  %.0f MB/s  ETA %@  unreadable %llu ",
             progress.phase.rawValue, fraction * 100, ByteCount.format(progress.bytesDone),
@@ -163,7 +196,7 @@ final class ProgressLine: @unchecked Sendable {
     }
 
     func clear() {
-        guard enabled else { return }
+        guard mode == .terminal else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 

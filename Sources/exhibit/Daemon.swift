@@ -98,7 +98,7 @@ struct Status: ParsableCommand {
         if !name.isEmpty { text += "  \(name)" }
         if slot.sizeBytes > 0 { text += "  \(ByteCount.format(slot.sizeBytes))" }
         if let exhibit = slot.exhibitId { text += "  exhibit \(exhibit)" }
-        if [.acquiring, .verifying].contains(slot.state), slot.sizeBytes > 0 {
+        if [.acquiring, .recovering, .verifying].contains(slot.state), slot.sizeBytes > 0 {
             text += String(format: "  %.1f%%", Double(slot.bytesDone) / Double(slot.sizeBytes) * 100)
             if let rate = slot.currentMBPerSecond ?? slot.averageMBPerSecond { text += String(format: "  %.0f MB/s", rate) }
             if let eta = slot.etaSeconds { text += "  ETA \(ProgressLine.clock(eta))" }

@@ -14,10 +14,17 @@ final class TestDaemon: @unchecked Sendable {
     let socket: String
     var process: DaemonProcess
 
-    init(_ label: String, environment: [String: String] = [:]) throws {
+    init(_ label: String, environment: [String: String] = [:], configuration: String? = nil) throws {
         store = try TestStore(label)
         socket = store.scratch.file("exhibitd.sock")
-        process = try DaemonProcess(store: store.root, socket: socket, log: store.scratch.file("exhibitd.log"), environment: environment)
+        var extra: [String] = []
+        if let configuration {
+            let path = store.scratch.file("exhibitd.json")
+            try configuration.write(toFile: path, atomically: true, encoding: .utf8)
+            extra = ["--config", path]
+        }
+        process = try DaemonProcess(
+            store: store.root, socket: socket, log: store.scratch.file("exhibitd.log"), environment: environment, extra: extra)
         try #require(process.waitUntilServing(), "exhibitd did not start: \(process.log)")
     }
 
@@ -76,11 +83,6 @@ final class StatusWatch: @unchecked Sendable {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
     }
-}
-
-private func fixture(_ name: String) -> String {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/\(name)").path
 }
 
 private func fileFingerprint(_ path: String) throws -> String {
@@ -170,7 +172,7 @@ struct DaemonTests {
     }
 
     @Test func slowSourceDoesNotDelayOthersAndSigtermInterruptsCleanly() throws {
-        if let reason = SlowLoopDevice.unavailableReason {
+        if let reason = FaultyLoopDevice.unavailableReason {
             reportSkip(reason, "slowSourceDoesNotDelayOthersAndSigtermInterruptsCleanly")
             return
         }
@@ -179,7 +181,10 @@ struct DaemonTests {
         #expect(try daemon.cli(["case", "open", "--case", "CASE-C", "--examiner", "Tester", "--auto"]).succeeded)
 
         let slowImage = try SourceImage.create(at: scratch.file("slow.img"), size: 64 << 20, seed: 21)
-        let slow = try SlowLoopDevice(backing: slowImage, delayMilliseconds: 50, scratch: scratch, fixture: fixture("slowfile.c"))
+        // The fixture passes the loop driver's reads (up to 1 MiB) straight through, so 125 ms each is
+        // about 5 MB/s: slow enough that the fast devices seal while this one is still being read.
+        let slow = try FaultyLoopDevice(
+            backing: slowImage, delayMilliseconds: 125, scratch: scratch, fixture: fixturePath("faultfile.c"))
         let fastImages = try [22, 23].map { try SourceImage.create(at: scratch.file("fast\($0).img"), size: 48 << 20, seed: UInt64($0)) }
         let fast = try fastImages.map { try LoopDevice(backing: $0, readOnly: true) }
 
@@ -262,7 +267,7 @@ struct DaemonTests {
             return
         }
         let scratch = try ScratchDirectory("unit")
-        let unit = try String(contentsOfFile: fixture("../../Systemd/exhibitd.service"), encoding: .utf8)
+        let unit = try String(contentsOfFile: fixturePath("../../Systemd/exhibitd.service"), encoding: .utf8)
         // The installed path does not exist on a build machine; verify checks the executable.
         let local = unit.replacingOccurrences(of: "/usr/libexec/exhibit/exhibitd", with: "\(BuiltProducts.directory)/exhibitd")
         try local.write(toFile: scratch.file("exhibitd.service"), atomically: true, encoding: .utf8)
@@ -281,7 +286,7 @@ struct DaemonTests {
         let scratch = try ScratchDirectory("udev")
         let image = try SourceImage.create(at: scratch.file("evidence.img"), size: 1 << 20)
         let loop = try LoopDevice(backing: image)
-        let rules = fixture("../../Udev")
+        let rules = fixturePath("../../Udev")
         let systemDisk = try Subprocess.shell("lsblk -no PKNAME $(findmnt -no SOURCE /) 2>/dev/null | head -1").stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let rootDevice = try Subprocess.shell("findmnt -no SOURCE /").stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -115,3 +115,9 @@ let loopSkipComment: Comment = "needs root and loop devices; the reason is print
 func reportSkip(_ reason: String?, _ test: String) {
     if let reason { print("SKIPPED \(test): \(reason)") }
 }
+
+/// A file under Tests/Fixtures (C sources the tests build).
+func fixturePath(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/\(name)").path
+}

@@ -31,6 +31,10 @@ public final class ApplianceDaemon: Sendable {
         var arrivedAt: Date
         var cancellation: CancellationFlag?
         var lastSample: (time: Date, bytes: UInt64)?
+        /// A look for an interrupted job this disk continues is under way.
+        var considering = false
+        /// When an interrupted slot was last looked at for resuming.
+        var lastConsidered: Date?
     }
 
     private struct State {
@@ -131,9 +135,12 @@ public final class ApplianceDaemon: Sendable {
         let now = UTCTimestamp.string(Date())
 
         var announce: (SlotStatus, String)? = nil
-        var start: (key: String, exhibitId: String, session: CaseSessionStatus)? = nil
+        var shouldConsider = false
         state.withLock { state in
-            if var slot = state.slots[syspath] {
+            if var slot = state.slots[syspath], slot.status.state == .interrupted {
+                slot.status.readOnly = readOnly
+                state.slots[syspath] = slot
+            } else if var slot = state.slots[syspath] {
                 guard [.ready, .refused, .detected].contains(slot.status.state) else { return }
                 let before = slot.status
                 slot.status.readOnly = readOnly
@@ -160,18 +167,71 @@ public final class ApplianceDaemon: Sendable {
                 state.slots[syspath] = Slot(status: status, arrivedAt: Date())
                 announce = (status, "slot \(number): \(devnode) attached, \(sectors * 512) bytes; " + (detail ?? "read-only, ready"))
             }
-            if let slot = state.slots[syspath], slot.status.state == .ready, slot.status.jobId == nil, !state.stopping,
-                let session = state.session, session.auto, let opened = state.sessionOpenedAt, slot.arrivedAt >= opened
+            // A disk that became ready, or whose job was interrupted (every 10 s, e.g. until the
+            // store has room again), may continue an interrupted job.
+            if var slot = state.slots[syspath], !slot.considering, !state.stopping,
+                (slot.status.state == .ready && slot.status.jobId == nil && announce != nil)
+                    || (slot.status.state == .interrupted && readOnly == true
+                        && Date().timeIntervalSince(slot.lastConsidered ?? .distantPast) >= 10)
             {
-                start = (syspath, session.nextExhibitId, session)
-                state.session?.nextExhibitId = nextExhibitId(after: session.nextExhibitId)
+                slot.considering = true
+                slot.lastConsidered = Date()
+                state.slots[syspath] = slot
+                shouldConsider = true
             }
         }
         if let (status, message) = announce {
             publishSlot(status)
             publishEvent(status.state == .refused ? "warning" : "info", slot: status.slot, device: devnode, message)
         }
-        if let start { startJob(slotKey: start.key, exhibitId: start.exhibitId, session: start.session) }
+        if shouldConsider { consider(slotKey: syspath) }
+    }
+
+    /// Off the caller's thread (it reads the disk): continues the interrupted job this disk
+    /// belongs to (same serial, model, size, first and last MiB), or, in a case opened with
+    /// `--auto`, acquires a disk that arrived after the case was opened as the next exhibit.
+    private func consider(slotKey: String) {
+        let thread = Thread { [self] in
+            let slot = state.withLock { $0.slots[slotKey] }
+            guard let slot else { return }
+            let policy = Self.policy(readOnly: slot.status.readOnly, blocker: slot.status.writeBlocker)
+            let lookup = DiskAcquisition(store: store, logger: logger)
+            var resumable: ResumableJob? = nil
+            do {
+                resumable = try withEvidenceSource(at: slot.status.device, writablePolicy: policy) { source in
+                    guard let job = try lookup.interruptedJob(of: source) else { return nil }
+                    try store.ensureRoom(forImageOf: source.identity.sizeBytes - job.copiedBytes)
+                    return job
+                }
+            } catch {
+                logger.info("slot \(slot.status.slot): no interrupted job resumed: \(error)")
+            }
+            var start: (exhibitId: String, caseId: String, examiner: String, auto: Bool, resume: String?)? = nil
+            state.withLock { state in
+                guard var current = state.slots[slotKey] else { return }
+                current.considering = false
+                state.slots[slotKey] = current
+                if let resumable {
+                    start = (resumable.exhibitId, resumable.caseId, resumable.examiner, false, resumable.jobId)
+                } else if current.status.state == .ready, current.status.jobId == nil, !state.stopping,
+                    let session = state.session, session.auto, let opened = state.sessionOpenedAt, current.arrivedAt >= opened
+                {
+                    start = (session.nextExhibitId, session.caseId, session.examiner, true, nil)
+                    state.session?.nextExhibitId = nextExhibitId(after: session.nextExhibitId)
+                }
+            }
+            if let start {
+                startJob(
+                    slotKey: slotKey, exhibitId: start.exhibitId, caseId: start.caseId, examiner: start.examiner,
+                    auto: start.auto, resumeJobId: start.resume)
+            }
+        }
+        thread.name = "exhibit.consider"
+        thread.start()
+    }
+
+    static func policy(readOnly: Bool?, blocker: String?) -> WritableSourcePolicy {
+        readOnly != true && blocker != nil ? .hardwareWriteBlocker(blocker!) : .refuse
     }
 
     static func protectionState(devnode: String, readOnly: Bool?, blocker: String?) -> (SlotState, String?) {
@@ -214,7 +274,7 @@ public final class ApplianceDaemon: Sendable {
         let removed: SlotStatus? = state.withLock { state in
             guard let slot = state.slots[syspath] else { return nil }
             // A running job keeps its slot until it ends (a vanished source ends it as interrupted).
-            if [.acquiring, .verifying, .sealing].contains(slot.status.state) { return nil }
+            if [.acquiring, .recovering, .verifying, .sealing].contains(slot.status.state) { return nil }
             state.slots[syspath] = nil
             return slot.status
         }
@@ -275,17 +335,25 @@ public final class ApplianceDaemon: Sendable {
             guard !state.stopping else { throw DaemonRequestError(.stopping, "the daemon is shutting down") }
             return (key, session)
         }
-        startJob(slotKey: chosen.key, exhibitId: exhibit, session: chosen.session)
+        startJob(
+            slotKey: chosen.key, exhibitId: exhibit, caseId: chosen.session.caseId, examiner: chosen.session.examiner,
+            auto: false, resumeJobId: nil)
         return state.withLock { $0.slots[chosen.key]!.status }
     }
 
-    private func startJob(slotKey: String, exhibitId: String, session: CaseSessionStatus) {
-        let jobId = UUID().uuidString.lowercased()
+    private func startJob(
+        slotKey: String, exhibitId: String, caseId: String, examiner: String, auto: Bool, resumeJobId: String?
+    ) {
+        let jobId = resumeJobId ?? UUID().uuidString.lowercased()
         let cancellation = CancellationFlag()
         let claimed: SlotStatus? = state.withLock { state in
-            guard var slot = state.slots[slotKey], slot.status.state == .ready, slot.status.jobId == nil else { return nil }
+            guard var slot = state.slots[slotKey], slot.cancellation == nil,
+                (slot.status.state == .ready && slot.status.jobId == nil) || (resumeJobId != nil && slot.status.state == .interrupted)
+            else { return nil }
             slot.status.state = .acquiring
-            slot.status.caseId = session.caseId
+            slot.status.detail = resumeJobId == nil ? nil : "resuming interrupted job \(jobId)"
+            slot.lastSample = nil
+            slot.status.caseId = caseId
             slot.status.exhibitId = exhibitId
             slot.status.jobId = jobId
             slot.status.updatedAt = UTCTimestamp.string(Date())
@@ -297,15 +365,21 @@ public final class ApplianceDaemon: Sendable {
         publishSlot(claimed)
         publishEvent(
             "info", slot: claimed.slot, device: claimed.device,
-            "slot \(claimed.slot): acquiring \(claimed.device) as exhibit \(exhibitId) of case \(session.caseId)")
-        let policy: WritableSourcePolicy =
-            claimed.readOnly != true && claimed.writeBlocker != nil ? .hardwareWriteBlocker(claimed.writeBlocker!) : .refuse
-        let request = AcquisitionRequest(
-            sourcePath: claimed.device, caseId: session.caseId, exhibitId: exhibitId, examiner: session.examiner,
+            "slot \(claimed.slot): " + (resumeJobId == nil ? "acquiring" : "resuming the interrupted acquisition of")
+                + " \(claimed.device) as exhibit \(exhibitId) of case \(caseId)")
+        var request = AcquisitionRequest(
+            sourcePath: claimed.device, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
             extraDigests: configuration.extraDigests, segmentSize: configuration.segmentSize,
-            verifyAfterWriting: configuration.verify ?? true, writablePolicy: policy,
-            commandLine: ["exhibitd", "--store", store.root, "slot \(claimed.slot)", session.auto ? "auto" : "requested"],
+            verifyAfterWriting: configuration.verify ?? true,
+            writablePolicy: Self.policy(readOnly: claimed.readOnly, blocker: claimed.writeBlocker),
+            commandLine: [
+                "exhibitd", "--store", store.root, "slot \(claimed.slot)",
+                resumeJobId != nil ? "resumed" : auto ? "auto" : "requested",
+            ],
             jobId: jobId)
+        request.resumeJobId = resumeJobId
+        request.checkpointSeconds = configuration.checkpointSeconds ?? request.checkpointSeconds
+        let jobRequest = request
         var jobLogger = logger
         jobLogger[metadataKey: "slot"] = "\(claimed.slot)"
         let job = DiskAcquisition(store: store, logger: jobLogger)
@@ -313,7 +387,7 @@ public final class ApplianceDaemon: Sendable {
         let thread = Thread { [self] in
             defer { runningJobs.leave() }
             do throws(JobError) {
-                let summary = try job.run(request, cancellation: cancellation) { progress in
+                let summary = try job.run(jobRequest, cancellation: cancellation) { progress in
                     self.record(progress, slotKey: slotKey, jobId: jobId)
                 }
                 finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
@@ -332,6 +406,7 @@ public final class ApplianceDaemon: Sendable {
             let now = Date()
             let phase: SlotState = switch progress.phase {
             case .acquiring: .acquiring
+            case .recovering: .recovering
             case .verifying: .verifying
             case .sealing: .sealing
             }
@@ -344,7 +419,7 @@ public final class ApplianceDaemon: Sendable {
             slot.status.bytesDone = progress.bytesDone
             slot.status.unreadableSectors = progress.unreadableSectors
             if progress.elapsed > 0 {
-                let average = Double(progress.bytesDone) / progress.elapsed
+                let average = Double(progress.bytesDone - min(progress.startBytes, progress.bytesDone)) / progress.elapsed
                 slot.status.averageMBPerSecond = average / 1e6
                 slot.status.etaSeconds = average > 0 ? Double(progress.totalBytes - min(progress.bytesDone, progress.totalBytes)) / average : nil
             }

@@ -27,6 +27,8 @@ public struct DaemonConfiguration: Codable, Sendable {
     public var exhibitPrefix: String?
     /// How often sysfs is re-read: `blockdev --setro` emits no uevent, and events can be lost.
     public var recheckSeconds: Double?
+    /// How far a job's resume journal may lag behind its first pass (default 5 s).
+    public var checkpointSeconds: Double?
 
     public init() {}
 

@@ -14,5 +14,7 @@ int exhibit_blk_size_bytes(int fd, uint64_t *size);
 int exhibit_blk_logical_sector_size(int fd, uint32_t *size);
 /// BLKPBSZGET: the physical sector size in bytes.
 int exhibit_blk_physical_sector_size(int fd, uint32_t *size);
+/// Turns O_DIRECT on or off for an open descriptor (0 on success, -1 with errno).
+int exhibit_set_direct_io(int fd, int on);
 
 #endif
