@@ -145,6 +145,13 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
     public var frontier = SkipFrontier()
     private var skipUntil: UInt64 = 0
     private var nextSkip: UInt64 = 0
+    /// After the first error a block device is read with direct I/O: the page cache's readahead
+    /// fails whole windows around one bad sector and then crawls, which cost 5× here.
+    private var direct = false
+    /// Up to here, reads are `chunkSize` long: the rest of a large read that failed, so the skip
+    /// starts at the failing chunk and the healthy chunks before it are kept.
+    private var chunkedUntil: UInt64 = 0
+    static let chunkSize = 64 << 10
 
     init(
         descriptor: Int32, path: String, size: UInt64, sectorSize: Int, isBlockDevice: Bool,
@@ -173,7 +180,9 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
                 done += length
                 continue
             }
-            let result = pread(descriptor, destination + done, count - done, off_t(position))
+            var length = count - done
+            if position < chunkedUntil { length = min(length, Self.chunkSize, Int(chunkedUntil - position)) }
+            let result = pread(descriptor, destination + done, length, off_t(position))
             if result > 0 {
                 done += result
                 nextSkip = 0
@@ -192,8 +201,13 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
             }
             try checkPresent(at: position, errno: error)
             try checkStillReadOnly(at: position)
-            // Skip from the sector holding the failed byte; buffered reads stop at the failing page,
-            // so the area starts where the error is.
+            if isBlockDevice, !direct, exhibit_set_direct_io(descriptor, 1) == 0 { direct = true }
+            if direct, length > Self.chunkSize {
+                chunkedUntil = position + UInt64(length)
+                continue
+            }
+            // Skip from the sector holding the failed byte (a failed chunk of direct I/O, or a
+            // buffered read that stopped at the failing page).
             let sector = UInt64(sectorSize)
             let start = position - position % sector
             nextSkip = nextSkip == 0 ? skipPolicy.initialSkip : min(nextSkip * 2, skipPolicy.maximumSkip)

@@ -439,7 +439,7 @@ public struct DiskAcquisition: Sendable {
                     log.note(
                         "area bytes \(area.start)-\(area.end - 1): \(area.length - lost) bytes recovered, "
                             + "\(lost / UInt64(sourceIdentity.logicalSectorSize)) sectors unreadable (\(String(format: "%.2f", result.seconds)) s)",
-                        level: lost > 0 ? .warning : .info)
+                        level: .debug)
                 }
 
                 // The digests stopped at the first skipped byte; they go on over the store's image,
@@ -509,13 +509,14 @@ public struct DiskAcquisition: Sendable {
                 log.note("no unreadable sectors")
             } else {
                 log.note("\(unreadableCount) unreadable sectors, zero-filled at their own offsets:", level: .warning)
-                for range in unreadable {
+                // Every range goes into acquisition.log; the logger (journal, terminal) gets the first few.
+                for (index, range) in unreadable.enumerated() {
                     log.note(
                         "  LBA \(range.firstSector)-\(range.lastSector) (\(range.sectorCount) sectors, "
                             + "bytes \(range.byteOffset)-\(range.byteOffset + range.byteLength - 1)): \(range.errorName) (errno \(range.errno)) "
                             + (range.timeLimited == true
                                 ? "when the area's time limit ran out" : "after \(range.attemptsPerSector) attempts"),
-                        level: .warning)
+                        level: index < 10 ? .warning : .debug)
                 }
             }
             if !custody.lines.contains(where: { $0.contains("\"image-written\"") }) {
