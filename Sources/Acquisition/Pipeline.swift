@@ -290,7 +290,6 @@ public enum Pipeline {
             if let failure { throw failure }
         }
     }
-
 }
 
 /// Hands an inner consumer only the stream's bytes from `start` on: a digest restored at an

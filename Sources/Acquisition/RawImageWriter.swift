@@ -84,20 +84,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
             let chunk = UnsafeRawBufferPointer(rebasing: rest.prefix(room))
             if !Self.isAllZero(chunk) {
                 try ensureSpace(for: UInt64(room), at: position)
-                var done = 0
-                while done < room {
-                    let result = pwrite(descriptor, chunk.baseAddress! + done, room - done, off_t(writtenInFile) + off_t(done))
-                    if result < 0 {
-                        if errno == EINTR { continue }
-                        let error = errno
-                        let full = error == ENOSPC || error == EDQUOT
-                        throw AcquisitionError(
-                            full ? .storeFull : .writeFailed, path: paths[fileIndex],
-                            offset: position + UInt64(done), errno: error,
-                            detail: full ? "the store has no room left for the image" : nil)
-                    }
-                    done += result
-                }
+                try Self.writeAll(chunk, to: descriptor, at: writtenInFile, path: paths[fileIndex], streamOffset: position)
             }
             writtenInFile += UInt64(room)
             position += UInt64(room)
@@ -170,21 +157,31 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
             let file = open(path, O_WRONLY | O_CLOEXEC)
             guard file >= 0 else { throw AcquisitionError(.openFailed, path: path, offset: inFile, errno: errno) }
             defer { close(file) }
-            var done = 0
-            while done < room {
-                let result = pwrite(file, rest.baseAddress! + done, room - done, off_t(inFile) + off_t(done))
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    let error = errno
-                    throw AcquisitionError(
-                        error == ENOSPC || error == EDQUOT ? .storeFull : .writeFailed, path: path,
-                        offset: inFile + UInt64(done), errno: error)
-                }
-                done += result
-            }
+            try Self.writeAll(
+                UnsafeRawBufferPointer(rebasing: rest.prefix(room)), to: file, at: inFile, path: path, streamOffset: position)
             guard fdatasync(file) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
             position += UInt64(room)
             rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(room))
+        }
+    }
+
+    /// Writes all of `bytes` at `offset` of one image file; a full store is `store full`, naming
+    /// the stream offset.
+    private static func writeAll(
+        _ bytes: UnsafeRawBufferPointer, to descriptor: Int32, at offset: UInt64, path: String, streamOffset: UInt64
+    ) throws(AcquisitionError) {
+        var done = 0
+        while done < bytes.count {
+            let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if result < 0 {
+                if errno == EINTR { continue }
+                let error = errno
+                let full = error == ENOSPC || error == EDQUOT
+                throw AcquisitionError(
+                    full ? .storeFull : .writeFailed, path: path, offset: streamOffset + UInt64(done), errno: error,
+                    detail: full ? "the store has no room left for the image" : nil)
+            }
+            done += result
         }
     }
 
