@@ -31,21 +31,18 @@ public struct EvidenceSource: ~Copyable {
 
     deinit { _ = Glibc.close(descriptor) }
 
-    /// A first-pass reader for the pipeline; valid only while this source is alive.
-    public func makeReader() -> SourceReader {
-        SourceReader(
+    private var access: SourceAccess {
+        SourceAccess(
             descriptor: descriptor, path: identity.path, size: identity.sizeBytes,
             sectorSize: Int(identity.logicalSectorSize), isBlockDevice: identity.kind == .blockDevice,
             requiresReadOnlyFlag: identity.writeProtection.kernelReadOnlyIoctl == true)
     }
 
+    /// A first-pass reader for the pipeline; valid only while this source is alive.
+    public func makeReader() -> SourceReader { SourceReader(access) }
+
     /// The second pass over skipped areas; valid only while this source is alive.
-    public func makeRecovery() -> SectorRecovery {
-        SectorRecovery(
-            descriptor: descriptor, path: identity.path, size: identity.sizeBytes,
-            sectorSize: Int(identity.logicalSectorSize), isBlockDevice: identity.kind == .blockDevice,
-            requiresReadOnlyFlag: identity.writeProtection.kernelReadOnlyIoctl == true)
-    }
+    public func makeRecovery() -> SectorRecovery { SectorRecovery(access) }
 
     /// SHA-256 over the size and the first and last MiB (unreadable sectors as zeros): with
     /// serial, model and size, what tells a re-attached source from another one of the same size.

@@ -23,28 +23,17 @@ public struct RecoveredArea: Codable, Sendable, Equatable {
 /// error marks exactly one logical sector, not the page-cache page around it. A sector is retried
 /// up to `attemptsPerSector` times, and an area gets at most `secondsPerArea`.
 public struct SectorRecovery: Sendable {
-    let descriptor: Int32
-    public let path: String
-    public let size: UInt64
-    public let sectorSize: Int
-    let isBlockDevice: Bool
-    let requiresReadOnlyFlag: Bool
+    let access: SourceAccess
+    public var path: String { access.path }
+    public var size: UInt64 { access.size }
+    public var sectorSize: Int { access.sectorSize }
     public var attemptsPerSector = 3
     public var secondsPerArea: Double = 300
 
     /// The largest piece read in one go; the buffer `recover` needs is this big.
     public static let pieceSize = 4 << 20
 
-    init(
-        descriptor: Int32, path: String, size: UInt64, sectorSize: Int, isBlockDevice: Bool, requiresReadOnlyFlag: Bool
-    ) {
-        self.descriptor = descriptor
-        self.path = path
-        self.size = size
-        self.sectorSize = sectorSize
-        self.isBlockDevice = isBlockDevice
-        self.requiresReadOnlyFlag = requiresReadOnlyFlag
-    }
+    init(_ access: SourceAccess) { self.access = access }
 
     /// Reads `area` again. `deliver` receives each piece (at most `pieceSize` bytes, zeros where
     /// unreadable) with its offset and the sub-spans that were read, in order.
@@ -54,8 +43,8 @@ public struct SectorRecovery: Sendable {
     ) throws -> RecoveredArea {
         let started = Date()
         let deadline = started.addingTimeInterval(secondsPerArea)
-        let direct = isBlockDevice && exhibit_set_direct_io(descriptor, 1) == 0
-        defer { if direct { _ = exhibit_set_direct_io(descriptor, 0) } }
+        let direct = access.isBlockDevice && exhibit_set_direct_io(access.descriptor, 1) == 0
+        defer { if direct { _ = exhibit_set_direct_io(access.descriptor, 0) } }
         let digest = Digest(.sha256)
         var unreadable: [UnreadableRange] = []
         var position = area.start
@@ -121,7 +110,7 @@ public struct SectorRecovery: Sendable {
         var got = 0
         let length = Int(span.length)
         while got < length {
-            let result = pread(descriptor, target + got, length - got, off_t(span.start + UInt64(got)))
+            let result = pread(access.descriptor, target + got, length - got, off_t(span.start + UInt64(got)))
             if result > 0 {
                 got += result
                 continue
@@ -131,15 +120,11 @@ public struct SectorRecovery: Sendable {
             }
             let error = errno
             if error == EINTR { continue }
-            if SourceReader.meansVanished(error) {
+            if SourceAccess.meansVanished(error) {
                 throw AcquisitionError(.sourceVanished, path: path, offset: span.start + UInt64(got), errno: error)
             }
-            if isBlockDevice {
-                try SourceReader.checkPresent(
-                    descriptor: descriptor, path: path, size: size, at: span.start + UInt64(got), errno: error)
-            }
-            try SourceReader.checkStillReadOnly(
-                descriptor: descriptor, path: path, required: requiresReadOnlyFlag, at: span.start + UInt64(got))
+            try access.checkPresent(at: span.start + UInt64(got), errno: error)
+            try access.checkStillReadOnly(at: span.start + UInt64(got))
             return error
         }
         return 0

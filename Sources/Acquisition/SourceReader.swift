@@ -132,14 +132,10 @@ public struct SkipPolicy: Codable, Sendable, Equatable {
 /// first. The skipped areas are recovered sector by sector afterwards (`SectorRecovery`).
 /// Used by the one reader thread of a pipeline.
 public final class SourceReader: StreamSource, @unchecked Sendable {
-    let descriptor: Int32
-    public let path: String
-    public let size: UInt64
-    public let sectorSize: Int
-    let isBlockDevice: Bool
-    /// The source was opened because its kernel read-only flag was set; the flag is checked again
-    /// after every I/O error, because the kernel can reset it when it revalidates a disk.
-    let requiresReadOnlyFlag: Bool
+    let access: SourceAccess
+    public var path: String { access.path }
+    public var size: UInt64 { access.size }
+    public var sectorSize: Int { access.sectorSize }
     public var skipPolicy: SkipPolicy
     /// Lowered to the first skipped byte.
     public var frontier = SkipFrontier()
@@ -153,17 +149,9 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
     private var chunkedUntil: UInt64 = 0
     static let chunkSize = 64 << 10
 
-    init(
-        descriptor: Int32, path: String, size: UInt64, sectorSize: Int, isBlockDevice: Bool,
-        requiresReadOnlyFlag: Bool
-    ) {
-        self.descriptor = descriptor
-        self.path = path
-        self.size = size
-        self.sectorSize = sectorSize
-        self.isBlockDevice = isBlockDevice
-        self.requiresReadOnlyFlag = requiresReadOnlyFlag
-        self.skipPolicy = .standard(forSize: size)
+    init(_ access: SourceAccess) {
+        self.access = access
+        self.skipPolicy = .standard(forSize: access.size)
     }
 
     public func fill(
@@ -182,26 +170,26 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
             }
             var length = count - done
             if position < chunkedUntil { length = min(length, Self.chunkSize, Int(chunkedUntil - position)) }
-            let result = pread(descriptor, destination + done, length, off_t(position))
+            let result = pread(access.descriptor, destination + done, length, off_t(position))
             if result > 0 {
                 done += result
                 nextSkip = 0
                 continue
             }
             if result == 0 {
-                try checkPresent(at: position, errno: nil)
+                try access.checkPresent(at: position, errno: nil)
                 throw AcquisitionError(
                     .sourceChanged, path: path, offset: position,
                     detail: "end of data before the \(size) bytes the source reported")
             }
             let error = errno
             if error == EINTR { continue }
-            if Self.meansVanished(error) {
+            if SourceAccess.meansVanished(error) {
                 throw AcquisitionError(.sourceVanished, path: path, offset: position, errno: error)
             }
-            try checkPresent(at: position, errno: error)
-            try checkStillReadOnly(at: position)
-            if isBlockDevice, !direct, exhibit_set_direct_io(descriptor, 1) == 0 { direct = true }
+            try access.checkPresent(at: position, errno: error)
+            try access.checkStillReadOnly(at: position)
+            if access.isBlockDevice, !direct, exhibit_set_direct_io(access.descriptor, 1) == 0 { direct = true }
             if direct, length > Self.chunkSize {
                 chunkedUntil = position + UInt64(length)
                 continue
@@ -218,17 +206,23 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
         }
         return skipped
     }
+}
+
+/// An evidence source's open descriptor as both passes use it, with the checks a read error calls for.
+struct SourceAccess: Sendable {
+    let descriptor: Int32
+    let path: String
+    let size: UInt64
+    let sectorSize: Int
+    let isBlockDevice: Bool
+    /// The source was opened because its kernel read-only flag was set; the flag is checked again
+    /// after every I/O error, because the kernel can reset it when it revalidates a disk.
+    let requiresReadOnlyFlag: Bool
 
     /// A read failed or ended early: tells a vanished device (unplugged: the kernel drops its
     /// capacity to 0 or it leaves sysfs) from an unreadable area.
     func checkPresent(at offset: UInt64, errno error: Int32?) throws(AcquisitionError) {
         guard isBlockDevice else { return }
-        try Self.checkPresent(descriptor: descriptor, path: path, size: size, at: offset, errno: error)
-    }
-
-    static func checkPresent(
-        descriptor: Int32, path: String, size: UInt64, at offset: UInt64, errno error: Int32?
-    ) throws(AcquisitionError) {
         var current: UInt64 = 0
         if exhibit_blk_size_bytes(descriptor, &current) != 0 {
             throw AcquisitionError(.sourceVanished, path: path, offset: offset, errno: Glibc.errno, detail: "BLKGETSIZE64 failed")
@@ -241,15 +235,11 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
     }
 
     func checkStillReadOnly(at offset: UInt64) throws(AcquisitionError) {
-        try SourceReader.checkStillReadOnly(descriptor: descriptor, path: path, required: requiresReadOnlyFlag, at: offset)
-    }
-
-    static func checkStillReadOnly(descriptor: Int32, path: String, required: Bool, at offset: UInt64) throws(AcquisitionError) {
-        guard required else { return }
+        guard requiresReadOnlyFlag else { return }
         var readOnly: Int32 = 0
         if exhibit_blk_read_only(descriptor, &readOnly) != 0 {
             let error = errno
-            if meansVanished(error) { throw AcquisitionError(.sourceVanished, path: path, offset: offset, errno: error) }
+            if Self.meansVanished(error) { throw AcquisitionError(.sourceVanished, path: path, offset: offset, errno: error) }
             throw AcquisitionError(.inspectFailed, path: path, offset: offset, errno: error, detail: "BLKROGET after an I/O error")
         }
         if readOnly == 0 {
