@@ -11,7 +11,6 @@ public final class FaultyLoopDevice: @unchecked Sendable {
     public let loop: LoopDevice
     private let fuse: Process
     private let mountPoint: String
-    private let badFile: String
     private let size: UInt64
 
     /// Why a faulty device cannot be made here, or nil.
@@ -46,7 +45,7 @@ public final class FaultyLoopDevice: @unchecked Sendable {
         let badFile = scratch.file("\(name)-bad")
         let log = scratch.file("\(name).log")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        // Every range goes in the bad file, none on the command line, so setBadRanges can remove any.
+        // The ranges go in a bad file (the fixture re-reads it on SIGHUP, for changing faults by hand).
         try FaultyLoopDevice.badFileText(badRanges).write(toFile: badFile, atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: log, contents: nil)
 
@@ -76,7 +75,6 @@ public final class FaultyLoopDevice: @unchecked Sendable {
         }
         self.fuse = fuse
         self.mountPoint = mountPoint
-        self.badFile = badFile
         self.size = size
     }
 
@@ -94,26 +92,6 @@ public final class FaultyLoopDevice: @unchecked Sendable {
         try send(SIGUSR2)
         try waitForImageSize(size)
         try refreshCapacity()
-    }
-
-    /// Replaces the bad ranges; returns once the fixture reads with the new ones.
-    public func setBadRanges(_ ranges: [(offset: UInt64, length: UInt64)]) throws {
-        let text = Self.badFileText(ranges)
-        // Atomic, so the fixture never reads half a file.
-        try text.write(toFile: badFile, atomically: true, encoding: .utf8)
-        try send(SIGHUP)
-        // A signal is handled some time after kill() returns; the fixture's /faults shows the ranges
-        // in force, so they are waited for rather than assumed.
-        let deadline = Date().addingTimeInterval(5)
-        while (try? String(contentsOfFile: "\(mountPoint)/faults", encoding: .utf8)) != text {
-            guard Date() < deadline else { throw LoopDevice.LoopError(message: "the FUSE fixture did not load \(badFile)") }
-            usleep(20_000)
-        }
-    }
-
-    /// A second loop device over the same image, with its own sector size; the caller owns it.
-    public func attachAnotherLoop(sectorSize: Int = 512) throws -> LoopDevice {
-        try LoopDevice(backing: imagePath, sectorSize: sectorSize, readOnly: true)
     }
 
     deinit {

@@ -214,6 +214,11 @@ struct DaemonTests {
         let sealedJobs = jobs.filter { $0.state == "sealed" }
         #expect(sealedJobs.count == 2)
         #expect(Set(sealedJobs.compactMap(\.bundleId)) == Set(daemon.store.bundles))
+        // Disks that were attached before the restart are not arrivals: nothing is acquired twice
+        // (the slow disk may only continue its own job).
+        sleep(2)
+        let later = try daemon.snapshot().jobs ?? []
+        #expect(Set(later.map(\.jobId)) == Set(jobs.map(\.jobId)), "jobs started after the restart")
         #expect(daemon.process.terminate() != nil)
     }
 }

@@ -76,7 +76,9 @@ public final class ApplianceDaemon: Sendable {
     public func handle(_ event: DeviceEvent) {
         switch (event.subsystem, event.devtype) {
         case ("block", "disk"):
-            refreshDisk(syspath: event.syspath, devnode: event.devnode ?? "/dev/\(event.sysname)", removed: event.action == .remove)
+            refreshDisk(
+                syspath: event.syspath, devnode: event.devnode ?? "/dev/\(event.sysname)", removed: event.action == .remove,
+                present: event.action == .present)
         case ("usb", "usb_device"):
             refreshUSB(syspath: event.syspath, devnode: event.devnode, removed: event.action == .remove)
         default:
@@ -107,7 +109,10 @@ public final class ApplianceDaemon: Sendable {
         state.withLock { $0.systemDisks = disks }
     }
 
-    private func refreshDisk(syspath: String, devnode: String, removed: Bool) {
+    /// `present`: the disk was already attached when the daemon started (its first enumeration),
+    /// so it is not an arrival that an `--auto` case acquires; after a restart, disks sealed by
+    /// the previous daemon stay sealed instead of being acquired again.
+    private func refreshDisk(syspath: String, devnode: String, removed: Bool, present: Bool = false) {
         let name = (syspath as NSString).lastPathComponent
         if Self.ignoredPrefixes.contains(where: name.hasPrefix) { return }
         let sectors = SysfsBlockDevice.readTrimmed("\(syspath)/size").flatMap(UInt64.init) ?? 0
@@ -164,7 +169,7 @@ public final class ApplianceDaemon: Sendable {
                     partitions: partitions, state: slotState, detail: detail, caseId: nil, exhibitId: nil,
                     jobId: nil, bytesDone: 0, currentMBPerSecond: nil, averageMBPerSecond: nil, etaSeconds: nil,
                     unreadableSectors: 0, digests: [:], bundleId: nil, bundlePath: nil, updatedAt: now)
-                state.slots[syspath] = Slot(status: status, arrivedAt: Date())
+                state.slots[syspath] = Slot(status: status, arrivedAt: present ? .distantPast : Date())
                 announce = (status, "slot \(number): \(devnode) attached, \(sectors * 512) bytes; " + (detail ?? "read-only, ready"))
             }
             // A disk that became ready, or whose job was interrupted (every 10 s, e.g. until the
