@@ -6,6 +6,7 @@ import PackageDescription
 //   CBlockDevice (ioctls)     -> Acquisition
 //   SQLite (through GRDB)     -> Store
 //   CUdev (libudev)           -> Devices
+//   CTerminal (wcwidth)       -> Panel
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
@@ -87,11 +88,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(name: "CTerminal"),
+        .target(
+            name: "Panel",
+            dependencies: ["Appliance", "CTerminal", "Store"],
+            resources: [.copy("Messages")],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "exhibit",
             dependencies: [
                 "Acquisition",
                 "Appliance",
+                "Panel",
                 "Evidence",
                 "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -123,6 +132,7 @@ let package = Package(
                 "Devices",
                 "Cryptography",
                 "Evidence",
+                "Panel",
                 "Store",
                 "TestSupport",
                 .product(name: "Logging", package: "swift-log"),

@@ -74,6 +74,73 @@ public struct DaemonInfo: Codable, Sendable, Equatable {
     public var systemDisks: [String: String]
 }
 
+/// The evidence store's room, so a technician knows before starting whether another image fits.
+public struct StoreStatus: Codable, Sendable, Equatable {
+    public var path: String
+    public var freeBytes: UInt64
+    public var totalBytes: UInt64
+    /// The average size of the images sealed in this store, once there is one.
+    public var averageImageBytes: UInt64?
+    /// How many more images of the average size fit.
+    public var imagesThatFit: UInt64?
+    /// Less than `StoreStatus.almostFullFraction` of the store, or room for fewer than two average images.
+    public var almostFull: Bool
+
+    public static let almostFullFraction = 0.05
+
+    public init(path: String, freeBytes: UInt64, totalBytes: UInt64, averageImageBytes: UInt64?) {
+        self.path = path
+        self.freeBytes = freeBytes
+        self.totalBytes = totalBytes
+        self.averageImageBytes = averageImageBytes
+        imagesThatFit = averageImageBytes.flatMap { $0 > 0 ? freeBytes / $0 : nil }
+        almostFull = Double(freeBytes) < Double(totalBytes) * Self.almostFullFraction || (imagesThatFit ?? 2) < 2
+    }
+}
+
+/// What needs a person. The daemon raises an alert while its condition holds and drops it when
+/// the condition ends; acknowledging one (from the panel) is recorded in the audit trail and
+/// stops it standing out, without hiding it.
+public struct AlertStatus: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// A writable source was not opened; `fix` is the command that makes it read-only.
+        case sourceRefused = "source-refused"
+        case jobFailed = "job-failed"
+        /// The job's work is kept; reattaching the same device resumes it.
+        case jobInterrupted = "job-interrupted"
+        case storeAlmostFull = "store-almost-full"
+        /// Device discovery without udevd.
+        case daemonDegraded = "daemon-degraded"
+        /// A phone waits for "Allow USB debugging".
+        case phoneUnauthorized = "phone-unauthorized"
+        case phoneLocked = "phone-locked"
+        /// The appliance may not open the phone's USB node.
+        case phoneNoPermission = "phone-no-permission"
+        case phoneOffline = "phone-offline"
+    }
+
+    /// Stable while the condition lasts: kind and the slot's device or the job.
+    public var id: String
+    public var kind: Kind
+    public var slot: Int?
+    public var device: String?
+    public var caseId: String?
+    public var exhibitId: String?
+    /// The technical reason, in English, from the daemon or the job.
+    public var detail: String?
+    /// A command that resolves it, where there is one.
+    public var fix: String?
+    public var raisedAt: String
+    public var acknowledgedBy: String?
+    public var acknowledgedAt: String?
+
+    public init(id: String, kind: Kind, raisedAt: String) {
+        self.id = id
+        self.kind = kind
+        self.raisedAt = raisedAt
+    }
+}
+
 /// The open case session.
 public struct CaseSessionStatus: Codable, Sendable, Equatable {
     public var caseId: String
@@ -95,7 +162,8 @@ public struct DaemonEvent: Codable, Sendable, Equatable {
 /// Every message the daemon sends. `type` says which of the optional members are present.
 public struct StatusMessage: Codable, Sendable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
-        /// The whole state: `daemon`, `session` (absent when no case is open), `slots`, `jobs`.
+        /// The whole state: `daemon`, `session` (absent when no case is open), `slots`, `jobs`,
+        /// `alerts`, `store`.
         case snapshot
         /// One slot changed: `slot`.
         case slot
@@ -109,6 +177,10 @@ public struct StatusMessage: Codable, Sendable {
         case ok
         /// A request failed: `request`, `error`.
         case error
+        /// The alerts changed: `alerts`, the whole current list.
+        case alerts
+        /// The store's free space changed: `store`.
+        case store
     }
 
     public struct Failure: Codable, Sendable, Equatable {
@@ -125,6 +197,8 @@ public struct StatusMessage: Codable, Sendable {
     public var jobs: [CatalogEntry]?
     public var slot: SlotStatus?
     public var event: DaemonEvent?
+    public var alerts: [AlertStatus]?
+    public var store: StoreStatus?
     public var request: String?
     public var error: Failure?
 
@@ -146,6 +220,8 @@ public struct StatusRequest: Codable, Sendable {
         case closeCase = "close-case"
         /// `slot`, `exhibitId`.
         case acquire
+        /// `alertId`: recorded in the audit trail with `actor` and `client`.
+        case acknowledge
     }
 
     public var request: Kind
@@ -154,10 +230,15 @@ public struct StatusRequest: Codable, Sendable {
     public var auto: Bool?
     public var slot: Int?
     public var exhibitId: String?
+    public var alertId: String?
+    /// Who acts (for the audit trail); the open case's examiner when absent.
+    public var actor: String?
+    /// Where the request comes from, for the audit trail: `panel /dev/tty1`, `exhibit case`.
+    public var client: String?
 
     public init(
         _ request: Kind, caseId: String? = nil, examiner: String? = nil, auto: Bool? = nil, slot: Int? = nil,
-        exhibitId: String? = nil
+        exhibitId: String? = nil, alertId: String? = nil, actor: String? = nil, client: String? = nil
     ) {
         self.request = request
         self.caseId = caseId
@@ -165,6 +246,9 @@ public struct StatusRequest: Codable, Sendable {
         self.auto = auto
         self.slot = slot
         self.exhibitId = exhibitId
+        self.alertId = alertId
+        self.actor = actor
+        self.client = client
     }
 }
 

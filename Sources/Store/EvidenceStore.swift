@@ -107,9 +107,14 @@ public struct EvidenceStore: Sendable {
 
     /// Bytes the store's file system lets an unprivileged writer use.
     public func freeBytes() throws(StoreError) -> UInt64 {
+        try capacity().free
+    }
+
+    /// Bytes available to the appliance and the file system's size.
+    public func capacity() throws(StoreError) -> (free: UInt64, total: UInt64) {
         var info = statvfs()
         guard statvfs(root, &info) == 0 else { throw StoreError(.layout, path: root, errno: errno, detail: "statvfs") }
-        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        return (UInt64(info.f_bavail) * UInt64(info.f_frsize), UInt64(info.f_blocks) * UInt64(info.f_frsize))
     }
 
     /// Room kept for the records, manifests and seal beside the image.
@@ -226,9 +231,10 @@ public struct EvidenceStore: Sendable {
     }
 }
 
-/// Byte counts for people: binary units with one decimal.
+/// Byte counts for people: binary units with one decimal, everywhere Exhibit shows a size.
 public enum ByteCount {
-    public static func format(_ bytes: UInt64) -> String {
+    /// `decimalSeparator`: the front panel's language may write 812,4 GiB.
+    public static func format(_ bytes: UInt64, decimalSeparator: String = ".") -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
         var value = Double(bytes)
         var unit = 0
@@ -236,6 +242,8 @@ public enum ByteCount {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+        guard unit > 0 else { return "\(bytes) B" }
+        let number = String(format: "%.1f", value)
+        return (decimalSeparator == "." ? number : number.replacingOccurrences(of: ".", with: decimalSeparator)) + " " + units[unit]
     }
 }

@@ -82,7 +82,7 @@ struct Acquire: ParsableCommand {
         if let slot {
             let answer: StatusMessage
             do {
-                answer = try StatusClient(path: socket).send(StatusRequest(.acquire, slot: slot, exhibitId: exhibitId))
+                answer = try StatusClient(path: socket).send(StatusRequest(.acquire, slot: slot, exhibitId: exhibitId, client: "exhibit acquire --slot"))
             } catch {
                 failAndExit("acquire", error)
             }

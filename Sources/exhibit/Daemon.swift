@@ -23,7 +23,7 @@ struct Case: ParsableCommand {
         @Flag(help: "Print the daemon's answer as JSON.") var json = false
 
         func run() throws {
-            let answer = request(StatusRequest(.openCase, caseId: caseId, examiner: examiner, auto: auto), socket: socket, "case open")
+            let answer = request(StatusRequest(.openCase, caseId: caseId, examiner: examiner, auto: auto, client: "exhibit case open"), socket: socket, "case open")
             if json { return printJSON(answer) }
             let session = answer.session
             print("case \(caseId) open, examiner \(examiner)" + (auto ? "; new read-only disks are acquired automatically from \(session?.nextExhibitId ?? "E1")" : ""))
@@ -35,7 +35,7 @@ struct Case: ParsableCommand {
         @Option(help: "The daemon's status socket.") var socket: String = StatusClient.defaultSocket
 
         func run() throws {
-            _ = request(StatusRequest(.closeCase), socket: socket, "case close")
+            _ = request(StatusRequest(.closeCase, client: "exhibit case close"), socket: socket, "case close")
             print("case closed")
         }
     }
@@ -81,6 +81,7 @@ struct Status: ParsableCommand {
             let slots = message.slots ?? []
             if slots.isEmpty { print("no sources attached") }
             for slot in slots { print(line(slot)) }
+            for alert in message.alerts ?? [] { print(line(alert)) }
         case .slot, .slotRemoved:
             if let slot = message.slot { print((message.type == .slotRemoved ? "removed: " : "") + line(slot)) }
         case .session:
@@ -89,7 +90,24 @@ struct Status: ParsableCommand {
             if let event = message.event { print("\(message.time) \(event.level): \(event.message)") }
         case .ok, .error:
             print(message.error?.message ?? "ok")
+        case .alerts:
+            let alerts = message.alerts ?? []
+            print(alerts.isEmpty ? "no alerts" : alerts.map(line).joined(separator: "\n"))
+        case .store:
+            if let store = message.store {
+                print("store free: \(ByteCount.format(store.freeBytes))" + (store.almostFull ? " (almost full)" : ""))
+            }
         }
+    }
+
+    static func line(_ alert: AlertStatus) -> String {
+        var text = "alert \(alert.kind.rawValue)"
+        if let slot = alert.slot { text += "  slot \(slot)" }
+        if let exhibit = alert.exhibitId { text += "  exhibit \(exhibit)" }
+        if let detail = alert.detail { text += "  \(detail)" }
+        if let fix = alert.fix { text += "  fix: \(fix)" }
+        if let by = alert.acknowledgedBy { text += "  (acknowledged by \(by))" }
+        return text
     }
 
     static func line(_ slot: SlotStatus) -> String {

@@ -13,7 +13,7 @@ struct Exhibit: ParsableCommand {
             Start with `exhibit provision --store DIR`, then `exhibit acquire SOURCE --store DIR ...`.
             At the hub: `exhibit verify BUNDLE --trust agency-root.pem`.
             """,
-        subcommands: [Provision.self, Acquire.self, Verify.self, List.self, Case.self, Status.self])
+        subcommands: [Provision.self, Acquire.self, Verify.self, List.self, Case.self, Status.self, PanelCommand.self])
 }
 
 /// Prints a one-line reason on stderr and exits non-zero: the CLI's single way of failing.

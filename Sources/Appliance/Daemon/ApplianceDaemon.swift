@@ -43,6 +43,10 @@ public final class ApplianceDaemon: Sendable {
         var sessionOpenedAt: Date?
         var systemDisks: [String: String] = [:]
         var stopping = false
+        var alerts = AlertBoard()
+        var store: StoreStatus?
+        /// The average size of the images sealed in this store.
+        var averageImageBytes: UInt64?
     }
 
     /// Disks that are never evidence: RAM disks, compressed swap, and assemblies of other disks
@@ -60,6 +64,12 @@ public final class ApplianceDaemon: Sendable {
         // Jobs of an earlier daemon that died are interrupted, not forgotten: their work stays
         // under work/ and the catalog says so.
         try catalog.markAbandonedJobs(isRunning: store.isJobRunning)
+        let entries = try catalog.entries()
+        let board = AlertBoard(acknowledged: try catalog.events(), interrupted: entries)
+        state.withLock {
+            $0.alerts = board
+            $0.averageImageBytes = Self.averageImageBytes(entries)
+        }
         if let open = try catalog.openCaseSession() {
             let session = try sessionStatus(open)
             state.withLock {
@@ -68,6 +78,8 @@ public final class ApplianceDaemon: Sendable {
             }
         }
         refreshSystemDisks()
+        refreshStore()
+        refreshAlerts()
     }
 
     // MARK: Devices
@@ -90,6 +102,7 @@ public final class ApplianceDaemon: Sendable {
     /// uevent), a write blocker's switch, and any event the kernel dropped.
     public func recheck() {
         refreshSystemDisks()
+        refreshStore()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/block")) ?? []
         var seen: Set<String> = []
         for name in names where !FileManager.default.fileExists(atPath: "/sys/class/block/\(name)/partition") {
@@ -281,25 +294,31 @@ public final class ApplianceDaemon: Sendable {
             // A running job keeps its slot until it ends (a vanished source ends it as interrupted).
             if [.acquiring, .recovering, .verifying, .sealing].contains(slot.status.state) { return nil }
             state.slots[syspath] = nil
+            if slot.status.state == .interrupted, let jobId = slot.status.jobId {
+                state.alerts.detachedInterruptions[jobId] = AlertBoard.DetachedInterruption(
+                    jobId: jobId, caseId: slot.status.caseId ?? "", exhibitId: slot.status.exhibitId ?? "",
+                    device: slot.status.device, detail: slot.status.detail)
+            }
             return slot.status
         }
         guard let removed else { return }
         var message = StatusMessage(.slotRemoved)
         message.slot = removed
         hub.publish(message)
+        refreshAlerts()
         publishEvent("info", slot: removed.slot, device: removed.device, "slot \(removed.slot): \(removed.device) \(reason)")
     }
 
     // MARK: Cases and jobs
 
-    public func openCase(caseId: String, examiner: String, auto: Bool) throws -> CaseSessionStatus {
+    public func openCase(caseId: String, examiner: String, auto: Bool, client: String? = nil) throws -> CaseSessionStatus {
         let record = try catalog.openCaseSession(caseId: caseId, examiner: examiner, autoAcquire: auto)
         let session = try sessionStatus(record)
         state.withLock {
             $0.session = session
             $0.sessionOpenedAt = UTCTimestamp.date(record.openedAt) ?? Date()
         }
-        try? catalog.audit(actor: examiner, action: "case-opened", object: caseId, details: ["auto": auto ? "yes" : "no"])
+        try? catalog.audit(actor: examiner, action: "case-opened", object: caseId, details: ["auto": auto ? "yes" : "no", "client": client ?? "-"])
         var message = StatusMessage(.session)
         message.session = session
         hub.publish(message)
@@ -307,14 +326,14 @@ public final class ApplianceDaemon: Sendable {
         return session
     }
 
-    public func closeCase() throws -> String? {
+    public func closeCase(actor: String? = nil, client: String? = nil) throws -> String? {
         let closed = try catalog.closeCaseSession()
         state.withLock {
             $0.session = nil
             $0.sessionOpenedAt = nil
         }
         if let closed {
-            try? catalog.audit(actor: applianceId, action: "case-closed", object: closed)
+            try? catalog.audit(actor: actor ?? applianceId, action: "case-closed", object: closed, details: ["client": client ?? "-"])
             hub.publish(StatusMessage(.session))
             publishEvent("info", slot: nil, device: nil, "case \(closed) closed")
         }
@@ -322,7 +341,7 @@ public final class ApplianceDaemon: Sendable {
     }
 
     /// Starts the acquisition of a ready slot as the given exhibit of the open case.
-    public func acquire(slot number: Int, exhibitId: String) throws(DaemonRequestError) -> SlotStatus {
+    public func acquire(slot number: Int, exhibitId: String, actor: String? = nil, client: String? = nil) throws(DaemonRequestError) -> SlotStatus {
         let exhibit = exhibitId.trimmingCharacters(in: .whitespaces)
         guard !exhibit.isEmpty else { throw DaemonRequestError(.invalidRequest, "an exhibit number is required") }
         let chosen: (key: String, session: CaseSessionStatus) = try state.withLock { state throws(DaemonRequestError) in
@@ -340,6 +359,9 @@ public final class ApplianceDaemon: Sendable {
             guard !state.stopping else { throw DaemonRequestError(.stopping, "the daemon is shutting down") }
             return (key, session)
         }
+        try? catalog.audit(
+            actor: actor ?? chosen.session.examiner, action: "acquisition-requested", object: "\(chosen.session.caseId)/\(exhibit)",
+            details: ["slot": String(number), "client": client ?? "-"])
         startJob(
             slotKey: chosen.key, exhibitId: exhibit, caseId: chosen.session.caseId, examiner: chosen.session.examiner,
             auto: false, resumeJobId: nil)
@@ -453,9 +475,14 @@ public final class ApplianceDaemon: Sendable {
             }
             slot.status.updatedAt = UTCTimestamp.string(Date())
             state.slots[slotKey] = slot
+            if final != .interrupted { state.alerts.detachedInterruptions[jobId] = nil }
             return slot.status
         }
         guard let status else { return }
+        if final == .sealed, let entries = try? catalog.entries() {
+            state.withLock { $0.averageImageBytes = Self.averageImageBytes(entries) }
+            refreshStore()
+        }
         publishSlot(status)
         let message =
             switch final {
@@ -496,6 +523,7 @@ public final class ApplianceDaemon: Sendable {
             startedAt: startedAt, storeFreeBytes: try? store.freeBytes(), systemDisks: systemDisks)
         message.session = session
         message.slots = slots
+        (message.alerts, message.store) = state.withLock { ($0.alerts.current, $0.store) }
         message.jobs = ((try? catalog.entries()) ?? []).reversed().prefix(50).map { $0 }
         return message
     }
@@ -515,6 +543,72 @@ public final class ApplianceDaemon: Sendable {
         var message = StatusMessage(.slot)
         message.slot = status
         hub.publish(message)
+        refreshAlerts()
+    }
+
+    // MARK: Alerts and the store
+
+    /// Re-derives the alerts and publishes them when they changed.
+    private func refreshAlerts() {
+        let degradedReason: String? = if case .kernel(let reason) = mode { reason } else { nil }
+        let changed: [AlertStatus]? = state.withLock { state in
+            let slots = state.slots.values.map(\.status)
+            return state.alerts.update(slots: slots, store: state.store, degradedReason: degradedReason, now: Date())
+                ? state.alerts.current : nil
+        }
+        guard let changed else { return }
+        var message = StatusMessage(.alerts)
+        message.alerts = changed
+        hub.publish(message)
+    }
+
+    /// Marks an alert seen, in the audit trail and for every client.
+    public func acknowledge(alertId: String, actor: String?, client: String?) throws(DaemonRequestError) -> AlertStatus {
+        let now = UTCTimestamp.string(Date())
+        let (alert, all): (AlertStatus?, [AlertStatus]) = state.withLock { state in
+            let who = actor ?? state.session?.examiner ?? "technician"
+            return (state.alerts.acknowledge(alertId, by: who, at: now), state.alerts.current)
+        }
+        guard let alert else { throw DaemonRequestError(.noSuchAlert, "there is no alert \(alertId)") }
+        do {
+            try catalog.audit(
+                actor: alert.acknowledgedBy ?? "technician", action: AlertBoard.auditAction, object: alertId,
+                details: ["kind": alert.kind.rawValue, "client": client ?? "-", "detail": alert.detail ?? "-"])
+        } catch {
+            throw DaemonRequestError(.failed, "recording the acknowledgement of \(alertId): \(error)")
+        }
+        var message = StatusMessage(.alerts)
+        message.alerts = all
+        hub.publish(message)
+        return alert
+    }
+
+    /// Re-reads the store's free space; publishes it when it moved by a megabyte or more, or
+    /// crossed the almost-full line.
+    private func refreshStore() {
+        guard let capacity = try? store.capacity() else { return }
+        let changed: StoreStatus? = state.withLock { state in
+            let status = StoreStatus(
+                path: store.root, freeBytes: capacity.free, totalBytes: capacity.total, averageImageBytes: state.averageImageBytes)
+            if let last = state.store, last.almostFull == status.almostFull, last.averageImageBytes == status.averageImageBytes,
+                (last.freeBytes > status.freeBytes ? last.freeBytes - status.freeBytes : status.freeBytes - last.freeBytes) < 1_000_000
+            {
+                return nil
+            }
+            state.store = status
+            return status
+        }
+        guard let changed else { return }
+        var message = StatusMessage(.store)
+        message.store = changed
+        hub.publish(message)
+        refreshAlerts()
+    }
+
+    static func averageImageBytes(_ entries: [CatalogEntry]) -> UInt64? {
+        let sealed = entries.filter { $0.state == "sealed" && $0.sizeBytes > 0 }
+        guard !sealed.isEmpty else { return nil }
+        return sealed.reduce(0) { $0 + $1.sizeBytes } / UInt64(sealed.count)
     }
 
     private func publishEvent(_ level: String, slot: Int?, device: String?, _ text: String) {
@@ -555,6 +649,7 @@ public struct DaemonRequestError: Error, CustomStringConvertible, Sendable {
         case noCase = "no-case"
         case caseOpen = "case-open"
         case noSuchSlot = "no-such-slot"
+        case noSuchAlert = "no-such-alert"
         case slotNotReady = "slot-not-ready"
         case stopping
         case failed

@@ -113,17 +113,23 @@ public final class StatusServer: Sendable {
                     let examiner = request.examiner?.trimmingCharacters(in: .whitespaces), !examiner.isEmpty
                 else { throw DaemonRequestError(.invalidRequest, "open-case needs caseId and examiner") }
                 var message = ok(request)
-                message.session = try daemon.openCase(caseId: caseId, examiner: examiner, auto: request.auto ?? false)
+                message.session = try daemon.openCase(
+                    caseId: caseId, examiner: examiner, auto: request.auto ?? false, client: request.client)
                 return message
             case .closeCase:
-                guard try daemon.closeCase() != nil else { throw DaemonRequestError(.noCase, "no case is open") }
+                guard try daemon.closeCase(actor: request.actor, client: request.client) != nil else { throw DaemonRequestError(.noCase, "no case is open") }
                 return ok(request)
             case .acquire:
                 guard let slot = request.slot, let exhibitId = request.exhibitId else {
                     throw DaemonRequestError(.invalidRequest, "acquire needs slot and exhibitId")
                 }
                 var message = ok(request)
-                message.slot = try daemon.acquire(slot: slot, exhibitId: exhibitId)
+                message.slot = try daemon.acquire(slot: slot, exhibitId: exhibitId, actor: request.actor, client: request.client)
+                return message
+            case .acknowledge:
+                guard let alertId = request.alertId else { throw DaemonRequestError(.invalidRequest, "acknowledge needs alertId") }
+                var message = ok(request)
+                message.alerts = [try daemon.acknowledge(alertId: alertId, actor: request.actor, client: request.client)]
                 return message
             }
         } catch let error as DaemonRequestError {
