@@ -140,13 +140,20 @@ public struct ScreenRaster: Sendable {
         }
     }
 
-    /// Lit shapes: pixels differing from the background (the top-left pixel) by more than `threshold`.
-    public func shapes(threshold: Int = 80) -> [Shape] {
-        let background = Int(luma[0])
+    /// Lit shapes: pixels differing by more than `threshold` from their pixel row's most common
+    /// brightness, so text on a highlighted band (title, alert, selection) counts as text.
+    public func shapes(threshold: Int = 60) -> [Shape] {
+        var rowBackground = [Int](repeating: 0, count: height)
+        for y in 0..<height {
+            var histogram = [Int](repeating: 0, count: 256)
+            for x in 0..<width { histogram[Int(luma[y * width + x])] += 1 }
+            rowBackground[y] = histogram.indices.max { histogram[$0] < histogram[$1] }!
+        }
+        func lit(_ pixel: Int) -> Bool { abs(Int(luma[pixel]) - rowBackground[pixel / width]) > threshold }
         var seen = [Bool](repeating: false, count: luma.count)
         var shapes: [Shape] = []
         var stack: [Int] = []
-        for start in 0..<luma.count where !seen[start] && abs(Int(luma[start]) - background) > threshold {
+        for start in 0..<luma.count where !seen[start] && lit(start) {
             var members: [Int] = []
             stack.append(start)
             seen[start] = true
@@ -160,7 +167,7 @@ public struct ScreenRaster: Sendable {
                         let ny = y + dy
                         guard nx >= 0, ny >= 0, nx < width, ny < height else { continue }
                         let neighbour = ny * width + nx
-                        if !seen[neighbour] && abs(Int(luma[neighbour]) - background) > threshold {
+                        if !seen[neighbour] && lit(neighbour) {
                             seen[neighbour] = true
                             stack.append(neighbour)
                         }

@@ -129,6 +129,17 @@ struct PanelConsoleTests {
         for row in smallRows { #expect(TerminalText.width(row) <= 40, "\(row)") }
         #expect(smallRows[11].contains("1-9"), "\(smallRows)")
 
+        // Closing the case asks first.
+        try panel.press("c")
+        let confirm = try panel.waitForScreen(timeout: 5) { $0.joined().contains("Close case CASE-P? Y = yes, N = no") }
+        #expect(confirm != nil, "no close confirmation: \(panel.text)")
+        try panel.press("y")
+        let closed = try panel.waitForScreen(timeout: 5) { $0.joined().contains(english(.caseNoneShort)) }  // still 40x12
+        #expect(closed != nil, "case still shown: \(panel.text)")
+        let afterClose = try exhibit(["list", "--store", daemon.store.root, "--json"])
+        let closeEvents = try JSONDecoder().decode(Listing.self, from: Data(afterClose.stdout.utf8)).events
+        #expect(closeEvents.contains { $0.action == "case-closed" && $0.actor == "Insp. Vanna" && client($0)?.hasPrefix("panel ") == true })
+
         // Another language on the L key.
         try panel.resize(columns: 80, rows: 24)
         try panel.press("l")
@@ -143,7 +154,9 @@ struct PanelConsoleTests {
         let lost = try panel.waitForScreen(timeout: 6) { $0.joined().contains(String(unreachable.prefix(12))) }
         #expect(lost != nil, "no unreachable alert: \(panel.text)")
         try daemon.restart()
-        let back = try panel.waitForScreen(timeout: 8) { $0.joined().contains("CASE-P") }
+        let back = try panel.waitForScreen(timeout: 8) { rows in
+            !rows.joined().contains(String(unreachable.prefix(12))) && rows.joined().contains(slow.loop.path)
+        }
         #expect(back != nil, "did not reconnect: \(panel.text)")
         _ = daemon.process.terminate()
     }
