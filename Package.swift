@@ -90,6 +90,10 @@ let package = Package(
         ),
         .target(name: "CTerminal"),
         .target(
+            name: "ADB",
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "Panel",
             dependencies: ["Appliance", "CTerminal", "Store"],
             resources: [.copy("Messages")],
@@ -127,6 +131,7 @@ let package = Package(
         .testTarget(
             name: "ExhibitTests",
             dependencies: [
+                "ADB",
                 "Acquisition",
                 "Appliance",
                 "Devices",

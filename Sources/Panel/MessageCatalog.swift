@@ -110,6 +110,7 @@ public struct PanelError: Error, CustomStringConvertible, Sendable {
         case catalogMissing = "catalog-missing"
         case catalogMalformed = "catalog-malformed"
         case notATerminal = "not-a-terminal"
+        case systemCall = "system-call"
     }
 
     public let code: Code

@@ -25,7 +25,7 @@ public final class PanelApp: Sendable {
         self.language = language
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else {
-            throw PanelError(.notATerminal, "creating the panel's wake pipe: \(String(cString: strerror(errno)))")
+            throw PanelError(.systemCall, "creating the panel's wake pipe: \(String(cString: strerror(errno)))")
         }
         for end in ends {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
