@@ -18,6 +18,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/core_names.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/md5.h>
@@ -66,6 +68,11 @@ static inline int exhibit_digest_final(exhibit_digest_state *state, unsigned cha
 /// EVP_PKEY_Q_keygen is variadic; this generates an ECDSA key on NIST P-256.
 static inline EVP_PKEY *exhibit_generate_p256_key(void) {
     return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+/// An RSA key (ADB's host key is RSA-2048, e = 65537); EVP_PKEY_Q_keygen is variadic.
+static inline EVP_PKEY *exhibit_generate_rsa_key(size_t bits) {
+    return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits);
 }
 
 /// BIO_get_mem_data is a macro.
