@@ -78,6 +78,28 @@ import Testing
         #expect(throws: ADBProtocolError.self) { try ADBBanner(payload: [0x64, 0x65, 0xFF, 0x3A]) }
     }
 
+    @Test func shellV2KeepsStreamsApartAndCarriesTheExitStatus() throws {
+        let packets = [
+            ShellPacket(.stdout, Array("[ro.product.model]: [Pixel 7a]\n".utf8)), ShellPacket(.stderr, Array("warning\n".utf8)),
+            ShellPacket(.stdout, []), ShellPacket(.exit, [3]),
+        ]
+        let stream = packets.flatMap(\.encoded)
+        #expect(Array(stream.prefix(5)) == [1, 31, 0, 0, 0])
+        var decoder = ShellPacketDecoder()
+        var decoded: [ShellPacket] = []
+        for byte in stream { decoded += try decoder.feed([byte]) }
+        try decoder.finish()
+        #expect(decoded == packets && decoded.last?.exitStatus == 3)
+
+        var bad = ShellPacketDecoder(maximumData: 1024)
+        #expect(throws: ADBProtocolError.self) { _ = try bad.feed([9, 0, 0, 0, 0]) }
+        var big = ShellPacketDecoder(maximumData: 1024)
+        #expect(throws: ADBProtocolError.self) { _ = try big.feed([1, 0, 0, 1, 0]) }
+        var cut = ShellPacketDecoder()
+        _ = try cut.feed([1, 4, 0, 0, 0, 0x41])
+        #expect(throws: ADBProtocolError.self) { try cut.finish() }
+    }
+
     /// 100,000 mutated streams: every one ends in messages or a named error, never a crash, a
     /// hang or an allocation beyond the limit; what decodes accounts for every byte before it.
     @Test func survivesAHundredThousandMutatedMessages() {
