@@ -270,16 +270,15 @@ public struct PanelScreen {
     private func cardDetail(_ slot: SlotStatus) -> String {
         switch slot.state {
         case .acquiring, .recovering, .verifying:
-            let barWidth = wide ? 20 : 8
+            let barWidth = wide ? 16 : 8
             let fraction = slot.sizeBytes > 0 ? min(1, Double(slot.bytesDone) / Double(slot.sizeBytes)) : 0
             let done = Int((fraction * Double(barWidth)).rounded(.down))
             var parts = ["[" + String(repeating: "█", count: done) + String(repeating: "░", count: barWidth - done) + "]"]
             if wide { parts.append(percent(slot)) }
             if let rate = slot.currentMBPerSecond ?? slot.averageMBPerSecond { parts.append(text(.slotSpeed, text.decimal(rate, places: 0))) }
             if let eta = slot.etaSeconds { parts.append(text(.slotEta, clock(eta))) }
-            if slot.unreadableSectors > 0 || wide {
-                parts.append(text(wide ? .slotUnreadable : .slotUnreadableShort, text.count(slot.unreadableSectors)))
-            }
+            // Short labels: at 80 columns "Do not unplug" must still fit in every language.
+            if slot.unreadableSectors > 0 || wide { parts.append(text(.slotUnreadableShort, text.count(slot.unreadableSectors))) }
             if wide { parts.append(text(.slotDoNotUnplug)) }
             return parts.joined(separator: "  ")
         case .sealing:

@@ -144,6 +144,7 @@ import TestSupport
             // Room for all four slots: progress with the language's decimal sign, the refusal's fix.
             #expect(screen.contains(text.decimal(48.25, places: 1) + "%"), "\(screen)")
             #expect(screen.contains("blockdev --setro /dev/sdc"))
+            #expect(screen.contains(text(.slotDoNotUnplug)), "the acquiring slot's warning was cut:\n\(screen)")
             #expect(screen.contains(text(.stateRefused)) && screen.contains(text(.stateAcquiring)) && screen.contains(text(.stateReady)))
             #expect(screen.contains("(" + text(.alertAcknowledged) + ")"))
         }
