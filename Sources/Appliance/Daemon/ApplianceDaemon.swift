@@ -562,25 +562,24 @@ public final class ApplianceDaemon: Sendable {
         hub.publish(message)
     }
 
-    /// Marks an alert seen, in the audit trail and for every client.
+    /// Marks an alert seen: first in the audit trail, then for every client.
     public func acknowledge(alertId: String, actor: String?, client: String?) throws(DaemonRequestError) -> AlertStatus {
         let now = UTCTimestamp.string(Date())
-        let (alert, all): (AlertStatus?, [AlertStatus]) = state.withLock { state in
-            let who = actor ?? state.session?.examiner ?? "technician"
-            return (state.alerts.acknowledge(alertId, by: who, at: now), state.alerts.current)
-        }
-        guard let alert else { throw DaemonRequestError(.noSuchAlert, "there is no alert \(alertId)") }
+        let (found, examiner) = state.withLock { state in (state.alerts.current.first { $0.id == alertId }, state.session?.examiner) }
+        guard let found else { throw DaemonRequestError(.noSuchAlert, "there is no alert \(alertId)") }
+        let who = actor ?? examiner ?? "technician"
         do {
             try catalog.audit(
-                actor: alert.acknowledgedBy ?? "technician", action: AlertBoard.auditAction, object: alertId,
-                details: ["kind": alert.kind.rawValue, "client": client ?? "-", "detail": alert.detail ?? "-"])
+                actor: who, action: AlertBoard.auditAction, object: alertId,
+                details: ["kind": found.kind.rawValue, "client": client ?? "-", "detail": found.detail ?? "-"])
         } catch {
             throw DaemonRequestError(.failed, "recording the acknowledgement of \(alertId): \(error)")
         }
+        let (alert, all) = state.withLock { state in (state.alerts.acknowledge(alertId, by: who, at: now), state.alerts.current) }
         var message = StatusMessage(.alerts)
         message.alerts = all
         hub.publish(message)
-        return alert
+        return alert ?? found
     }
 
     /// Re-reads the store's free space; publishes it when it moved by a megabyte or more, or
