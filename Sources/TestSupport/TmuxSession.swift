@@ -35,9 +35,25 @@ public final class TmuxSession: @unchecked Sendable {
             usleep(50_000)
         }
         _ = try tmux(["set-option", "-t", name, "remain-on-exit", "on"])
+        serverPID = (try? tmux(["display-message", "-p", "-t", name, "#{pid}"])).flatMap {
+            Int32($0.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
     }
 
-    deinit { _ = try? tmux(["kill-server"]) }
+    /// The tmux server's process: stopped by pid as well, since the socket may already be gone
+    /// with the scratch directory it lives in.
+    private var serverPID: Int32?
+
+    /// Stops the server and the program in it. SIGKILL: both inherit the test runner's blocked
+    /// signal mask, so SIGTERM would wait forever.
+    public func close() {
+        let pane = panePID
+        _ = try? tmux(["kill-server"])
+        for pid in [pane, serverPID].compactMap({ $0 }) { kill(pid, SIGKILL) }
+        serverPID = nil
+    }
+
+    deinit { close() }
 
     /// The screen's rows as tmux shows them (trailing blanks trimmed).
     public func screen() throws -> [String] {

@@ -22,6 +22,7 @@ struct PanelConsoleTests {
         let english = try MessageCatalog.load(.en)
         let panel = try TmuxSession(
             [BuiltProducts.exhibit, "panel", "--socket", daemon.socket, "--lang", "en"], columns: 80, rows: 24, scratch: scratch)
+        defer { panel.close() }
         let started = try panel.waitForScreen(timeout: 10) { $0.joined().contains(english(.caseNone)) }
         try #require(started != nil, "the panel did not show the daemon's state: \(panel.text)")
 
