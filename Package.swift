@@ -125,7 +125,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Cryptography"],
+            dependencies: ["ADB", "Cryptography"],
             swiftSettings: strictSettings
         ),
         .testTarget(

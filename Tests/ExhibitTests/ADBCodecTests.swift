@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 import ADB
+import Foundation
 import Testing
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite struct ADBCodecTests {
     @Test func encodesTheHeaderAsAOSPDoes() {
@@ -161,5 +167,65 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// The codec and banner against Debian's adb, through the simulated device.
+@Suite(.serialized) struct ADBConformanceTests {
+    @Test func debiansAdbConnectsAndListsTheSimulatedDevice() throws {
+        guard Subprocess.has("adb") else {
+            reportSkip("Debian's adb is not installed (scripts/install-deps)", "debiansAdbConnectsAndListsTheSimulatedDevice")
+            return
+        }
+        let scratch = try ScratchDirectory("adb-conformance")
+        let device = try SimulatedAndroidDevice(
+            banner: ADBBanner(
+                systemType: .device,
+                properties: ["ro.product.name": "simphone", "ro.product.model": "SimPhone", "ro.product.device": "sim"],
+                features: ["shell_v2", "cmd", "stat_v2", "ls_v2"]))
+        defer { device.stop() }
+        // A private adb server on its own port and home; started without pipes (it daemonizes
+        // and would hold them open), then reached only once it listens.
+        let serverPort = 15_037
+        let environment = ["HOME": scratch.path, "ANDROID_ADB_SERVER_PORT": String(serverPort)]
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = environment.map { "\($0.key)=\($0.value)" } + ["adb", "start-server"]
+        server.standardInput = FileHandle.nullDevice
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        func adb(_ arguments: [String]) throws -> Subprocess.Result {
+            try Subprocess.run(["env"] + environment.map { "\($0.key)=\($0.value)" } + ["adb"] + arguments)
+        }
+        defer { _ = try? adb(["kill-server"]) }
+        let deadline = Date().addingTimeInterval(15)
+        while !Self.listening(UInt16(serverPort)), Date() < deadline { usleep(100_000) }
+        try #require(Self.listening(UInt16(serverPort)), "the adb server did not start")
+
+        let target = "127.0.0.1:\(device.port)"
+        let connected = try adb(["connect", target])
+        #expect(connected.stdout.contains("connected to \(target)"), "\(connected)")
+        var listing = ""
+        for _ in 0..<50 {
+            listing = try adb(["devices", "-l"]).stdout
+            if listing.contains("\(target)") && listing.contains(" device ") { break }
+            usleep(100_000)
+        }
+        #expect(listing.contains("\(target)") && listing.contains("device product:simphone model:SimPhone device:sim"), "\(listing)")
+        let state = try adb(["-s", target, "get-state"])
+        #expect(state.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "device", "\(state)")
+    }
+
+    static func listening(_ port: UInt16) -> Bool {
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(probe) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 }
