@@ -194,8 +194,12 @@ public struct MessageCatalog: Sendable {
 
     /// `value` with `places` decimals and this language's separator.
     public func decimal(_ value: Double, places: Int) -> String {
-        let text = String(format: "%.\(places)f", value)
-        return decimalSeparator == "." ? text : text.replacingOccurrences(of: ".", with: decimalSeparator)
+        withDecimalSign(String(format: "%.\(places)f", value))
+    }
+
+    /// A number written with `.` (by `String(format:)` or `ByteCount`) in this language's decimal sign.
+    public func withDecimalSign(_ text: String) -> String {
+        decimalSeparator == "." ? text : text.replacingOccurrences(of: ".", with: decimalSeparator)
     }
 
     public static func fill(_ template: String, _ arguments: [String]) -> String {

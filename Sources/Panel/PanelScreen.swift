@@ -421,7 +421,7 @@ public struct PanelScreen {
         return text.decimal(fraction * 100, places: 1) + "%"
     }
 
-    private func bytes(_ count: UInt64) -> String { ByteCount.format(count, decimalSeparator: text.decimalSeparator) }
+    private func bytes(_ count: UInt64) -> String { text.withDecimalSign(ByteCount.format(count)) }
 
     private func clean(_ value: String) -> String { TerminalText.sanitize(value) }
 

@@ -233,8 +233,7 @@ public struct EvidenceStore: Sendable {
 
 /// Byte counts for people: binary units with one decimal, everywhere Exhibit shows a size.
 public enum ByteCount {
-    /// `decimalSeparator`: the front panel's language may write 812,4 GiB.
-    public static func format(_ bytes: UInt64, decimalSeparator: String = ".") -> String {
+    public static func format(_ bytes: UInt64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
         var value = Double(bytes)
         var unit = 0
@@ -242,8 +241,6 @@ public enum ByteCount {
             value /= 1024
             unit += 1
         }
-        guard unit > 0 else { return "\(bytes) B" }
-        let number = String(format: "%.1f", value)
-        return (decimalSeparator == "." ? number : number.replacingOccurrences(of: ".", with: decimalSeparator)) + " " + units[unit]
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
     }
 }
