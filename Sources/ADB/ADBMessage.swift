@@ -113,6 +113,52 @@ public struct ADBProtocolError: Error, CustomStringConvertible, Sendable, Equata
     public var description: String { "ADB \(code.rawValue) at stream offset \(offset): \(message)" }
 }
 
+/// A checked 24-byte message header. Transports that read a header and then exactly its
+/// payload (USB's two transfers, TCP) and the reassembling decoder check headers the same way.
+public struct ADBMessageHeader: Sendable, Equatable {
+    public let command: ADBCommand
+    public let arg0: UInt32
+    public let arg1: UInt32
+    public let length: Int
+    public let payloadSum: UInt32
+
+    /// Checks magic, command and the announced length (CNXN and AUTH stay within 4096 bytes).
+    public init(_ bytes: some RandomAccessCollection<UInt8>, offset: UInt64, maximumPayload: Int) throws(ADBProtocolError) {
+        precondition(bytes.count == ADBProtocol.headerSize)
+        let base = bytes.startIndex
+        func word(_ index: Int) -> UInt32 {
+            (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[bytes.index(base, offsetBy: index * 4 + $1)]) << (8 * $1) }
+        }
+        command = ADBCommand(rawValue: word(0))
+        arg0 = word(1)
+        arg1 = word(2)
+        length = Int(word(3))
+        payloadSum = word(4)
+        guard word(5) == command.rawValue ^ 0xFFFF_FFFF else {
+            throw ADBProtocolError(
+                .badMagic, offset: offset, "magic 0x\(String(word(5), radix: 16)) is not the command \(command) inverted")
+        }
+        guard ADBCommand.known.contains(command) else {
+            throw ADBProtocolError(.unknownCommand, offset: offset, "unknown command \(command)")
+        }
+        let limit = [.connect, .auth].contains(command) ? min(maximumPayload, ADBProtocol.maximumPayloadV1) : maximumPayload
+        guard length <= limit else {
+            throw ADBProtocolError(
+                .oversizePayload, offset: offset, "\(command) announces \(length) payload bytes, more than the \(limit) allowed")
+        }
+    }
+
+    /// Checks the payload's byte sum when the connection carries one.
+    public func check(_ payload: some Collection<UInt8>, checksum: ADBChecksum, offset: UInt64) throws(ADBProtocolError) {
+        guard checksum == .byteSum else { return }
+        let sum = ADBChecksum.sum(payload)
+        guard sum == payloadSum else {
+            throw ADBProtocolError(
+                .checksumMismatch, offset: offset, "\(command) payload sums to \(sum), its header says \(payloadSum)")
+        }
+    }
+}
+
 /// Reassembles messages from the bytes of a connection, however they are split. It never
 /// allocates more than `maximumPayload` for a payload and stops at the first bad header:
 /// after a framing error nothing later in the stream can be trusted to be aligned.
@@ -145,42 +191,23 @@ public struct ADBMessageDecoder: Sendable {
         }
         while buffer.count - start >= ADBProtocol.headerSize {
             let offset = consumed + UInt64(start)
-            func word(_ index: Int) -> UInt32 {
-                let base = start + index * 4
-                return UInt32(buffer[base]) | UInt32(buffer[base + 1]) << 8 | UInt32(buffer[base + 2]) << 16
-                    | UInt32(buffer[base + 3]) << 24
-            }
-            let command = ADBCommand(rawValue: word(0))
-            let length = Int(word(3))
+            let header: ADBMessageHeader
             do throws(ADBProtocolError) {
-                guard word(5) == command.rawValue ^ 0xFFFF_FFFF else {
-                    throw ADBProtocolError(
-                        .badMagic, offset: offset,
-                        "magic 0x\(String(word(5), radix: 16)) is not the command \(command) inverted")
-                }
-                guard ADBCommand.known.contains(command) else {
-                    throw ADBProtocolError(.unknownCommand, offset: offset, "unknown command \(command)")
-                }
-                let limit = [.connect, .auth].contains(command) ? min(maximumPayload, ADBProtocol.maximumPayloadV1) : maximumPayload
-                guard length <= limit else {
-                    throw ADBProtocolError(
-                        .oversizePayload, offset: offset, "\(command) announces \(length) payload bytes, more than the \(limit) allowed")
-                }
+                header = try ADBMessageHeader(buffer[start..<(start + ADBProtocol.headerSize)], offset: offset, maximumPayload: maximumPayload)
             } catch {
                 failure = error
                 throw error
             }
-            guard buffer.count - start >= ADBProtocol.headerSize + length else { break }
-            let payload = Array(buffer[(start + ADBProtocol.headerSize)..<(start + ADBProtocol.headerSize + length)])
-            if checksum == .byteSum, ADBChecksum.sum(payload) != word(4) {
-                let error = ADBProtocolError(
-                    .checksumMismatch, offset: offset,
-                    "\(command) payload sums to \(ADBChecksum.sum(payload)), its header says \(word(4))")
+            guard buffer.count - start >= ADBProtocol.headerSize + header.length else { break }
+            let payload = Array(buffer[(start + ADBProtocol.headerSize)..<(start + ADBProtocol.headerSize + header.length)])
+            do throws(ADBProtocolError) {
+                try header.check(payload, checksum: checksum, offset: offset)
+            } catch {
                 failure = error
                 throw error
             }
-            messages.append(ADBMessage(command, word(1), word(2), payload: payload))
-            start += ADBProtocol.headerSize + length
+            messages.append(ADBMessage(header.command, header.arg0, header.arg1, payload: payload))
+            start += ADBProtocol.headerSize + header.length
         }
         return messages
     }

@@ -100,4 +100,31 @@ public final class AndroidDebugKey: @unchecked Sendable {
         }
         return Array(signature.prefix(length))
     }
+
+    /// The phone's side of AUTH: whether `signature` is this Android public key's PKCS#1 v1.5
+    /// SHA-1 signature of the raw `token` (sig^e mod n must equal 00 01 FF… 00 DigestInfo token).
+    public static func verifyToken(_ signature: [UInt8], token: [UInt8], androidPublicKey key: [UInt8]) -> Bool {
+        guard key.count == publicKeySize, token.count == 20, signature.count == bits / 8 else { return false }
+        let modulusBytes = Array(key[8..<(8 + bits / 8)])
+        let exponentWord = key[(publicKeySize - 4)...].reversed().reduce(UInt(0)) { $0 << 8 | UInt($1) }
+        guard let context = BN_CTX_new(), let modulus = BN_lebin2bn(modulusBytes, Int32(modulusBytes.count), nil),
+            let value = BN_bin2bn(signature, Int32(signature.count), nil), let exponent = BN_new(), let result = BN_new()
+        else { return false }
+        defer {
+            BN_CTX_free(context)
+            BN_free(modulus)
+            BN_free(value)
+            BN_free(exponent)
+            BN_free(result)
+        }
+        guard BN_set_word(exponent, exponentWord) == 1, BN_cmp(value, modulus) < 0,
+            BN_mod_exp(result, value, exponent, modulus, context) == 1
+        else { return false }
+        var decrypted = [UInt8](repeating: 0, count: bits / 8)
+        guard BN_bn2binpad(result, &decrypted, Int32(decrypted.count)) == Int32(decrypted.count) else { return false }
+        let digestInfo: [UInt8] = [0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2B, 0x0E, 0x03, 0x02, 0x1A, 0x05, 0x00, 0x04, 0x14]
+        let tail = [0] + digestInfo + token
+        let padding = decrypted.count - 2 - tail.count
+        return decrypted == [0, 1] + [UInt8](repeating: 0xFF, count: padding) + tail
+    }
 }
