@@ -79,6 +79,7 @@ let package = Package(
         .target(
             name: "Appliance",
             dependencies: [
+                "ADB",
                 "Acquisition",
                 "Devices",
                 "Cryptography",
@@ -126,6 +127,12 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: ["ADB", "Cryptography"],
+            swiftSettings: strictSettings
+        ),
+        // The simulated phone as a process (benchmark, trying Exhibit without a phone); not installed.
+        .executableTarget(
+            name: "simulated-adbd",
+            dependencies: ["TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -5,6 +5,8 @@ import Foundation
 public enum SourceKind: String, Codable, Sendable {
     case blockDevice = "block-device"
     case regularFile = "regular-file"
+    /// A phone read over ADB (logically, or a partition streamed through `exec:`).
+    case androidDevice = "android-device"
 }
 
 /// Why Exhibit believes reading the source cannot change it.
@@ -61,5 +63,25 @@ public struct SourceIdentity: Codable, Sendable, Equatable {
     public var sectorCount: (sectors: UInt64, remainderBytes: UInt64) {
         let sector = UInt64(max(logicalSectorSize, 1))
         return (sizeBytes / sector, sizeBytes % sector)
+    }
+}
+
+extension SourceIdentity {
+    /// A phone read over ADB: no block device of the appliance's, so no sysfs facts; the
+    /// write-protection evidence is what the appliance did and did not send.
+    public static func phone(
+        path: String, address: String, sizeBytes: UInt64, sectorSize: UInt32, model: String?, vendor: String?,
+        serial: String?, transport: String
+    ) -> SourceIdentity {
+        SourceIdentity(
+            path: path, resolvedPath: address, kind: .androidDevice, sizeBytes: sizeBytes, logicalSectorSize: sectorSize,
+            physicalSectorSize: sectorSize, model: model, vendor: vendor, serial: serial, transport: transport,
+            writeProtection: WriteProtectionEvidence(
+                openMode: "ADB reading requests only",
+                writableOverride: false,
+                summary:
+                    "Read over ADB with reading requests only: the shell commands listed in data/phone/commands.jsonl, "
+                    + "sync STAT/LIST/RECV and exec: streams; nothing was pushed, installed or changed by Exhibit. "
+                    + "A running Android still writes its own logs and caches."))
     }
 }

@@ -620,60 +620,10 @@ public struct DiskAcquisition: Sendable {
                     .init(at: $0.at, resumedAtOffset: $0.offset, reason: $0.reason)
                 }
             }
-            custody.append(
-                actor: identity.applianceId, action: "bundle-sealing", object: bundleId,
-                details: ["media_sha256": mediaSHA256, "verification": verification.result])
-            log.note("sealing bundle \(bundleId)")
-            let data = "\(bag)/data"
-            try DurableFile.create("\(data)/acquisition.json", contents: ExhibitJSON.encoder(pretty: true).encode(record))
-            try DurableFile.create("\(data)/case.jsonld", contents: CaseGraph.build(record))
-            try DurableFile.create("\(data)/custody.jsonl", contents: custody.data)
-            try DurableFile.create("\(data)/acquisition.log", contents: log.data)
-
             var knownDigests: [String: String] = [:]
             for file in imageFiles { knownDigests[file.path] = file.sha256 }
-            guard !FileManager.default.fileExists(atPath: "\(store.bundlesDirectory)/\(bundleId)") else {
-                throw StoreError(
-                    .publish, path: "\(store.bundlesDirectory)/\(bundleId)",
-                    detail: "this job's bundle was already published before the interruption; check it with `exhibit verify`")
-            }
-            let summary = try store.withSealLock {
-                let previous = try catalog.lastSealSHA256(applianceId: identity.applianceId)
-                var bagInfo: [(label: String, value: String)] = [
-                    ("Source-Organization", settings.organization),
-                    ("External-Identifier", "\(caseId)/\(exhibitId)"),
-                    ("Internal-Sender-Identifier", identity.applianceId),
-                    ("Internal-Sender-Description", "\(ToolVersion.name) \(ToolVersion.version) acquisition of \(sourceIdentity.path)"),
-                    ("Bagging-Date", UTCTimestamp.day(finished)),
-                    ("Bag-Group-Identifier", caseId),
-                    ("Exhibit-Bundle-Format", "exhibit-bundle/1"),
-                    ("Exhibit-Examiner", examiner),
-                    ("Exhibit-Media-Size", String(size)),
-                    ("Exhibit-Media-SHA256", mediaSHA256),
-                ]
-                if let md5 = digests["md5"] { bagInfo.append(("Exhibit-Media-MD5", md5)) }
-                if let sha1 = digests["sha1"] { bagInfo.append(("Exhibit-Media-SHA1", sha1)) }
-                bagInfo += [
-                    ("Exhibit-Verification", verification.result),
-                    ("Exhibit-Unreadable-Sectors", String(unreadableCount)),
-                    ("Custody-Log-Head-SHA256", custody.head),
-                    ("Previous-Bundle-Seal-SHA256", previous),
-                ]
-                let sealed = try BundleSealer.seal(bag: bag, knownDigests: knownDigests, bagInfo: bagInfo, identity: identity)
-                let published = try store.publish(bag: bag, bundleId: bundleId)
-                try catalog.recordSealed(
-                    .init(
-                        id: bundleId, jobId: jobId, path: published, mediaSHA256: mediaSHA256, md5: digests["md5"],
-                        sha1: digests["sha1"], sizeBytes: size, unreadableSectors: unreadableCount,
-                        verification: verification.result, sealSHA256: sealed.sealSHA256, previousSealSHA256: previous,
-                        applianceId: identity.applianceId))
-                return AcquisitionSummary(
-                    jobId: jobId, bundleId: bundleId, bundlePath: published, caseId: caseId,
-                    exhibitId: exhibitId, source: sourceIdentity.path, sizeBytes: size,
-                    mediaSHA256: mediaSHA256, digests: digests, durationSeconds: Date().timeIntervalSince(started),
-                    averageMBPerSecond: rate, verification: verification.result, unreadableSectors: unreadableCount,
-                    sealSHA256: sealed.sealSHA256)
-            }
+            let summary = try BundlePublication(store: store, catalog: catalog, identity: identity).publish(
+                record: record, bag: bag, jobId: jobId, custody: &custody, log: log, knownDigests: knownDigests)
             store.removeWork(lease)
             try catalog.audit(
                 actor: identity.applianceId, action: "bundle-sealed", object: bundleId,

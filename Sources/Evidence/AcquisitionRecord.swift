@@ -154,6 +154,8 @@ public struct AcquisitionRecord: Codable, Sendable {
     public var verification: Verification
     public var warnings: [String]
     public var interruptions: [Interruption]?
+    /// Present for phones.
+    public var phone: PhoneExtraction?
 
     public var mediaSHA256: String { media.digests["sha256"] ?? "" }
 

@@ -228,6 +228,18 @@ public struct BundleVerifier: Sendable {
         fail: (String, String?, ByteRange?, String) -> Void
     ) {
         let files = record.image.files
+        if files.isEmpty, let phone = record.phone {
+            // A logical phone extraction: the media stream is the inventory of extracted files.
+            guard let inventory = FileManager.default.contents(atPath: "\(bundle)/\(phone.inventory)") else {
+                fail("media-sha256", phone.inventory, nil, "the inventory of the logical extraction is missing")
+                return
+            }
+            let digest = Digest.sha256(inventory).hex
+            if let sealed = info["Exhibit-Media-SHA256"], sealed != digest {
+                fail("media-sha256", phone.inventory, nil, "the inventory hashes to \(digest), bag-info says \(sealed)")
+            }
+            return
+        }
         let paths = files.map { "\(bundle)/\($0.path)" }
         for file in files {
             if manifest[file.path] == nil {
@@ -308,7 +320,10 @@ public struct BundleVerifier: Sendable {
         if let sealed = info["Exhibit-Media-SHA256"], sealed != sha {
             fail("records", "data/acquisition.json", nil, "media SHA-256 \(sha) differs from bag-info's \(sealed)")
         }
-        if record.image.files.map(\.sizeBytes).reduce(0, +) != record.media.sizeBytes {
+        if let phone = record.phone { checkPhone(phone, record: record, fail: fail) }
+        if !(record.phone != nil && record.image.files.isEmpty),
+            record.image.files.map(\.sizeBytes).reduce(0, +) != record.media.sizeBytes
+        {
             fail("records", "data/acquisition.json", nil, "image files do not add up to the media size")
         }
         let recorded = Set(record.image.files.map(\.path))
@@ -328,6 +343,40 @@ public struct BundleVerifier: Sendable {
         }
         if !CaseGraph.exhibitNumbers(in: graph).contains(record.exhibitId) {
             fail("records", "data/case.jsonld", nil, "names no provenance record for exhibit \(record.exhibitId)")
+        }
+    }
+
+    /// A phone bundle's inventory: its SHA-256 as recorded, every line's digest as in the payload
+    /// manifest (whose fixity was checked above), and every extracted file listed.
+    private func checkPhone(
+        _ phone: PhoneExtraction, record: AcquisitionRecord, fail: (String, String?, ByteRange?, String) -> Void
+    ) {
+        guard let inventory = FileManager.default.contents(atPath: "\(bundle)/\(phone.inventory)") else {
+            fail("records", phone.inventory, nil, "missing")
+            return
+        }
+        if Digest.sha256(inventory).hex != phone.inventorySHA256 {
+            fail("records", phone.inventory, nil, "its SHA-256 differs from acquisition.json's inventorySHA256")
+        }
+        let parsed = BagIt.parseManifest(String(decoding: inventory, as: UTF8.self))
+        for line in parsed.badLines { fail("records", phone.inventory, nil, "line \(line) is not `SHA256  PATH`") }
+        var listed: [String: String] = [:]
+        for entry in parsed.entries { listed[entry.path] = entry.sha256 }
+        let manifest = FileManager.default.contents(atPath: "\(bundle)/\(BagIt.payloadManifest)").map {
+            BagIt.parseManifest(String(decoding: $0, as: UTF8.self)).entries
+        } ?? []
+        var manifested: [String: String] = [:]
+        for entry in manifest { manifested[entry.path] = entry.sha256 }
+        for (path, digest) in listed.sorted(by: { $0.key < $1.key }) where manifested[path] != digest {
+            fail(
+                "records", path, nil,
+                manifested[path] == nil
+                    ? "listed in the inventory but not in the bag" : "its SHA-256 at extraction differs from the manifest's")
+        }
+        let extracted = BagIt.files(under: "\(bundle)/data/files", relativeTo: bundle)
+            + BagIt.files(under: "\(bundle)/data/phone/commands", relativeTo: bundle)
+        for path in extracted where listed[path] == nil {
+            fail("records", path, nil, "extracted file not listed in the inventory")
         }
     }
 }

@@ -48,7 +48,29 @@ public enum CaseGraph {
         if let model = record.source.model { sourceFacet["uco-observable:model"] = model }
         if let serial = record.source.serial { sourceFacet["uco-observable:serialNumber"] = serial }
         sourceFacet["uco-observable:deviceType"] =
-            record.source.kind == .blockDevice ? "block device (\(record.source.transport ?? "unknown transport"))" : "image file"
+            switch record.source.kind {
+            case .blockDevice: "block device (\(record.source.transport ?? "unknown transport"))"
+            case .regularFile: "image file"
+            case .androidDevice: "Android phone (\(record.source.transport ?? "adb"))"
+            }
+        var sourceDescription =
+            "Exhibit \(record.exhibitId): \(record.source.sizeBytes) bytes, "
+            + "\(record.source.logicalSectorSize)-byte logical sectors; \(record.source.writeProtection.summary)"
+        var streamName = "media stream of exhibit \(record.exhibitId)"
+        var streamDescription = "The bytes read from the source, in order; the raw image files concatenated."
+        if let phone = record.phone {
+            let device = phone.device
+            sourceDescription =
+                "Exhibit \(record.exhibitId): \(device.manufacturer ?? "unknown maker") \(device.model ?? "phone"), Android "
+                + "\(device.androidVersion ?? "?") (security patch \(device.securityPatch ?? "?")), lock state \(device.lockState), "
+                + "root \(device.root ? "available" : "not available"); method achieved: \(phone.methodAchieved). "
+                + record.source.writeProtection.summary
+            if phone.physical == nil {
+                streamName = "inventory of the logical extraction of exhibit \(record.exhibitId)"
+                streamDescription =
+                    "\(PhoneExtraction.inventoryPath): every extracted file with the SHA-256 computed while it streamed from the phone."
+            }
+        }
 
         var graph: [[String: Any]] = [
             [
@@ -74,14 +96,13 @@ public enum CaseGraph {
             [
                 "@id": source, "@type": "uco-observable:Device",
                 "uco-core:name": record.source.path,
-                "uco-core:description": "Exhibit \(record.exhibitId): \(record.source.sizeBytes) bytes, "
-                    + "\(record.source.logicalSectorSize)-byte logical sectors; \(record.source.writeProtection.summary)",
+                "uco-core:description": sourceDescription,
                 "uco-core:hasFacet": [sourceFacet],
             ],
             [
                 "@id": mediaStream, "@type": "uco-observable:File",
-                "uco-core:name": "media stream of exhibit \(record.exhibitId)",
-                "uco-core:description": "The bytes read from the source, in order; the raw image files concatenated.",
+                "uco-core:name": streamName,
+                "uco-core:description": streamDescription,
                 "uco-core:hasFacet": [
                     [
                         "@id": id("media-content-facet"), "@type": "uco-observable:ContentDataFacet",
@@ -116,7 +137,9 @@ public enum CaseGraph {
             "uco-core:object": [ref(source), ref(mediaStream)] + imageIds.map(ref),
         ])
         var description =
-            "Bit-for-bit acquisition of exhibit \(record.exhibitId); verification: \(record.verification.result)."
+            record.phone.map {
+                "\($0.methodAchieved.capitalized) acquisition of phone exhibit \(record.exhibitId) over ADB; verification: \(record.verification.result)."
+            } ?? "Bit-for-bit acquisition of exhibit \(record.exhibitId); verification: \(record.verification.result)."
         if record.unreadableRanges.isEmpty {
             description += " No unreadable sectors."
         } else {

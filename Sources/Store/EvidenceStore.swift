@@ -34,6 +34,8 @@ public struct EvidenceStore: Sendable {
     /// Only a development store has this: the agency CA that `provision` made up because no
     /// real agency issued the device certificate.
     public var developmentCAKeyPath: String { "\(keysDirectory)/dev-agency-ca.key" }
+    /// The appliance's ADB host key (RSA-2048, PEM, 0600), as `adb` keeps `~/.android/adbkey`.
+    public var adbKeyPath: String { "\(keysDirectory)/adbkey" }
 
     public struct Settings: Codable, Sendable {
         public var organization: String
@@ -79,6 +81,35 @@ public struct EvidenceStore: Sendable {
         }
         let chain = FileManager.default.fileExists(atPath: chainPath) ? (try? loadCertificates(chainPath)) ?? [] : []
         return SigningIdentity(certificate: certificate, key: key, chain: chain)
+    }
+
+    /// The appliance's ADB key, made on first use. It must persist: a phone told "Always allow"
+    /// remembers this key, so a technician taps "Allow" once per phone, not once per job.
+    public func androidDebugKey() throws(StoreError) -> AndroidDebugKey {
+        do {
+            if let pem = FileManager.default.contents(atPath: adbKeyPath) {
+                return try AndroidDebugKey(pem: pem, source: adbKeyPath)
+            }
+            let key = try AndroidDebugKey.generate()
+            let staging = "\(adbKeyPath).\(getpid()).new"
+            try DurableFile.create(staging, contents: try key.pem(), mode: 0o600)
+            defer { unlink(staging) }
+            // link() fails when another job made the key first; that key is the one to use.
+            if link(staging, adbKeyPath) != 0 {
+                guard errno == EEXIST, let pem = FileManager.default.contents(atPath: adbKeyPath) else {
+                    throw StoreError(.keys, path: adbKeyPath, errno: errno, detail: "cannot store the ADB key")
+                }
+                return try AndroidDebugKey(pem: pem, source: adbKeyPath)
+            }
+            try DurableFile.syncDirectory(keysDirectory)
+            let name = (try? settings().applianceId) ?? "appliance"
+            try? DurableFile.create("\(adbKeyPath).pub", contents: Data((try key.publicKeyLine(name: "exhibit@\(name)") + "\n").utf8))
+            return key
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.keys, path: adbKeyPath, detail: "\(error)")
+        }
     }
 
     func loadCertificates(_ path: String) throws(StoreError) -> [Certificate] {

@@ -113,6 +113,12 @@ public final class SimulatedAndroidDevice: @unchecked Sendable {
     private var allowedKeys: [[UInt8]]
     /// Keys offered with AUTH(RSAPUBLICKEY), in order, allowed or not.
     public private(set) var offeredKeys: [String] = []
+    private var receives: [String] = []
+
+    /// The paths the host asked to RECV, in order (to see what a resumed job pulls again).
+    public var receivedPaths: [String] { state.withLock { receives } }
+
+    func recordReceive(_ path: String) { state.withLock { receives.append(path) } }
 
     public init(_ phone: SimulatedPhone) throws {
         self.phone = phone

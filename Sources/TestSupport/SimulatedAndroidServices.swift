@@ -148,6 +148,15 @@ enum DeviceServices {
             return text("USER PID PPID VSZ RSS WCHAN ADDR S NAME\nroot 1 0 0 0 0 0 S init\nshell 4242 1 0 0 0 0 R ps\n")
         case "service":
             return text("Found 2 services:\n0\twindow: [android.view.IWindowManager]\n1\tbattery: []\n")
+        case "ls":
+            guard let path = arguments.last(where: { !$0.hasPrefix("-") }), let host = hostPath(path, phone: phone) else {
+                return failure("ls: missing path\n", status: 1)
+            }
+            if isDenied(path, phone: phone) { return failure("ls: \(path): Permission denied\n", status: 1) }
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: host) else {
+                return failure("ls: \(path): No such file or directory\n", status: 1)
+            }
+            return text((arguments.contains("-a") ? [".", ".."] : []).joined(separator: "\n") + names.sorted().map { "\n" + $0 }.joined() + "\n")
         case "echo":
             return text(arguments.joined(separator: " ") + "\n")
         case "blockdev", "cat":
@@ -274,6 +283,7 @@ struct SyncService {
 
     /// False when the service must end (after FAIL, as adbd does, or when the host is gone).
     func receive(_ path: String) -> Bool {
+        stream.connection.device.recordReceive(path)
         guard !DeviceServices.isDenied(path, phone: phone), let host = DeviceServices.hostPath(path, phone: phone) else {
             fail("open failed: Permission denied")
             return false

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import ADB
 import Acquisition
 import Appliance
 import ArgumentParser
@@ -18,12 +19,20 @@ struct Acquire: ParsableCommand {
             and journal; running the same command again with the same device continues it where it
             stopped. A different device (serial, model, size, first and last MiB) starts a new job.
 
+            A phone with USB debugging on is a source too: adb:tcp:HOST:PORT (or adb:usb:SERIAL). The
+            appliance's ADB key is offered once; tap "Allow" on the phone. Its identity, settings,
+            packages, selected dumpsys output, logcat and the shared storage (--phone-path, /sdcard by
+            default) are acquired, every command's output hashed in data/phone/commands.jsonl. With
+            --physical[=PARTITION] and root on the phone (su), the partition (default
+            /dev/block/by-name/userdata) is imaged too.
+
             With --slot, the running daemon acquires the source in that slot as --exhibit of the open
             case (`exhibit case open`); the command returns once the job started (follow it with
             `exhibit status --watch`).
             """)
 
-    @Argument(help: "A block device (/dev/sdb) or a regular image file.") var source: String?
+    @Argument(help: "A block device (/dev/sdb), a regular image file, or a phone (adb:tcp:HOST:PORT, adb:usb:SERIAL).")
+    var source: String?
     @Option(help: "The store directory.") var store: String?
     @Option(name: .customLong("case"), help: "The case number.") var caseId: String?
     @Option(name: .customLong("exhibit"), help: "The exhibit number.") var exhibitId: String
@@ -45,6 +54,28 @@ struct Acquire: ParsableCommand {
     @Option(help: ArgumentHelp("The second pass's time limit per unreadable area, in seconds.", visibility: .hidden))
     var secondsPerArea: Double = 300
     @Flag(help: "Log each step on stderr.") var verbose = false
+    @Option(help: ArgumentHelp("Phones: also image this partition through root (bare --physical: \(PhoneAcquisitionRequest.defaultPartition)).", valueName: "PARTITION"))
+    var physical: String?
+    @Option(name: .customLong("phone-path"), help: "Phones: a directory to pull (repeatable; default /sdcard).")
+    var phonePaths: [String] = []
+    @Option(help: ArgumentHelp("Phones: seconds a phone may stay silent before the job stops.", visibility: .hidden))
+    var adbIdleTimeout: Double = 30
+    @Option(help: ArgumentHelp("Phones: seconds to wait for \"Allow\" on the phone.", visibility: .hidden))
+    var adbAuthorizationTimeout: Double = 60
+
+    /// `--physical` without a value means the default partition; ArgumentParser has no options
+    /// with optional values, so a bare one gets it before parsing (a partition is an absolute path).
+    static func expandingBarePhysical(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--physical", index + 1 >= arguments.count || !arguments[index + 1].hasPrefix("/") {
+                result.append("--physical=\(PhoneAcquisitionRequest.defaultPartition)")
+            } else {
+                result.append(argument)
+            }
+        }
+        return result
+    }
 
     func validate() throws {
         if slot != nil {
@@ -96,6 +127,12 @@ struct Acquire: ParsableCommand {
             return
         }
         guard let source, let store, let caseId, let examiner else { return }
+        let phone: PhoneSource?
+        do { phone = try PhoneSource(source) } catch { failAndExit("acquire", error) }
+        if let phone {
+            return try acquirePhone(phone, store: store, caseId: caseId, examiner: examiner)
+        }
+        if physical != nil || !phonePaths.isEmpty { throw ValidationError("--physical and --phone-path are for phone sources (adb:…)") }
         var request = AcquisitionRequest(
             sourcePath: source, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
             extraDigests: try parsedDigests(), segmentSize: segmentSize.flatMap(ByteSize.parse),
@@ -112,6 +149,34 @@ struct Acquire: ParsableCommand {
             progressLine.clear()
             failAndExit("acquire", error)
         }
+        report(summary)
+    }
+
+    func acquirePhone(_ phone: PhoneSource, store: String, caseId: String, examiner: String) throws {
+        if segmentSize != nil || allowWritableSource { throw ValidationError("--segment-size and --allow-writable-source are for disks") }
+        var request = PhoneAcquisitionRequest(
+            source: phone, caseId: caseId, exhibitId: exhibitId, examiner: examiner, physicalPartition: physical,
+            extraDigests: try parsedDigests(), verifyAfterWriting: !noVerify,
+            timeouts: ADBTimeouts(authorization: .milliseconds(Int(adbAuthorizationTimeout * 1000)), idle: .milliseconds(Int(adbIdleTimeout * 1000))))
+        if !phonePaths.isEmpty { request.roots = phonePaths }
+        let job = PhoneAcquisition(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
+        let progressLine = ProgressLine(mode: progressJson ? .json : isatty(STDERR_FILENO) == 1 ? .terminal : .off)
+        let summary: AcquisitionSummary
+        do {
+            summary = try job.run(request, progress: { progressLine.show($0) }) { state in
+                if state == .awaitingAuthorization {
+                    FileHandle.standardError.write(Data("exhibit: the phone asks \"Allow USB debugging?\": unlock it and tap Allow\n".utf8))
+                }
+            }
+            progressLine.clear()
+        } catch {
+            progressLine.clear()
+            failAndExit("acquire", error)
+        }
+        report(summary)
+    }
+
+    private func report(_ summary: AcquisitionSummary) {
         if json {
             printJSON(summary)
             return

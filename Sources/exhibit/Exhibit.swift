@@ -14,6 +14,10 @@ struct Exhibit: ParsableCommand {
             At the hub: `exhibit verify BUNDLE --trust agency-root.pem`.
             """,
         subcommands: [Provision.self, Acquire.self, Verify.self, List.self, Case.self, Status.self, PanelCommand.self])
+
+    static func main() {
+        main(Acquire.expandingBarePhysical(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 /// Prints a one-line reason on stderr and exits non-zero: the CLI's single way of failing.

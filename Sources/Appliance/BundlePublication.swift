@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+import Cryptography
+import Evidence
+import Foundation
+import Store
+
+/// The last step every acquisition shares, disk or phone: the records are written into the
+/// bag, bag-info is made from the record, the bag is sealed, moved into `bundles/` by one
+/// rename and entered in the catalog, all under the store's seal lock so that the chain of
+/// seals per appliance has no forks.
+struct BundlePublication {
+    let store: EvidenceStore
+    let catalog: Catalog
+    let identity: SigningIdentity
+
+    /// - Parameter knownDigests: SHA-256 of payload files already hashed while streaming.
+    func publish(
+        record: AcquisitionRecord, bag: String, jobId: String, custody: inout CustodyLog, log: ActivityLog,
+        knownDigests: [String: String]
+    ) throws -> AcquisitionSummary {
+        let mediaSHA256 = record.mediaSHA256
+        let digests = record.media.digests
+        custody.append(
+            actor: identity.applianceId, action: "bundle-sealing", object: record.bundleId,
+            details: ["media_sha256": mediaSHA256, "verification": record.verification.result])
+        log.note("sealing bundle \(record.bundleId)")
+        let data = "\(bag)/data"
+        try DurableFile.create("\(data)/acquisition.json", contents: ExhibitJSON.encoder(pretty: true).encode(record))
+        try DurableFile.create("\(data)/case.jsonld", contents: CaseGraph.build(record))
+        try DurableFile.create("\(data)/custody.jsonl", contents: custody.data)
+        try DurableFile.create("\(data)/acquisition.log", contents: log.data)
+
+        guard !FileManager.default.fileExists(atPath: "\(store.bundlesDirectory)/\(record.bundleId)") else {
+            throw StoreError(
+                .publish, path: "\(store.bundlesDirectory)/\(record.bundleId)",
+                detail: "this job's bundle was already published before the interruption; check it with `exhibit verify`")
+        }
+        let head = custody.head
+        return try store.withSealLock {
+            let previous = try catalog.lastSealSHA256(applianceId: identity.applianceId)
+            var bagInfo: [(label: String, value: String)] = [
+                ("Source-Organization", record.organization),
+                ("External-Identifier", "\(record.caseId)/\(record.exhibitId)"),
+                ("Internal-Sender-Identifier", identity.applianceId),
+                ("Internal-Sender-Description", "\(ToolVersion.name) \(ToolVersion.version) acquisition of \(record.source.path)"),
+                ("Bagging-Date", UTCTimestamp.day(record.finishedAt)),
+                ("Bag-Group-Identifier", record.caseId),
+                ("Exhibit-Bundle-Format", "exhibit-bundle/1"),
+                ("Exhibit-Examiner", record.examiner),
+                ("Exhibit-Media-Size", String(record.media.sizeBytes)),
+                ("Exhibit-Media-SHA256", mediaSHA256),
+            ]
+            if let md5 = digests["md5"] { bagInfo.append(("Exhibit-Media-MD5", md5)) }
+            if let sha1 = digests["sha1"] { bagInfo.append(("Exhibit-Media-SHA1", sha1)) }
+            if let phone = record.phone {
+                bagInfo += [
+                    ("Exhibit-Phone-Method", phone.methodAchieved),
+                    ("Exhibit-Phone-Inventory-SHA256", phone.inventorySHA256),
+                ]
+            }
+            bagInfo += [
+                ("Exhibit-Verification", record.verification.result),
+                ("Exhibit-Unreadable-Sectors", String(record.unreadableSectors)),
+                ("Custody-Log-Head-SHA256", head),
+                ("Previous-Bundle-Seal-SHA256", previous),
+            ]
+            let sealed = try BundleSealer.seal(bag: bag, knownDigests: knownDigests, bagInfo: bagInfo, identity: identity)
+            let published = try store.publish(bag: bag, bundleId: record.bundleId)
+            try catalog.recordSealed(
+                .init(
+                    id: record.bundleId, jobId: jobId, path: published, mediaSHA256: mediaSHA256, md5: digests["md5"],
+                    sha1: digests["sha1"], sizeBytes: record.media.sizeBytes, unreadableSectors: record.unreadableSectors,
+                    verification: record.verification.result, sealSHA256: sealed.sealSHA256, previousSealSHA256: previous,
+                    applianceId: identity.applianceId))
+            return AcquisitionSummary(
+                jobId: jobId, bundleId: record.bundleId, bundlePath: published, caseId: record.caseId,
+                exhibitId: record.exhibitId, source: record.source.path, sizeBytes: record.media.sizeBytes,
+                mediaSHA256: mediaSHA256, digests: digests, durationSeconds: Date().timeIntervalSince(record.startedAt),
+                averageMBPerSecond: record.averageMBPerSecond, verification: record.verification.result,
+                unreadableSectors: record.unreadableSectors, sealSHA256: sealed.sealSHA256)
+        }
+    }
+}

@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: Apache-2.0
+import ADB
+import Acquisition
+import Cryptography
+import Evidence
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One command of a phone acquisition, as `data/phone/commands.jsonl` records it.
+struct CommandRecord: Codable, Sendable {
+    var seq: Int
+    var command: String
+    var service: String?
+    var startedAt: String
+    var durationSeconds: Double
+    var exitStatus: Int?
+    var stdoutFile: String
+    var stdoutBytes: UInt64
+    var stdoutSHA256: String
+    var stderrFile: String?
+    var stderrBytes: UInt64
+    var stderrSHA256: String?
+    var error: String?
+}
+
+/// A file being written into the bag while its SHA-256 is computed: the digest is of the bytes
+/// as they came from the phone, before they touched the store.
+final class HashingFile {
+    let path: String
+    private let descriptor: Int32
+    private let digest = Digest(.sha256)
+    private(set) var bytes: UInt64 = 0
+
+    init(_ path: String) throws(AcquisitionError) {
+        self.path = path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "creating an extracted file") }
+    }
+
+    deinit { close(descriptor) }
+
+    func write(_ chunk: [UInt8]) throws(AcquisitionError) {
+        let result = chunk.withUnsafeBytes { buffer -> AcquisitionError? in
+            digest.update(buffer)
+            var done = 0
+            while done < buffer.count {
+                let count = Glibc.write(descriptor, buffer.baseAddress! + done, buffer.count - done)
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else {
+                    let code: AcquisitionError.Code = errno == ENOSPC ? .storeFull : .writeFailed
+                    return AcquisitionError(code, path: path, offset: bytes + UInt64(done), errno: errno)
+                }
+                done += count
+            }
+            return nil
+        }
+        if let result { throw result }
+        bytes += UInt64(chunk.count)
+    }
+
+    /// The SHA-256 of everything written, once its data is on the disk (the bag is sealed later
+    /// and must not hold a file that a power cut could empty).
+    func finish() -> String {
+        fdatasync(descriptor)
+        return digest.finalize().hex
+    }
+}
+
+/// Runs the commands of a phone acquisition through the shell (v2 when offered) and keeps
+/// each one's stdout and stderr as files in the bag with their SHA-256, exit status and timing.
+final class CommandAudit {
+    private let connection: ADBConnection
+    private let bag: String
+    private(set) var records: [CommandRecord] = []
+    static let directory = "data/phone/commands"
+
+    init(connection: ADBConnection, bag: String) throws {
+        self.connection = connection
+        self.bag = bag
+        try FileManager.default.createDirectory(atPath: "\(bag)/\(Self.directory)", withIntermediateDirectories: true)
+    }
+
+    var failed: Int { records.filter { $0.error != nil || ($0.exitStatus ?? 0) != 0 }.count }
+
+    /// Runs `command`; returns the first `keep` bytes of its stdout for parsing, and the record.
+    /// A phone-side failure (non-zero exit) is recorded, not thrown; a connection failure throws.
+    @discardableResult
+    func run(_ command: String, name: String, keep: Int = 1 << 20) throws -> (stdout: [UInt8], record: CommandRecord) {
+        let seq = records.count + 1
+        let base = "\(Self.directory)/\(String(format: "%02d", seq))-\(name)"
+        let out = try HashingFile("\(bag)/\(base).txt")
+        var err: HashingFile?
+        var kept: [UInt8] = []
+        let started = Date()
+        var record = CommandRecord(
+            seq: seq, command: command, service: nil, startedAt: UTCTimestamp.string(started), durationSeconds: 0,
+            exitStatus: nil, stdoutFile: "\(base).txt", stdoutBytes: 0, stdoutSHA256: "", stderrFile: nil, stderrBytes: 0,
+            stderrSHA256: nil, error: nil)
+        func finish() {
+            record.durationSeconds = Date().timeIntervalSince(started)
+            record.stdoutBytes = out.bytes
+            record.stdoutSHA256 = out.finish()
+            if let err {
+                record.stderrFile = "\(base).stderr.txt"
+                record.stderrBytes = err.bytes
+                record.stderrSHA256 = err.finish()
+            }
+            records.append(record)
+        }
+        do {
+            let outcome = try connection.shell(
+                command,
+                stdout: { chunk in
+                    if kept.count < keep { kept += chunk.prefix(keep - kept.count) }
+                    try out.write(chunk)
+                },
+                stderr: { chunk in
+                    if err == nil { err = try HashingFile("\(bag)/\(base).stderr.txt") }
+                    try err?.write(chunk)
+                })
+            record.service = outcome.service
+            record.exitStatus = outcome.exitStatus
+        } catch {
+            record.error = "\(error)"
+            finish()
+            throw error
+        }
+        finish()
+        return (kept, record)
+    }
+
+    /// `data/phone/commands.jsonl`, one object per line.
+    func log() throws -> Data {
+        let encoder = ExhibitJSON.encoder(pretty: false)
+        var data = Data()
+        for record in records {
+            data += try encoder.encode(record)
+            data += Data("\n".utf8)
+        }
+        return data
+    }
+}
+
+/// One entry of the phone's file tree, as `data/phone/files.jsonl` records it.
+struct FileRecord: Codable, Sendable {
+    enum Status: String, Codable, Sendable {
+        /// Every byte the phone listed was received and hashed.
+        case complete
+        /// Some bytes were received before the phone failed or went away; they are kept and hashed.
+        case partial
+        /// The phone refused to open it (or to list the directory).
+        case denied
+        /// Directories, symlinks, special files: described, not pulled.
+        case notPulled = "not-pulled"
+        /// The phone could not describe it (an errno from LIS2).
+        case error
+    }
+
+    var path: String
+    /// The device path's bytes in hex, when they are not UTF-8 (then `path` has replacements).
+    var pathHex: String?
+    var storedAs: String?
+    var type: String
+    var mode: String?
+    var uid: UInt32?
+    var gid: UInt32?
+    var size: UInt64?
+    var atime: Int64?
+    var mtime: Int64?
+    var ctime: Int64?
+    var inode: UInt64?
+    var status: Status
+    var bytesReceived: UInt64?
+    var sha256: String?
+    var error: String?
+}
+
+/// Walks the phone's shared storage with sync (v2 when offered), records every entry, and
+/// pulls every regular file into `data/files/<original path>`, hashing it as it streams.
+final class FileExtraction {
+    private let connection: ADBConnection
+    private let commands: CommandAudit
+    private let bag: String
+    private let sync: SyncSession
+    private(set) var records: [FileRecord] = []
+    private var storedNames: Set<String> = []
+
+    init(connection: ADBConnection, commands: CommandAudit, bag: String) {
+        self.connection = connection
+        self.commands = commands
+        self.bag = bag
+        sync = SyncSession(connection: connection)
+    }
+
+    func close() { sync.close() }
+
+    struct Listed {
+        var path: [UInt8]
+        var status: RemoteFileStatus?
+        var errno: UInt32?
+    }
+
+    /// Lists every entry under `roots` (depth first, names in byte order).
+    func walk(_ roots: [String]) throws -> [Listed] {
+        var listed: [Listed] = []
+        for root in roots {
+            let rootBytes = Array(root.utf8)
+            let top = try sync.stat(rootBytes)
+            listed.append(Listed(path: rootBytes, status: top.status, errno: top.errno))
+            if top.status?.type == .directory { try walk(directory: rootBytes, into: &listed) }
+        }
+        return listed
+    }
+
+    private func walk(directory: [UInt8], into listed: inout [Listed]) throws {
+        // A trailing slash lists a symlinked root such as /sdcard the way adbd follows it.
+        let entries = try sync.list(directory + [47]).sorted { $0.name.lexicographicallyPrecedes($1.name) }
+        if entries.isEmpty, let index = listed.lastIndex(where: { $0.path == directory }) {
+            // adbd lists an unreadable directory as empty: ask the shell to tell the two apart.
+            let quoted = "'" + String(decoding: directory, as: UTF8.self).replacingOccurrences(of: "'", with: "'\\''") + "'"
+            let check = try commands.run("ls -a \(quoted)", name: "ls-empty-directory", keep: 4096)
+            if let status = check.record.exitStatus, status != 0 { listed[index].errno = UInt32(EACCES) }
+            return
+        }
+        for entry in entries {
+            let path = directory + [47] + entry.name
+            listed.append(Listed(path: path, status: entry.errno == nil ? entry.status : nil, errno: entry.errno))
+            if entry.errno == nil, entry.status.type == .directory { try walk(directory: path, into: &listed) }
+        }
+    }
+
+    /// Where a device path is kept in the bag: `data/files` + the path, each byte that a file
+    /// name, a manifest or `sha256sum -c` could not carry as is written `#xNN` (and `#` too).
+    func storedPath(for path: [UInt8]) -> String {
+        var result = "data/files"
+        for component in path.split(separator: 47, omittingEmptySubsequences: true) {
+            result += "/"
+            var bytes = Array(component)
+            var text = ""
+            while !bytes.isEmpty {
+                // Take the longest valid UTF-8 prefix of a scalar, else escape one byte.
+                var taken = false
+                for length in (1...min(4, bytes.count)).reversed() {
+                    if let scalar = String(validating: bytes[0..<length], as: UTF8.self), scalar.unicodeScalars.count == 1,
+                        let value = scalar.unicodeScalars.first?.value, value >= 0x20, value != 0x7F, value != 0x5C, value != 0x23,
+                        value != 0x25
+                    {
+                        text += scalar
+                        bytes.removeFirst(length)
+                        taken = true
+                        break
+                    }
+                }
+                if !taken {
+                    text += String(format: "#x%02X", bytes[0])
+                    bytes.removeFirst()
+                }
+            }
+            result += text
+        }
+        var unique = result
+        var suffix = 2
+        while storedNames.contains(unique) {
+            unique = "\(result)#dup\(suffix)"
+            suffix += 1
+        }
+        storedNames.insert(unique)
+        return unique
+    }
+
+    /// Records every listed entry and pulls the regular files. `previous` holds complete
+    /// entries of an interrupted run whose stored copies are reused when the phone still lists
+    /// the same size and mtime. `onFile` gets each finished record (for the journal), `progress`
+    /// the bytes pulled so far.
+    func extract(
+        _ listed: [Listed], previous: [String: FileRecord], onFile: (FileRecord) throws -> Void,
+        progress: (UInt64) -> Void
+    ) throws {
+        var pulled: UInt64 = 0
+        for entry in listed {
+            let pathText = String(decoding: entry.path, as: UTF8.self)
+            var record = FileRecord(
+                path: pathText, pathHex: String(validating: entry.path, as: UTF8.self) == nil ? entry.path.map { String(format: "%02x", $0) }.joined() : nil,
+                storedAs: nil, type: entry.status?.type.rawValue ?? "unknown", status: .notPulled)
+            if let status = entry.status {
+                record.mode = String(status.mode, radix: 8)
+                record.uid = status.uid
+                record.gid = status.gid
+                record.size = status.size
+                record.atime = status.atime
+                record.mtime = status.mtime
+                record.ctime = status.ctime
+                record.inode = status.inode
+            }
+            if let errno = entry.errno {
+                record.status = errno == UInt32(EACCES) ? .denied : .error
+                record.error = String(cString: strerror(Int32(errno)))
+            }
+            guard entry.errno == nil, let status = entry.status, status.type == .regular else {
+                records.append(record)
+                try onFile(record)
+                continue
+            }
+            let stored = storedPath(for: entry.path)
+            record.storedAs = stored
+            if let earlier = previous[pathText], earlier.status == .complete, earlier.size == status.size, earlier.mtime == status.mtime,
+                earlier.storedAs == stored, DurableFile.size(of: "\(bag)/\(stored)") == earlier.bytesReceived
+            {
+                // Pulled and hashed before the interruption; the read-back check re-hashes it.
+                records.append(earlier)
+                pulled += earlier.bytesReceived ?? 0
+                progress(pulled)
+                continue
+            }
+            let target = "\(bag)/\(stored)"
+            try FileManager.default.createDirectory(
+                atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let file = try HashingFile(target)
+            let base = pulled
+            do {
+                let received = try sync.receive(entry.path) { chunk in
+                    try file.write(chunk)
+                    progress(base + file.bytes)
+                }
+                pulled += received.bytes
+                record.bytesReceived = received.bytes
+                record.sha256 = file.finish()
+                switch received.end {
+                case .complete:
+                    record.status = .complete
+                    if received.bytes != status.size {
+                        record.error = "the phone listed \(status.size) bytes and sent \(received.bytes): the file changed while it was read"
+                    }
+                case .failed(let message):
+                    record.status = received.bytes == 0 && message.contains("open failed") ? .denied : .partial
+                    record.error = message
+                    if record.status == .denied {
+                        try? FileManager.default.removeItem(atPath: target)
+                        record.storedAs = nil
+                        record.sha256 = nil
+                        record.bytesReceived = nil
+                    }
+                }
+            } catch {
+                // The connection failed mid-file: keep what arrived, marked partial, then stop.
+                record.status = .partial
+                record.bytesReceived = file.bytes
+                record.sha256 = file.finish()
+                record.error = "\(error)"
+                records.append(record)
+                try? onFile(record)
+                throw error
+            }
+            records.append(record)
+            try onFile(record)
+        }
+    }
+
+    func log() throws -> Data {
+        let encoder = ExhibitJSON.encoder(pretty: false)
+        var data = Data()
+        for record in records {
+            data += try encoder.encode(record)
+            data += Data("\n".utf8)
+        }
+        return data
+    }
+}
+
+/// A partition streamed from the phone through `exec:` as the pipeline's source: the same
+/// readers, digests and image writer as a disk.
+final class PhoneStreamSource: StreamSource, @unchecked Sendable {
+    let path: String
+    let size: UInt64
+    private let stream: ADBStream
+    private var position: UInt64 = 0
+
+    init(stream: ADBStream, path: String, size: UInt64) {
+        self.stream = stream
+        self.path = path
+        self.size = size
+    }
+
+    func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
+        precondition(offset == position, "the phone's stream is read in order")
+        let filled: Int
+        do {
+            filled = try stream.read(into: destination, count: count)
+        } catch {
+            throw AcquisitionError(
+                error.code == .disconnected ? .sourceVanished : .readFailed, path: path, offset: position + UInt64(stream.bytesRead - position),
+                detail: error.description)
+        }
+        position += UInt64(filled)
+        guard filled == count else {
+            throw AcquisitionError(
+                .sourceChanged, path: path, offset: position,
+                detail: "the phone ended the stream after \(position) bytes; blockdev reported \(size)")
+        }
+        return []
+    }
+
+    /// After the last byte the stream must end: more bytes mean the size was wrong.
+    func checkEnd() throws(AcquisitionError) {
+        var probe: UInt8 = 0
+        let extra: Int
+        do { extra = try stream.read(into: &probe, count: 1) } catch {
+            throw AcquisitionError(.readFailed, path: path, offset: position, detail: error.description)
+        }
+        guard extra == 0 else {
+            throw AcquisitionError(.sourceChanged, path: path, offset: position, detail: "the phone sent more than the \(size) bytes blockdev reported")
+        }
+    }
+}

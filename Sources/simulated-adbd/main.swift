@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: Apache-2.0
+// The simulated phone as a process, for the benchmark and for trying Exhibit by hand:
+//   simulated-adbd --root DIR [--rooted] [--auth off|allow|never] [--tree]
+// prints "port N" once it listens on 127.0.0.1 and serves until killed.
+import Foundation
+import TestSupport
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+func value(_ name: String, in arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+guard let root = value("--root") else {
+    FileHandle.standardError.write(Data("usage: simulated-adbd --root DIR [--rooted] [--auth off|allow|never] [--tree]\n".utf8))
+    exit(2)
+}
+if arguments.contains("--tree") { try SimulatedPhoneTree.create(at: root) }
+var phone = SimulatedPhone(root: root)
+phone.rooted = arguments.contains("--rooted")
+phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]
+phone.authorization = ["allow": .allowWhenAsked, "never": .neverAllowed][value("--auth") ?? "off"] ?? .off
+let device = try SimulatedAndroidDevice(phone)
+FileHandle.standardOutput.write(Data("port \(device.port)\n".utf8))
+while true { sleep(3600) }

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import TestSupport
+
+/// `exhibit acquire adb:tcp:…` against the simulated phone, judged by the stock tools.
+@Suite(.serialized) struct PhoneAcquisitionTests {
+    func lines(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    func record(_ bundle: String) throws -> [String: Any] {
+        try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(bundle)/data/acquisition.json")))
+                as? [String: Any])
+    }
+
+    @Test func logicalAcquisitionKeepsEveryFileWithItsHashAndVerifies() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("phone-logical")
+        let fixture = try PhoneFixture("phone-logical") { $0.authorization = .allowWhenAsked }
+        defer { fixture.device.stop() }
+        // --physical is asked but the phone has no root: the bundle says so and is logical.
+        let result = try store.acquire("adb:tcp:127.0.0.1:\(fixture.device.port)", case: "CASE-P", exhibit: "PHONE-1", ["--physical"])
+        try #require(result.succeeded, "\(result)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let bundle = try #require(summary["bundlePath"] as? String)
+
+        // The appliance's key persists in the store (0600) and is the one the phone was offered.
+        let keyMode = try FileManager.default.attributesOfItem(atPath: "\(store.root)/keys/adbkey")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        let publicKey = try String(contentsOfFile: "\(store.root)/keys/adbkey.pub", encoding: .utf8)
+        #expect(fixture.device.offeredKeys.map { $0.split(separator: " ").first } == [publicKey.split(separator: " ").first])
+
+        // Every regular file the shell user may read is in data/files under its original path,
+        // with the SHA-256 of the ground truth (sha256sum of the phone's file).
+        let files = try lines("\(bundle)/data/phone/files.jsonl")
+        var byPath: [String: [String: Any]] = [:]
+        for file in files { byPath[file["path"] as? String ?? ""] = file }
+        for path in fixture.files where path.hasPrefix("/sdcard/") && !path.hasPrefix(SimulatedPhoneTree.deniedDirectory) {
+            let entry = try #require(byPath[path], "\(path) is not in files.jsonl")
+            let truth = try fixture.sha256(path)
+            #expect(entry["status"] as? String == "complete" && entry["sha256"] as? String == truth, "\(path): \(entry)")
+            #expect(entry["storedAs"] as? String == "data/files" + path)
+            #expect(try StockChecks.sum("sha256sum", "\(bundle)/data/files\(path)") == truth, "\(path)")
+            #expect(entry["mode"] != nil && entry["mtime"] != nil && entry["inode"] != nil && entry["uid"] != nil)
+        }
+        #expect(byPath[SimulatedPhoneTree.deniedDirectory]?["status"] as? String == "denied")
+        #expect(byPath["/sdcard/link-to-camera"]?["status"] as? String == "not-pulled")
+        #expect(byPath["/sdcard/link-to-camera"]?["type"] as? String == "symlink")
+        #expect(!FileManager.default.fileExists(atPath: "\(bundle)/data/files/sdcard/Android/data/org.telegram.messenger"))
+
+        // Every command's output is kept and audited with its SHA-256 and exit status.
+        let commands = try lines("\(bundle)/data/phone/commands.jsonl")
+        let getprop = try #require(commands.first { $0["command"] as? String == "getprop" })
+        #expect(getprop["exitStatus"] as? Int == 0 && getprop["service"] as? String == "shell,v2,raw")
+        let getpropFile = try #require(getprop["stdoutFile"] as? String)
+        #expect(try StockChecks.sum("sha256sum", "\(bundle)/\(getpropFile)") == getprop["stdoutSHA256"] as? String)
+        #expect(try String(contentsOfFile: "\(bundle)/\(getpropFile)", encoding: .utf8).contains("[ro.product.model]: [SimPhone]"))
+        #expect(commands.first { $0["command"] as? String == "su -c id" }?["exitStatus"] as? Int == 127)
+        for name in ["settings list secure", "pm list packages -f -U", "logcat -d", "dumpsys window"] {
+            #expect(commands.contains { $0["command"] as? String == name && $0["exitStatus"] as? Int == 0 }, "\(name)")
+        }
+
+        // The record: identity, state, method and why not physical.
+        let phone = try #require(try record(bundle)["phone"] as? [String: Any])
+        let device = try #require(phone["device"] as? [String: Any])
+        #expect(device["model"] as? String == "SimPhone" && device["serial"] as? String == "SIM0123456789")
+        #expect(device["androidVersion"] as? String == "13" && device["securityPatch"] as? String == "2024-05-05")
+        #expect(device["lockState"] as? String == "unlocked" && device["root"] as? Bool == false)
+        #expect(phone["methodAchieved"] as? String == "logical")
+        let notAchieved = try #require(phone["methodsNotAchieved"] as? [[String: Any]])
+        #expect(notAchieved.contains { $0["method"] as? String == "physical" && ($0["reason"] as? String ?? "").contains("su -c id") })
+        #expect((phone["connection"] as? [String: Any])?["authenticated"] as? Bool == true)
+
+        // The hub's checks: the inventory's SHA-256 is the media SHA-256; sha256sum -c holds.
+        let inventory = try StockChecks.sum("sha256sum", "\(bundle)/data/phone/inventory.sha256")
+        #expect(try StockChecks.bagInfo(bundle, "Exhibit-Media-SHA256") == inventory)
+        let recheck = try Subprocess.run(["sha256sum", "--quiet", "-c", "data/phone/inventory.sha256"], directory: bundle)
+        #expect(recheck.succeeded, "\(recheck)")
+        #expect(try StockChecks.bagit(bundle).succeeded)
+        let seal = try StockChecks.cms(bundle, trust: store.trustAnchor)
+        #expect(seal.succeeded, "\(seal)")
+        let graph = try StockChecks.caseValidate(bundle)
+        #expect(graph.succeeded && graph.stdout.contains("Conforms: True"), "\(graph)")
+        #expect(try StockChecks.custodyChain(bundle))
+        let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
+        #expect(verify.succeeded && verify.stdout.contains("INTACT"), "\(verify)")
+
+        // A changed extracted file is caught by exhibit verify (naming it) and by bagit.py.
+        let photo = "\(bundle)/data/files/sdcard/DCIM/Camera/IMG_20241101_101500.jpg"
+        try Subprocess.shell("chmod u+w '\(photo)' && printf 'X' | dd of='\(photo)' bs=1 seek=1000 conv=notrunc status=none")
+        let tampered = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
+        #expect(!tampered.succeeded && tampered.stdout.contains("data/files/sdcard/DCIM/Camera/IMG_20241101_101500.jpg"), "\(tampered)")
+        #expect(!(try StockChecks.bagit(bundle).succeeded))
+    }
+
+    @Test func physicalImageThroughRootMatchesThePartition() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("phone-physical")
+        let fixture = try PhoneFixture("phone-physical") { $0.rooted = true }
+        defer { fixture.device.stop() }
+        let result = try store.acquire(
+            "adb:tcp:127.0.0.1:\(fixture.device.port)", case: "CASE-P", exhibit: "PHONE-2", ["--physical", "--digest", "md5"])
+        try #require(result.succeeded, "\(result)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let bundle = try #require(summary["bundlePath"] as? String)
+        let truth = try fixture.sha256(SimulatedPhoneTree.userdata)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: truth)
+        #expect(try StockChecks.bagInfo(bundle, "Exhibit-Media-MD5") == StockChecks.sum("md5sum", fixture.root + SimulatedPhoneTree.userdata))
+        let phone = try #require(try record(bundle)["phone"] as? [String: Any])
+        #expect(phone["methodAchieved"] as? String == "physical")
+        #expect((phone["physical"] as? [String: Any])?["partition"] as? String == SimulatedPhoneTree.userdata)
+        #expect((phone["physical"] as? [String: Any])?["sizeBytes"] as? Int == 24 << 20)
+        // The logical part is there too, under its own inventory.
+        let inventory = try StockChecks.sum("sha256sum", "\(bundle)/data/phone/inventory.sha256")
+        #expect(try StockChecks.bagInfo(bundle, "Exhibit-Phone-Inventory-SHA256") == inventory)
+        #expect(try Subprocess.run(["sha256sum", "--quiet", "-c", "data/phone/inventory.sha256"], directory: bundle).succeeded)
+    }
+
+    @Test func aPhoneUnpluggedMidTransferLeavesAnInterruptedJobThatResumesWithoutPullingAgain() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("phone-resume")
+        // The cable is pulled after 1 MiB: the first photo is in, the video is half way.
+        let broken = try PhoneFixture("phone-resume") { $0.fault = .disconnect(afterBytes: 1 << 20) }
+        let first = try store.acquire("adb:tcp:127.0.0.1:\(broken.device.port)", case: "CASE-R", exhibit: "PHONE-3", ["--adb-idle-timeout", "3"])
+        broken.device.stop()
+        #expect(!first.succeeded && first.stderr.contains("disconnected") && first.stderr.contains("RCV2 /sdcard/DCIM/Camera/VID"), "\(first)")
+        #expect(store.bundles.isEmpty)
+        let listing = try exhibit(["list", "--store", store.root, "--json"])
+        #expect(listing.stdout.contains("interrupted"), "\(listing)")
+        #expect(broken.device.receivedPaths.contains("/sdcard/DCIM/Camera/IMG_20241101_101500.jpg"))
+
+        // Plugged back (a new connection to the same phone and tree): the job resumes.
+        var phone = SimulatedPhone(root: broken.root)
+        phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]
+        let again = try SimulatedAndroidDevice(phone)
+        defer { again.stop() }
+        let second = try store.acquire("adb:tcp:127.0.0.1:\(again.port)", case: "CASE-R", exhibit: "PHONE-3")
+        try #require(second.succeeded, "\(second)")
+        #expect(!again.receivedPaths.contains("/sdcard/DCIM/Camera/IMG_20241101_101500.jpg"), "a file hashed before the cut was pulled again")
+        #expect(again.receivedPaths.contains("/sdcard/DCIM/Camera/VID_20241101_101800.mp4"))
+        #expect(store.bundles.count == 1)
+        let bundle = "\(store.root)/bundles/\(store.bundles[0])"
+        for path in broken.files where path.hasPrefix("/sdcard/") && !path.hasPrefix(SimulatedPhoneTree.deniedDirectory) {
+            #expect(try StockChecks.sum("sha256sum", "\(bundle)/data/files\(path)") == broken.sha256(path), "\(path)")
+        }
+        let interruptions = try #require(try record(bundle)["interruptions"] as? [[String: Any]])
+        #expect(interruptions.count == 1 && (interruptions[0]["reason"] as? String ?? "").contains("disconnected"))
+        let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
+        #expect(verify.succeeded, "\(verify)")
+        #expect(try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8).contains("\"acquisition-resumed\""))
+    }
+}
