@@ -391,7 +391,7 @@ final class PhoneStreamSource: StreamSource, @unchecked Sendable {
             filled = try stream.read(into: destination, count: count)
         } catch {
             throw AcquisitionError(
-                error.code == .disconnected ? .sourceVanished : .readFailed, path: path, offset: position + UInt64(stream.bytesRead - position),
+                error.code == .disconnected ? .sourceVanished : .readFailed, path: path, offset: stream.bytesRead,
                 detail: error.description)
         }
         position += UInt64(filled)
