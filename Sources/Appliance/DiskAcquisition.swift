@@ -98,6 +98,21 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
     public let jobId: String?
 
     public var description: String { "\(stage): \(underlying)" }
+
+    /// Runs one stage of a job; a failure is reported with the stage's name.
+    static func during<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
+        do { return try body() } catch { throw JobError(stage: name, underlying: error as any Error & Sendable, jobId: jobId) }
+    }
+
+    /// What every job needs from the store before it starts: settings, signing identity, and the
+    /// catalog with jobs of dead processes marked abandoned.
+    static func prerequisites(of store: EvidenceStore) throws(JobError) -> (EvidenceStore.Settings, SigningIdentity, Catalog) {
+        let settings = try JobError.during("store") { try store.settings() }
+        let identity = try JobError.during("keys") { try store.signingIdentity() }
+        let catalog = try JobError.during("catalog") { try store.catalog() }
+        try JobError.during("catalog") { try catalog.markAbandonedJobs(isRunning: store.isJobRunning) }
+        return (settings, identity, catalog)
+    }
 }
 
 /// Acquires one disk or image file into a sealed bundle in the store.
@@ -114,15 +129,9 @@ public struct DiskAcquisition: Sendable {
         _ request: AcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
         progress: @escaping (JobProgress) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
-        func stage<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
-            do { return try body() } catch { throw JobError(stage: name, underlying: error as any Error & Sendable, jobId: jobId) }
-        }
-        let settings = try stage("store") { try store.settings() }
-        let identity = try stage("keys") { try store.signingIdentity() }
-        let catalog = try stage("catalog") { try store.catalog() }
-        try stage("catalog") { try catalog.markAbandonedJobs(isRunning: store.isJobRunning) }
+        let (settings, identity, catalog) = try JobError.prerequisites(of: store)
 
-        return try stage("source") {
+        return try JobError.during("source") {
             try withEvidenceSource(at: request.sourcePath, writablePolicy: request.writablePolicy) { source in
                 let candidates =
                     try request.resumeJobId.map { [$0] }

@@ -86,25 +86,19 @@ public struct PhoneAcquisition: Sendable {
         _ request: PhoneAcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
         progress: @escaping (JobProgress) -> Void = { _ in }, handshake: (ADBHandshakeState) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
-        func stage<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
-            do { return try body() } catch { throw JobError(stage: name, underlying: error as any Error & Sendable, jobId: jobId) }
-        }
-        let settings = try stage("store") { try store.settings() }
-        let identity = try stage("keys") { try store.signingIdentity() }
-        let catalog = try stage("catalog") { try store.catalog() }
-        try stage("catalog") { try catalog.markAbandonedJobs(isRunning: store.isJobRunning) }
-        let key = try stage("keys") { try store.androidDebugKey() }
-        let credentials = try stage("keys") {
+        let (settings, identity, catalog) = try JobError.prerequisites(of: store)
+        let key = try JobError.during("keys") { try store.androidDebugKey() }
+        let credentials = try JobError.during("keys") {
             ADBHostCredentials(
                 publicKeyLine: try key.publicKeyLine(name: "exhibit@\(identity.applianceId)"), sign: { try key.signToken($0) })
         }
-        let connection = try stage("connect") {
+        let connection = try JobError.during("connect") {
             try ADBConnection.connect(
                 over: try request.source.openTransport(timeouts: request.timeouts), credentials: credentials,
                 timeouts: request.timeouts, stateChanged: handshake)
         }
         defer { connection.close() }
-        return try stage("phone") {
+        return try JobError.during("phone") {
             try acquire(
                 connection: connection, key: key, request: request, settings: settings, identity: identity, catalog: catalog,
                 cancellation: cancellation, progress: progress)
@@ -560,8 +554,7 @@ final class JournalAppender {
     }
 
     func append(_ value: some Encodable) throws {
-        var line = try ExhibitJSON.encoder(pretty: false).encode(value)
-        line.append(UInt8(ascii: "\n"))
+        let line = try ExhibitJSON.lines([value])
         let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         guard written == line.count else { throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "the job's file journal") }
         if Date().timeIntervalSince(lastSync) > 2 {

@@ -133,15 +133,7 @@ final class CommandAudit {
     }
 
     /// `data/phone/commands.jsonl`, one object per line.
-    func log() throws -> Data {
-        let encoder = ExhibitJSON.encoder(pretty: false)
-        var data = Data()
-        for record in records {
-            data += try encoder.encode(record)
-            data += Data("\n".utf8)
-        }
-        return data
-    }
+    func log() throws -> Data { try ExhibitJSON.lines(records) }
 }
 
 /// One entry of the phone's file tree, as `data/phone/files.jsonl` records it.
@@ -359,15 +351,7 @@ final class FileExtraction {
         }
     }
 
-    func log() throws -> Data {
-        let encoder = ExhibitJSON.encoder(pretty: false)
-        var data = Data()
-        for record in records {
-            data += try encoder.encode(record)
-            data += Data("\n".utf8)
-        }
-        return data
-    }
+    func log() throws -> Data { try ExhibitJSON.lines(records) }
 }
 
 /// A partition streamed from the phone through `exec:` as the pipeline's source: the same

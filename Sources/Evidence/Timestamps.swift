@@ -34,6 +34,17 @@ public enum ExhibitJSON {
         return encoder
     }
 
+    /// JSON lines: one compact object per line, each ending in a newline.
+    public static func lines(_ values: [some Encodable]) throws -> Data {
+        let encoder = encoder(pretty: false)
+        var data = Data()
+        for value in values {
+            data += try encoder.encode(value)
+            data.append(UInt8(ascii: "\n"))
+        }
+        return data
+    }
+
     public static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
