@@ -379,14 +379,22 @@ final class DeviceConnection: @unchecked Sendable {
         }
     }
 
+    /// Header and payload under one lock: service threads and the reader's OKAYs share the socket,
+    /// and a message cut in two by another one would be garbage to the host.
     func send(_ message: ADBMessage) {
-        sendRaw(message.header(checksum: checksum))
-        if !message.payload.isEmpty { sendRaw(message.payload) }
+        sendLock.lock()
+        defer { sendLock.unlock() }
+        sendUnlocked(message.header(checksum: checksum))
+        if !message.payload.isEmpty { sendUnlocked(message.payload) }
     }
 
     private func sendRaw(_ bytes: [UInt8]) {
         sendLock.lock()
         defer { sendLock.unlock() }
+        sendUnlocked(bytes)
+    }
+
+    private func sendUnlocked(_ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
             let result = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
