@@ -141,6 +141,8 @@ public struct PhoneAcquisition: Sendable {
                 jobId: jobId, bundleId: bundleId, startedAt: started, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
                 source: sourceName, serial: bannerSerial, commandLine: request.commandLine, interruptions: [], custody: [])
         var catalogued = existing != nil
+        // Set when another phone was offered for an interrupted job: the job stays as it was.
+        var notThisJobsPhone = false
         do {
             // Commands are run again on a resumed job (their output is of this run); files already
             // pulled and hashed are kept.
@@ -157,6 +159,7 @@ public struct PhoneAcquisition: Sendable {
             let properties = Self.properties(try commands.run("getprop", name: "getprop").stdout)
             let serial = properties["ro.serialno"] ?? bannerSerial
             if let existing, existing.serial != nil, serial != existing.serial {
+                notThisJobsPhone = true
                 throw AcquisitionError(
                     .sourceChanged, path: sourceName,
                     detail: "job \(jobId) was of the phone with serial \(existing.serial ?? "?"), this is \(serial ?? "unknown")")
@@ -467,6 +470,11 @@ public struct PhoneAcquisition: Sendable {
             jobLogger.info("sealed \(summary.bundlePath)")
             return summary
         } catch {
+            if notThisJobsPhone {
+                // The interrupted job and its pulled files wait for their own phone.
+                lease.release()
+                throw error
+            }
             // A phone that went away or went silent leaves a job to resume; anything else fails it.
             let adb = (error as? ADBError) ?? ((error as? JobError)?.underlying as? ADBError)
             let interrupted =

@@ -133,6 +133,15 @@ import TestSupport
         #expect(listing.stdout.contains("interrupted"), "\(listing)")
         #expect(broken.device.receivedPaths.contains("/sdcard/DCIM/Camera/IMG_20241101_101500.jpg"))
 
+        // Another phone offered for the same case and exhibit is refused and leaves the job alone.
+        var other = SimulatedPhone(root: broken.root, serial: "OTHER0000")
+        other.properties["ro.serialno"] = "OTHER0000"
+        let stranger = try SimulatedAndroidDevice(other)
+        let refused = try store.acquire("adb:tcp:127.0.0.1:\(stranger.port)", case: "CASE-R", exhibit: "PHONE-3")
+        stranger.stop()
+        #expect(!refused.succeeded && refused.stderr.contains("was of the phone with serial SIM0123456789"), "\(refused)")
+        #expect(stranger.receivedPaths.isEmpty && store.bundles.isEmpty)
+
         // Plugged back (a new connection to the same phone and tree): the job resumes.
         var phone = SimulatedPhone(root: broken.root)
         phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]
