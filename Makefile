@@ -19,7 +19,7 @@ run: build
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --no-parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+	SWIFT="$(SWIFT)" scripts/run-tests
 
 bench: build
 	bench/run.sh

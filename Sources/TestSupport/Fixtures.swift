@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 
-/// A scratch directory removed when the test's scope ends.
+/// A scratch directory removed when the test's scope ends, or when the test process exits for
+/// one held by a suite-wide fixture (a `static let` is never deinitialised, and a tamper suite's
+/// copies of a bundle are gigabytes).
 public final class ScratchDirectory: @unchecked Sendable {
     public let path: String
 
@@ -9,13 +11,38 @@ public final class ScratchDirectory: @unchecked Sendable {
         let base = ProcessInfo.processInfo.environment["EXHIBIT_TEST_TMP"] ?? NSTemporaryDirectory()
         path = (base as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        LiveScratchDirectories.shared.insert(path)
     }
 
     deinit {
+        Self.remove(path)
+        LiveScratchDirectories.shared.remove(path)
+    }
+
+    fileprivate static func remove(_ path: String) {
         _ = try? Subprocess.shell("chmod -R u+w '\(path)' 2>/dev/null; rm -rf '\(path)'")
     }
 
     public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+}
+
+/// The scratch directories not yet removed, removed at exit.
+private final class LiveScratchDirectories: @unchecked Sendable {
+    static let shared = LiveScratchDirectories()
+
+    private let lock = NSLock()
+    private var paths: Set<String> = []
+
+    private init() {
+        atexit { LiveScratchDirectories.shared.removeAll() }
+    }
+
+    func insert(_ path: String) { lock.withLock { _ = paths.insert(path) } }
+    func remove(_ path: String) { lock.withLock { _ = paths.remove(path) } }
+
+    private func removeAll() {
+        for path in lock.withLock({ paths }) { ScratchDirectory.remove(path) }
+    }
 }
 
 /// Source images with known content.
