@@ -7,6 +7,7 @@ import PackageDescription
 //   SQLite (through GRDB)     -> Store
 //   CUdev (libudev)           -> Devices
 //   CTerminal (wcwidth)       -> Panel
+//   CUSB (libusb-1.0)         -> ADB
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
@@ -28,6 +29,11 @@ let package = Package(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CUSB",
+            pkgConfig: "libusb-1.0",
+            providers: [.apt(["libusb-1.0-0-dev"])]
         ),
         .systemLibrary(
             name: "CUdev",
@@ -92,6 +98,7 @@ let package = Package(
         .target(name: "CTerminal"),
         .target(
             name: "ADB",
+            dependencies: ["CUSB"],
             swiftSettings: strictSettings
         ),
         .target(

@@ -3,11 +3,14 @@ import ADB
 import Acquisition
 import Foundation
 
-/// A phone named on the command line: `adb:tcp:HOST:PORT` or `adb:usb:SERIAL`.
+/// A phone named on the command line: `adb:tcp:HOST:PORT`, `adb:usb:SERIAL`, or
+/// `adb:usb-port:BUS-PORT` (the port, as the daemon names a phone it found, and for phones that
+/// share a serial).
 public struct PhoneSource: Sendable, Equatable, CustomStringConvertible {
     public enum Transport: Sendable, Equatable {
         case tcp(host: String, port: UInt16)
         case usb(serial: String)
+        case usbPort(String)
     }
 
     public let transport: Transport
@@ -30,8 +33,13 @@ public struct PhoneSource: Sendable, Equatable, CustomStringConvertible {
             transport = .tcp(host: host, port: port)
         } else if rest.hasPrefix("usb:"), rest.count > 4 {
             transport = .usb(serial: String(rest.dropFirst(4)))
+        } else if rest.hasPrefix("usb-port:"), case let port = rest.dropFirst(9),
+            port.range(of: #"^[0-9]+-[0-9]+(\.[0-9]+)*$"#, options: .regularExpression) != nil
+        {
+            transport = .usbPort(String(port))
         } else {
-            throw AcquisitionError(.sourceUnsupported, path: text, detail: "a phone source is adb:usb:SERIAL or adb:tcp:HOST:PORT")
+            throw AcquisitionError(
+                .sourceUnsupported, path: text, detail: "a phone source is adb:usb:SERIAL, adb:usb-port:BUS-PORT or adb:tcp:HOST:PORT")
         }
     }
 
@@ -39,19 +47,19 @@ public struct PhoneSource: Sendable, Equatable, CustomStringConvertible {
         switch transport {
         case .tcp(let host, let port): "adb:tcp:\(host.contains(":") ? "[\(host)]" : host):\(port)"
         case .usb(let serial): "adb:usb:\(serial)"
+        case .usbPort(let port): "adb:usb-port:\(port)"
         }
     }
 
-    /// Opens the transport; USB needs the libusb transport, which this build does not have.
-    func openTransport(timeouts: ADBTimeouts) throws -> any ADBTransport {
+    /// Opens the transport.
+    func openTransport(timeouts: ADBTimeouts) throws(ADBError) -> any ADBTransport {
         switch transport {
         case .tcp(let host, let port):
-            return try TCPTransport(host: host, port: port, connectTimeout: timeouts.handshake, writeTimeout: timeouts.idle)
-        case .usb:
-            throw AcquisitionError(
-                .sourceUnsupported, path: description,
-                detail: "phones over USB need the libusb ADB transport, which is not built yet; "
-                    + "on the phone run `adb tcpip 5555` from another computer or use adb:tcp:HOST:PORT")
+            try TCPTransport(host: host, port: port, connectTimeout: timeouts.handshake, writeTimeout: timeouts.idle)
+        case .usb(let serial):
+            try USBTransport(.serial(serial), writeTimeout: timeouts.idle)
+        case .usbPort(let port):
+            try USBTransport(.port(port), writeTimeout: timeouts.idle)
         }
     }
 }

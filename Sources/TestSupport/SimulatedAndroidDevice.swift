@@ -193,7 +193,7 @@ public final class SimulatedAndroidDevice: @unchecked Sendable {
                 close(connection)
                 return
             }
-            let session = DeviceConnection(device: self, socket: connection)
+            let session = DeviceConnection(device: self, link: SocketLink(connection))
             let thread = Thread {
                 session.run()
                 self.state.withLock { self.connections.removeAll { $0 == connection } }
@@ -222,10 +222,48 @@ public final class SimulatedAndroidDevice: @unchecked Sendable {
     }
 }
 
+/// How bytes reach the host: a TCP socket, or a FunctionFS gadget's bulk endpoints.
+protocol DeviceLink: Sendable {
+    /// Reads what the host sent (for USB, one transfer); 0 or less when the link is gone.
+    func receive(into buffer: inout [UInt8]) -> Int
+    /// Sends `bytes` as one unit (for USB, one transfer); false when the link is gone.
+    func send(_ bytes: [UInt8]) -> Bool
+    /// Ends the link as a pulled cable would.
+    func hangUp()
+}
+
+/// A TCP connection from the host (the descriptor is owned and closed by the accept loop).
+struct SocketLink: DeviceLink {
+    let socket: Int32
+
+    init(_ socket: Int32) { self.socket = socket }
+
+    func receive(into buffer: inout [UInt8]) -> Int {
+        while true {
+            let count = recv(socket, &buffer, buffer.count, 0)
+            if count < 0, errno == EINTR { continue }
+            return count
+        }
+    }
+
+    func send(_ bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let result = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if result < 0, errno == EINTR { continue }
+            guard result > 0 else { return false }
+            sent += result
+        }
+        return true
+    }
+
+    func hangUp() { shutdown(socket, Int32(SHUT_RDWR)) }
+}
+
 /// One host connection to the simulated adbd.
 final class DeviceConnection: @unchecked Sendable {
     let device: SimulatedAndroidDevice
-    let socket: Int32
+    let link: any DeviceLink
     var phone: SimulatedPhone { device.phone }
     private let sendLock = NSLock()
     let condition = NSCondition()
@@ -239,9 +277,9 @@ final class DeviceConnection: @unchecked Sendable {
     private var serviceBytes: UInt64 = 0
     private(set) var broken = false
 
-    init(device: SimulatedAndroidDevice, socket: Int32) {
+    init(device: SimulatedAndroidDevice, link: any DeviceLink) {
         self.device = device
-        self.socket = socket
+        self.link = link
     }
 
     func run() {
@@ -254,8 +292,7 @@ final class DeviceConnection: @unchecked Sendable {
             condition.unlock()
         }
         while true {
-            let count = recv(socket, &buffer, buffer.count, 0)
-            if count < 0, errno == EINTR { continue }
+            let count = link.receive(into: &buffer)
             guard count > 0 else { return }
             let messages: [ADBMessage]
             do {
@@ -362,7 +399,7 @@ final class DeviceConnection: @unchecked Sendable {
         condition.unlock()
         switch phone.fault {
         case .disconnect(let after) where before + UInt64(count) > after:
-            shutdown(socket, Int32(SHUT_RDWR))
+            link.hangUp()
             return false
         case .stall(let after) where before + UInt64(count) > after:
             condition.lock()
@@ -379,7 +416,7 @@ final class DeviceConnection: @unchecked Sendable {
         }
     }
 
-    /// Header and payload under one lock: service threads and the reader's OKAYs share the socket,
+    /// Header and payload under one lock: service threads and the reader's OKAYs share the link,
     /// and a message cut in two by another one would be garbage to the host.
     func send(_ message: ADBMessage) {
         sendLock.lock()
@@ -394,15 +431,7 @@ final class DeviceConnection: @unchecked Sendable {
         sendUnlocked(bytes)
     }
 
-    private func sendUnlocked(_ bytes: [UInt8]) {
-        var sent = 0
-        while sent < bytes.count {
-            let result = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if result < 0, errno == EINTR { continue }
-            guard result > 0 else { return }
-            sent += result
-        }
-    }
+    private func sendUnlocked(_ bytes: [UInt8]) { _ = link.send(bytes) }
 }
 
 /// A stream as adbd sees it: data to the host goes in WRTEs of at most the negotiated size,

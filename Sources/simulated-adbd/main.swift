@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The simulated phone as a process, for the benchmark and for trying Exhibit by hand:
-//   simulated-adbd --root DIR [--rooted] [--auth off|allow|never] [--tree]
-// prints "port N" once it listens on 127.0.0.1 and serves until killed.
+// The simulated phone as a process, for the benchmark, the USB test in a VM and trying Exhibit
+// by hand:
+//   simulated-adbd --root DIR [--tree] [--rooted] [--auth off|allow|never] [--serial S]
+//                  [--functionfs FFS_DIR]
+// prints "port N" once it listens on 127.0.0.1 (and "functionfs FFS_DIR" once the USB
+// function's descriptors are written) and serves until killed.
 import Foundation
 import TestSupport
 
@@ -11,14 +14,19 @@ func value(_ name: String, in arguments: [String] = Array(CommandLine.arguments.
     return arguments[index + 1]
 }
 guard let root = value("--root") else {
-    FileHandle.standardError.write(Data("usage: simulated-adbd --root DIR [--rooted] [--auth off|allow|never] [--tree]\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: simulated-adbd --root DIR [--tree] [--rooted] [--auth off|allow|never] [--serial S] [--functionfs DIR]\n".utf8))
     exit(2)
 }
 if arguments.contains("--tree") { try SimulatedPhoneTree.create(at: root) }
-var phone = SimulatedPhone(root: root)
+var phone = value("--serial").map { SimulatedPhone(root: root, serial: $0) } ?? SimulatedPhone(root: root)
 phone.rooted = arguments.contains("--rooted")
 phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]
 phone.authorization = ["allow": .allowWhenAsked, "never": .neverAllowed][value("--auth") ?? "off"] ?? .off
 let device = try SimulatedAndroidDevice(phone)
 FileHandle.standardOutput.write(Data("port \(device.port)\n".utf8))
+if let directory = value("--functionfs") {
+    let frontEnd = try FunctionFSFrontEnd(device: device, directory: directory)
+    FileHandle.standardOutput.write(Data("functionfs \(frontEnd.directory)\n".utf8))
+}
 while true { sleep(3600) }

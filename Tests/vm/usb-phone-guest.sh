@@ -1,0 +1,88 @@
+#!/bin/bash
+# Runs inside a QEMU guest (virtme-ng, the Debian kernel, the host's files read-only): makes the
+# simulated phone a real USB ADB device with configfs + FunctionFS on dummy_hcd, then acquires
+# it with Exhibit as a technician would, and leaves the store in WORK for the host to judge.
+#   usb-phone-guest.sh BIN_DIR WORK (cli|daemon)
+# Prints "guest: …" progress lines and ends with "guest: done"; any failure exits non-zero.
+set -euo pipefail
+bin=$1 work=$2 mode=$3
+serial=EXHIBITUSB0001
+say() { echo "guest: $*"; }
+
+modprobe dummy_hcd
+modprobe libcomposite
+modprobe usb_f_fs
+mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+
+# udevd gives the daemon real udev events (it falls back to kernel uevents without it).
+if [ -x /lib/systemd/systemd-udevd ]; then
+    /lib/systemd/systemd-udevd --daemon
+    say "udevd started"
+fi
+
+gadget=/sys/kernel/config/usb_gadget/exhibit-phone
+mkdir -p $gadget
+echo 0x18d1 > $gadget/idVendor     # Google Inc.
+echo 0x4ee7 > $gadget/idProduct    # a phone in "file transfer + ADB" mode
+mkdir -p $gadget/strings/0x409
+echo "$serial" > $gadget/strings/0x409/serialnumber
+echo "Exhibit Test Devices" > $gadget/strings/0x409/manufacturer
+echo "SimPhone" > $gadget/strings/0x409/product
+mkdir -p $gadget/configs/c.1/strings/0x409
+echo "adb" > $gadget/configs/c.1/strings/0x409/configuration
+mkdir -p $gadget/functions/ffs.adb
+ln -s $gadget/functions/ffs.adb $gadget/configs/c.1/
+mkdir -p /dev/usb-ffs/adb
+mount -t functionfs adb /dev/usb-ffs/adb
+
+mkdir -p "$work/phone"
+"$bin/simulated-adbd" --root "$work/phone" --tree --rooted --auth allow --serial "$serial" \
+    --functionfs /dev/usb-ffs/adb > "$work/simulated-adbd.out" 2>&1 &
+for _ in $(seq 100); do grep -q '^functionfs' "$work/simulated-adbd.out" 2>/dev/null && break; sleep 0.2; done
+grep -q '^functionfs' "$work/simulated-adbd.out" || { cat "$work/simulated-adbd.out"; exit 1; }
+ls /sys/class/udc > $gadget/UDC
+say "gadget bound to $(cat $gadget/UDC)"
+for _ in $(seq 100); do
+    grep -lx "$serial" /sys/bus/usb/devices/*/serial >/dev/null 2>&1 && break
+    sleep 0.2
+done
+port=$(basename "$(dirname "$(grep -lx "$serial" /sys/bus/usb/devices/*/serial)")")
+say "phone enumerated at port $port ($(cat /sys/bus/usb/devices/$port/idVendor):$(cat /sys/bus/usb/devices/$port/idProduct))"
+
+store=$work/store
+"$bin/exhibit" provision --store "$store" --appliance-id exhibit-vm > /dev/null
+case $mode in
+cli)
+    "$bin/exhibit" acquire "adb:usb:$serial" --physical --store "$store" --case CASE-USB --exhibit P1 \
+        --examiner "VM Examiner" --json > "$work/acquire.json" 2> "$work/acquire.err" || {
+        cat "$work/acquire.err"; exit 1; }
+    say "acquired over USB with the CLI"
+    ;;
+daemon)
+    socket=$work/exhibitd.sock
+    "$bin/exhibitd" --store "$store" --socket "$socket" --verbose > "$work/exhibitd.log" 2>&1 &
+    daemon=$!
+    for _ in $(seq 150); do "$bin/exhibit" status --socket "$socket" > /dev/null 2>&1 && break; sleep 0.2; done
+    "$bin/exhibit" case open --case CASE-USB --examiner "VM Examiner" --socket "$socket" > /dev/null
+    slot=""
+    for _ in $(seq 150); do
+        slot=$("$bin/exhibit" status --socket "$socket" --json | jq -r '.slots[]? | select(.kind == "phone" and .state == "ready") | .slot' | head -1)
+        [ -n "$slot" ] && break
+        sleep 0.2
+    done
+    [ -n "$slot" ] || { "$bin/exhibit" status --socket "$socket"; cat "$work/exhibitd.log"; exit 1; }
+    say "daemon shows the phone as ready in slot $slot"
+    "$bin/exhibit" acquire --slot "$slot" --exhibit P1 --socket "$socket" > /dev/null
+    state=""
+    for _ in $(seq 600); do
+        state=$("$bin/exhibit" status --socket "$socket" --json | jq -r ".slots[] | select(.slot == $slot) | .state")
+        case $state in sealed|failed|interrupted) break ;; esac
+        sleep 0.5
+    done
+    "$bin/exhibit" status --socket "$socket" --json > "$work/status.json"
+    kill -TERM $daemon; wait $daemon || true
+    [ "$state" = sealed ] || { say "slot $slot ended $state"; cat "$work/exhibitd.log"; exit 1; }
+    say "daemon sealed the phone's bundle"
+    ;;
+esac
+say done
