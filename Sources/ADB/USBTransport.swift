@@ -216,8 +216,8 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
     }
 
     static func permissionAdvice(_ node: String, _ detail: String) -> String {
-        "cannot open \(node) (\(detail)): the appliance's udev rule gives the exhibit group access to ADB devices "
-            + "(packaging/udev); run exhibit as a member of that group or as root"
+        "cannot open \(node) (\(detail)): the appliance's udev rule (Udev/70-exhibit-usb.rules) gives the exhibit group "
+            + "access to ADB devices; install it, and run exhibit as a member of that group or as root"
     }
 
     public func close() {

@@ -84,7 +84,7 @@ public struct PhoneAcquisition: Sendable {
 
     public func run(
         _ request: PhoneAcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
-        progress: @escaping (JobProgress) -> Void = { _ in }, handshake: (ADBHandshakeState) -> Void = { _ in }
+        progress: @escaping (JobProgress) -> Void = { _ in }, phoneState: (PhoneState) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
         let (settings, identity, catalog) = try JobError.prerequisites(of: store)
         let key = try JobError.during("keys") { try store.androidDebugKey() }
@@ -95,19 +95,21 @@ public struct PhoneAcquisition: Sendable {
         let connection = try JobError.during("connect") {
             try ADBConnection.connect(
                 over: try request.source.openTransport(timeouts: request.timeouts), credentials: credentials,
-                timeouts: request.timeouts, stateChanged: handshake)
+                timeouts: request.timeouts,
+                stateChanged: { phoneState($0 == .awaitingAuthorization ? .awaitingAuthorization : $0 == .online ? .online : .connecting) })
         }
         defer { connection.close() }
         return try JobError.during("phone") {
             try acquire(
                 connection: connection, key: key, request: request, settings: settings, identity: identity, catalog: catalog,
-                cancellation: cancellation, progress: progress)
+                cancellation: cancellation, progress: progress, phoneState: phoneState)
         }
     }
 
     private func acquire(
         connection: ADBConnection, key: AndroidDebugKey, request: PhoneAcquisitionRequest, settings: EvidenceStore.Settings,
-        identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void
+        identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void,
+        phoneState: (PhoneState) -> Void
     ) throws -> AcquisitionSummary {
         let sourceName = request.source.description
         // An interrupted job of this case and exhibit on this phone (same serial) is continued.
@@ -182,6 +184,7 @@ public struct PhoneAcquisition: Sendable {
             }
             let window = String(decoding: try commands.run("dumpsys window", name: "dumpsys-window").stdout, as: UTF8.self)
             let lockState = Self.lockState(window)
+            phoneState(lockState == "locked" ? .locked : .online)
 
             var device = PhoneExtraction.Device(lockState: lockState, root: root, rootDetail: rootDetail)
             device.manufacturer = manufacturer
@@ -476,9 +479,7 @@ public struct PhoneAcquisition: Sendable {
                 throw error
             }
             // A phone that went away or went silent leaves a job to resume; anything else fails it.
-            let adb = (error as? ADBError) ?? ((error as? JobError)?.underlying as? ADBError)
-            let interrupted =
-                [.disconnected, .timeout].contains(adb?.code) || ((error as? AcquisitionError)?.interruptsJob ?? false)
+            let interrupted = Self.outcome(of: error).interrupted
             if catalogued {
                 try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: "\(error)")
                 try? catalog.audit(
@@ -533,6 +534,22 @@ public struct PhoneAcquisition: Sendable {
     }
 
     /// From `dumpsys window`: the lock screen is showing, or not, or the build does not say.
+    /// How a failed phone job ends: interrupted (a phone that went away or went silent; the
+    /// same phone resumes it) or failed, and the phone state the technician must act on.
+    public static func outcome(of error: any Error) -> (interrupted: Bool, phoneState: PhoneState?) {
+        let adb = (error as? ADBError) ?? ((error as? JobError)?.underlying as? ADBError)
+        let acquisition = (error as? AcquisitionError) ?? ((error as? JobError)?.underlying as? AcquisitionError)
+        let state: PhoneState? =
+            switch adb?.code {
+            case .unauthorized: .unauthorized
+            case .offline, .connectFailed: .offline
+            case .noPermission: .noPermission
+            case .disconnected, .timeout: .disconnected
+            default: nil
+            }
+        return ([.disconnected, .timeout].contains(adb?.code) || (acquisition?.interruptsJob ?? false), state)
+    }
+
     static func lockState(_ window: String) -> String {
         for marker in ["mDreamingLockscreen=", "mShowingLockscreen=", "isStatusBarKeyguard="] {
             if window.contains(marker + "true") { return "locked" }

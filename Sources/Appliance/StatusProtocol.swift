@@ -18,6 +18,24 @@ public enum SlotState: String, Codable, Sendable, CaseIterable {
     case acquiring, recovering, verifying, sealing, sealed, failed, interrupted
 }
 
+/// Where a phone stands with the appliance: each state other than `connecting`, `online` and
+/// `disconnected` needs the technician (the alerts say what to do).
+public enum PhoneState: String, Codable, Sendable, CaseIterable {
+    case connecting
+    /// The phone shows "Allow USB debugging?" for the appliance's key.
+    case awaitingAuthorization = "awaiting-authorization"
+    case online
+    /// Online, with the lock screen showing.
+    case locked
+    /// Nobody tapped "Allow" in time.
+    case unauthorized
+    /// The phone did not answer the handshake.
+    case offline
+    /// The appliance may not open the phone's USB node.
+    case noPermission = "no-permission"
+    case disconnected
+}
+
 /// One attached source and its job.
 public struct SlotStatus: Codable, Sendable, Equatable {
     public var slot: Int
@@ -39,6 +57,8 @@ public struct SlotStatus: Codable, Sendable, Equatable {
     public var usbId: String?
     /// For phones: `android-adb`, `mtp`, `apple`.
     public var phoneKind: String?
+    /// For phones being connected or acquired.
+    public var phoneState: PhoneState? = nil
     public var partitions: [String]
     public var state: SlotState
     /// Why a slot is refused or failed, and what the technician can do.

@@ -50,6 +50,8 @@ public struct SimulatedPhone: Sendable {
     /// Whether the lock screen is showing (`dumpsys window` says so).
     public var locked: Bool
     public var authorization: Authorization
+    /// Seconds between the key's offer and the answer ("Allow" or not).
+    public var authorizationDelay: TimeInterval = 0
     /// Android public keys (524-byte structures) the phone already trusts.
     public var knownKeys: [[UInt8]]
     /// Device paths whose open or listing fails with EACCES (root on the host bypasses modes).
@@ -309,6 +311,14 @@ final class DeviceConnection: @unchecked Sendable {
     private func handle(_ message: ADBMessage, decoder: inout ADBMessageDecoder) {
         switch message.command {
         case .connect:
+            // A host starting over on a link that stays up (USB: the host closed and reopened
+            // the interface) ends the old session, as adbd does.
+            condition.lock()
+            online = false
+            for stream in streams.values { stream.hostClosed = true }
+            streams = [:]
+            condition.broadcast()
+            condition.unlock()
             checksum = ADBChecksum.negotiated(ours: ADBProtocol.versionSkipChecksum, theirs: message.arg0)
             maximumPayload = min(Int(message.arg1), phone.maximumPayload)
             decoder.checksum = checksum
@@ -329,6 +339,8 @@ final class DeviceConnection: @unchecked Sendable {
             case 3:
                 var line = message.payload
                 if line.last == 0 { line.removeLast() }
+                // The technician reading the dialog; the host waits meanwhile.
+                if phone.authorizationDelay > 0 { Thread.sleep(forTimeInterval: phone.authorizationDelay) }
                 if device.offer(String(decoding: line, as: UTF8.self)) { sendConnect() }
             default:
                 break

@@ -164,6 +164,9 @@ struct Acquire: ParsableCommand {
         let summary: AcquisitionSummary
         do {
             summary = try job.run(request, progress: { progressLine.show($0) }) { state in
+                if state == .locked {
+                    FileHandle.standardError.write(Data("exhibit: the phone's screen is locked: unlock it and keep it unlocked\n".utf8))
+                }
                 if state == .awaitingAuthorization {
                     FileHandle.standardError.write(Data("exhibit: the phone asks \"Allow USB debugging?\": unlock it and tap Allow\n".utf8))
                 }

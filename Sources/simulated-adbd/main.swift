@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The simulated phone as a process, for the benchmark, the USB test in a VM and trying Exhibit
 // by hand:
-//   simulated-adbd --root DIR [--tree] [--rooted] [--auth off|allow|never] [--serial S]
-//                  [--functionfs FFS_DIR]
+//   simulated-adbd --root DIR [--tree] [--rooted] [--auth off|allow|never] [--allow-after SECONDS]
+//                  [--serial S] [--functionfs FFS_DIR]
 // prints "port N" once it listens on 127.0.0.1 (and "functionfs FFS_DIR" once the USB
 // function's descriptors are written) and serves until killed.
 import Foundation
@@ -23,6 +23,7 @@ var phone = value("--serial").map { SimulatedPhone(root: root, serial: $0) } ?? 
 phone.rooted = arguments.contains("--rooted")
 phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]
 phone.authorization = ["allow": .allowWhenAsked, "never": .neverAllowed][value("--auth") ?? "off"] ?? .off
+phone.authorizationDelay = value("--allow-after").flatMap(TimeInterval.init) ?? 0
 let device = try SimulatedAndroidDevice(phone)
 FileHandle.standardOutput.write(Data("port \(device.port)\n".utf8))
 if let directory = value("--functionfs") {

@@ -1,11 +1,16 @@
 #!/bin/bash
 # Runs inside a QEMU guest (virtme-ng, the Debian kernel, the host's files read-only): makes the
 # simulated phone a real USB ADB device with configfs + FunctionFS on dummy_hcd, then acquires
-# it with Exhibit as a technician would, and leaves the store in WORK for the host to judge.
-#   usb-phone-guest.sh BIN_DIR WORK (cli|daemon)
+# it with Exhibit as a technician would, and leaves the store in WORK for the host to judge:
+#   1. exhibitd finds the phone through udev, a case is opened and the phone's slot acquired as
+#      exhibit P1 (logical); the phone waits 5 s before "Allow", and the daemon's alerts are
+#      sampled meanwhile (WORK/alerts-seen);
+#   2. `exhibit acquire adb:usb:SERIAL --physical` acquires it again as P2 (rooted: the
+#      userdata partition is imaged); the phone now knows the appliance's key.
+#   usb-phone-guest.sh BIN_DIR WORK
 # Prints "guest: …" progress lines and ends with "guest: done"; any failure exits non-zero.
 set -euo pipefail
-bin=$1 work=$2 mode=$3
+bin=$1 work=$2
 serial=EXHIBITUSB0001
 say() { echo "guest: $*"; }
 
@@ -36,7 +41,7 @@ mkdir -p /dev/usb-ffs/adb
 mount -t functionfs adb /dev/usb-ffs/adb
 
 mkdir -p "$work/phone"
-"$bin/simulated-adbd" --root "$work/phone" --tree --rooted --auth allow --serial "$serial" \
+"$bin/simulated-adbd" --root "$work/phone" --tree --rooted --auth allow --allow-after 5 --serial "$serial" \
     --functionfs /dev/usb-ffs/adb > "$work/simulated-adbd.out" 2>&1 &
 for _ in $(seq 100); do grep -q '^functionfs' "$work/simulated-adbd.out" 2>/dev/null && break; sleep 0.2; done
 grep -q '^functionfs' "$work/simulated-adbd.out" || { cat "$work/simulated-adbd.out"; exit 1; }
@@ -51,38 +56,35 @@ say "phone enumerated at port $port ($(cat /sys/bus/usb/devices/$port/idVendor):
 
 store=$work/store
 "$bin/exhibit" provision --store "$store" --appliance-id exhibit-vm > /dev/null
-case $mode in
-cli)
-    "$bin/exhibit" acquire "adb:usb:$serial" --physical --store "$store" --case CASE-USB --exhibit P1 \
-        --examiner "VM Examiner" --json > "$work/acquire.json" 2> "$work/acquire.err" || {
-        cat "$work/acquire.err"; exit 1; }
-    say "acquired over USB with the CLI"
-    ;;
-daemon)
-    socket=$work/exhibitd.sock
-    "$bin/exhibitd" --store "$store" --socket "$socket" --verbose > "$work/exhibitd.log" 2>&1 &
-    daemon=$!
-    for _ in $(seq 150); do "$bin/exhibit" status --socket "$socket" > /dev/null 2>&1 && break; sleep 0.2; done
-    "$bin/exhibit" case open --case CASE-USB --examiner "VM Examiner" --socket "$socket" > /dev/null
-    slot=""
-    for _ in $(seq 150); do
-        slot=$("$bin/exhibit" status --socket "$socket" --json | jq -r '.slots[]? | select(.kind == "phone" and .state == "ready") | .slot' | head -1)
-        [ -n "$slot" ] && break
-        sleep 0.2
-    done
-    [ -n "$slot" ] || { "$bin/exhibit" status --socket "$socket"; cat "$work/exhibitd.log"; exit 1; }
-    say "daemon shows the phone as ready in slot $slot"
-    "$bin/exhibit" acquire --slot "$slot" --exhibit P1 --socket "$socket" > /dev/null
-    state=""
-    for _ in $(seq 600); do
-        state=$("$bin/exhibit" status --socket "$socket" --json | jq -r ".slots[] | select(.slot == $slot) | .state")
-        case $state in sealed|failed|interrupted) break ;; esac
-        sleep 0.5
-    done
+socket=/run/exhibitd.sock   # a unix socket cannot live on the 9p share
+"$bin/exhibitd" --store "$store" --socket "$socket" --verbose > "$work/exhibitd.log" 2>&1 &
+daemon=$!
+for _ in $(seq 150); do "$bin/exhibit" status --socket "$socket" > /dev/null 2>&1 && break; sleep 0.2; done
+"$bin/exhibit" case open --case CASE-USB --examiner "VM Examiner" --socket "$socket" > /dev/null
+slot=""
+for _ in $(seq 150); do
+    slot=$("$bin/exhibit" status --socket "$socket" --json | jq -r '.slots[]? | select(.kind == "phone" and .state == "ready") | .slot' | head -1)
+    [ -n "$slot" ] && break
+    sleep 0.2
+done
+[ -n "$slot" ] || { "$bin/exhibit" status --socket "$socket"; cat "$work/exhibitd.log"; exit 1; }
+say "daemon shows the phone as ready in slot $slot"
+"$bin/exhibit" acquire --slot "$slot" --exhibit P1 --socket "$socket" > /dev/null
+state=""
+: > "$work/alerts-seen"
+for _ in $(seq 600); do
     "$bin/exhibit" status --socket "$socket" --json > "$work/status.json"
-    kill -TERM $daemon; wait $daemon || true
-    [ "$state" = sealed ] || { say "slot $slot ended $state"; cat "$work/exhibitd.log"; exit 1; }
-    say "daemon sealed the phone's bundle"
-    ;;
-esac
+    jq -r '.alerts[]? | "\(.kind) \(.slot) \(.detail)"' "$work/status.json" >> "$work/alerts-seen"
+    state=$(jq -r ".slots[] | select(.slot == $slot) | .state" "$work/status.json")
+    case $state in sealed|failed|interrupted|ready) [ "$state" != ready ] && break ;; esac
+    sleep 0.3
+done
+kill -TERM $daemon; wait $daemon || true
+[ "$state" = sealed ] || { say "slot $slot ended $state"; cat "$work/exhibitd.log"; exit 1; }
+say "daemon sealed the phone's bundle"
+
+"$bin/exhibit" acquire "adb:usb:$serial" --physical --store "$store" --case CASE-USB --exhibit P2 \
+    --examiner "VM Examiner" --json > "$work/acquire.json" 2> "$work/acquire.err" || {
+    cat "$work/acquire.err"; exit 1; }
+say "acquired over USB with the CLI"
 say done

@@ -62,6 +62,26 @@ struct AlertBoard {
                 alert.exhibitId = slot.exhibitId
                 alert.detail = slot.detail
             }
+            switch slot.phoneState {
+            case .awaitingAuthorization, .unauthorized:
+                raise("phone-unauthorized:\(slot.syspath)", .phoneUnauthorized) {
+                    fill(&$0)
+                    if slot.phoneState == .awaitingAuthorization {
+                        $0.detail = "the phone shows \"Allow USB debugging?\": unlock it, tick \"Always allow from this computer\" and tap Allow"
+                    }
+                }
+            case .locked:
+                raise("phone-locked:\(slot.syspath)", .phoneLocked) {
+                    fill(&$0)
+                    $0.detail = "the phone's screen is locked: unlock it and keep it unlocked while it is acquired"
+                }
+            case .noPermission:
+                raise("phone-no-permission:\(slot.syspath)", .phoneNoPermission, fill)
+            case .offline:
+                raise("phone-offline:\(slot.syspath)", .phoneOffline, fill)
+            default:
+                break
+            }
             switch slot.state {
             case .refused:
                 raise("source-refused:\(slot.syspath)", .sourceRefused) {

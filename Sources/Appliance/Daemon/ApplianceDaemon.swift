@@ -92,7 +92,7 @@ public final class ApplianceDaemon: Sendable {
                 syspath: event.syspath, devnode: event.devnode ?? "/dev/\(event.sysname)", removed: event.action == .remove,
                 present: event.action == .present)
         case ("usb", "usb_device"):
-            refreshUSB(syspath: event.syspath, devnode: event.devnode, removed: event.action == .remove)
+            refreshUSB(syspath: event.syspath, devnode: event.devnode, removed: event.action == .remove, added: event.action == .add)
         default:
             break
         }
@@ -258,14 +258,20 @@ public final class ApplianceDaemon: Sendable {
         return (.refused, "refused: writable. \(devnode): \(EvidenceSource.writableRefusal(devnode).detail ?? "")")
     }
 
-    private func refreshUSB(syspath: String, devnode: String?, removed: Bool) {
-        if removed {
-            removeSlot(syspath, reason: "removed")
-            return
-        }
+    private func refreshUSB(syspath: String, devnode: String?, removed: Bool, added: Bool) {
+        // A phone plugged in again where a finished or interrupted job left its slot (a slot
+        // is not removed while its job runs) gets a fresh slot.
+        if removed || added { removeSlot(syspath, reason: removed ? "removed" : "plugged in again") }
+        if removed { return }
         guard let usb = USBDeviceDescription(syspath: syspath),
             let phone = USBClassifier.phoneKind(product: usb.product, interfaces: usb.interfaces)
         else { return }
+        // Android phones with USB debugging are acquired over ADB; MTP-only and Apple phones are
+        // shown so the technician knows they were seen, and why nothing happens.
+        let (slotState, detail): (SlotState, String) =
+            phone == .androidADB
+            ? (.ready, "Android phone with USB debugging on: give it an exhibit number; it may ask to \"Allow USB debugging\" for this appliance")
+            : (.detected, "phone detected (\(phone.rawValue)); this appliance acquires Android phones over ADB only: turn on USB debugging")
         let status: SlotStatus? = state.withLock { state in
             guard state.slots[syspath] == nil else { return nil }
             let used = Set(state.slots.values.map(\.status.slot))
@@ -274,8 +280,7 @@ public final class ApplianceDaemon: Sendable {
                 slot: number, kind: "phone", device: devnode ?? syspath, syspath: syspath, model: usb.productName,
                 vendor: usb.manufacturer, serial: usb.serial, transport: "usb", sizeBytes: 0, logicalSectorSize: nil,
                 readOnly: nil, writeBlocker: nil, usbId: usb.product.description, phoneKind: phone.rawValue, partitions: [],
-                state: .detected,
-                detail: "phone detected (\(phone.rawValue)); this version of the appliance does not acquire phones yet",
+                state: slotState, detail: detail,
                 caseId: nil, exhibitId: nil, jobId: nil, bytesDone: 0, currentMBPerSecond: nil, averageMBPerSecond: nil,
                 etaSeconds: nil, unreadableSectors: 0, digests: [:], bundleId: nil, bundlePath: nil,
                 updatedAt: UTCTimestamp.string(Date()))
@@ -284,8 +289,22 @@ public final class ApplianceDaemon: Sendable {
         }
         if let status {
             publishSlot(status)
-            publishEvent("info", slot: status.slot, device: status.device, status.detail ?? "")
+            publishEvent("info", slot: status.slot, device: status.device, "slot \(status.slot): \(status.device): \(status.detail ?? "")")
+            if status.state == .ready { resumeInterruptedPhoneJob(slotKey: syspath, serial: usb.serial) }
         }
+    }
+
+    /// A phone plugged back in continues its interrupted job: the same USB serial as the phone
+    /// the job recorded. (The job itself checks the phone's own serial before it takes anything.)
+    private func resumeInterruptedPhoneJob(slotKey: String, serial: String?) {
+        guard let serial, !serial.isEmpty,
+            let entry = try? catalog.entries().last(where: {
+                $0.state == "interrupted" && $0.sourceSerial == serial && $0.sourcePath.hasPrefix("adb:")
+            })
+        else { return }
+        startJob(
+            slotKey: slotKey, exhibitId: entry.exhibitId, caseId: entry.caseId, examiner: entry.examiner, auto: false,
+            resumeJobId: entry.jobId)
     }
 
     private func removeSlot(_ syspath: String, reason: String) {
@@ -394,6 +413,10 @@ public final class ApplianceDaemon: Sendable {
             "info", slot: claimed.slot, device: claimed.device,
             "slot \(claimed.slot): " + (resumeJobId == nil ? "acquiring" : "resuming the interrupted acquisition of")
                 + " \(claimed.device) as exhibit \(exhibitId) of case \(caseId)")
+        if claimed.kind == "phone" {
+            startPhoneJob(claimed, slotKey: slotKey, jobId: jobId, cancellation: cancellation, examiner: examiner, auto: auto, resumed: resumeJobId != nil)
+            return
+        }
         var request = AcquisitionRequest(
             sourcePath: claimed.device, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
             extraDigests: configuration.extraDigests, segmentSize: configuration.segmentSize,
@@ -425,6 +448,65 @@ public final class ApplianceDaemon: Sendable {
         }
         thread.name = "exhibit.job.\(claimed.slot)"
         thread.start()
+    }
+
+    /// A phone job: the phone is opened by its USB port (what udev named), so two phones that
+    /// report the same serial are still told apart.
+    private func startPhoneJob(
+        _ claimed: SlotStatus, slotKey: String, jobId: String, cancellation: CancellationFlag, examiner: String, auto: Bool,
+        resumed: Bool
+    ) {
+        let port = (claimed.syspath as NSString).lastPathComponent
+        var request = PhoneAcquisitionRequest(
+            source: PhoneSource(transport: .usbPort(port)), caseId: claimed.caseId ?? "", exhibitId: claimed.exhibitId ?? "",
+            examiner: examiner, physicalPartition: configuration.phonePhysicalPartition,
+            extraDigests: configuration.extraDigests, verifyAfterWriting: configuration.verify ?? true)
+        request.jobId = jobId
+        request.commandLine = [
+            "exhibitd", "--store", store.root, "slot \(claimed.slot)", "adb:usb-port:\(port)",
+            resumed ? "resumed" : auto ? "auto" : "requested",
+        ]
+        let jobRequest = request
+        var jobLogger = logger
+        jobLogger[metadataKey: "slot"] = "\(claimed.slot)"
+        let job = PhoneAcquisition(store: store, logger: jobLogger)
+        runningJobs.enter()
+        let thread = Thread { [self] in
+            defer { runningJobs.leave() }
+            do throws(JobError) {
+                let summary = try job.run(
+                    jobRequest, cancellation: cancellation,
+                    progress: { self.record($0, slotKey: slotKey, jobId: jobId) },
+                    phoneState: { self.setPhoneState($0, slotKey: slotKey, jobId: jobId) })
+                finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
+            } catch {
+                let outcome = PhoneAcquisition.outcome(of: error)
+                setPhoneState(outcome.phoneState, slotKey: slotKey, jobId: jobId)
+                if [.unauthorized, .offline, .noPermission].contains(outcome.phoneState) {
+                    // Nothing was taken: the slot waits for the technician to fix it and ask again.
+                    finish(slotKey: slotKey, jobId: jobId, state: .ready, detail: "\(error)", summary: nil)
+                } else {
+                    finish(slotKey: slotKey, jobId: jobId, state: outcome.interrupted ? .interrupted : .failed, detail: "\(error)", summary: nil)
+                }
+            }
+        }
+        thread.name = "exhibit.job.\(claimed.slot)"
+        thread.start()
+    }
+
+    private func setPhoneState(_ phoneState: PhoneState?, slotKey: String, jobId: String) {
+        let status: SlotStatus? = state.withLock { state in
+            guard var slot = state.slots[slotKey], slot.status.jobId == jobId, slot.status.phoneState != phoneState else { return nil }
+            slot.status.phoneState = phoneState
+            slot.status.updatedAt = UTCTimestamp.string(Date())
+            state.slots[slotKey] = slot
+            return slot.status
+        }
+        guard let status else { return }
+        publishSlot(status)
+        if phoneState == .awaitingAuthorization {
+            publishEvent("warning", slot: status.slot, device: status.device, "slot \(status.slot): the phone asks \"Allow USB debugging?\": unlock it and tap Allow")
+        }
     }
 
     private func record(_ progress: JobProgress, slotKey: String, jobId: String) {
@@ -462,6 +544,9 @@ public final class ApplianceDaemon: Sendable {
             guard var slot = state.slots[slotKey], slot.status.jobId == jobId else { return nil }
             slot.status.state = final
             slot.status.detail = detail
+            if final == .ready { slot.status.jobId = nil }
+            // A sealed phone's last state (a lock screen, say) no longer needs anyone.
+            if final == .sealed { slot.status.phoneState = nil }
             slot.status.etaSeconds = nil
             slot.status.currentMBPerSecond = nil
             slot.cancellation = nil

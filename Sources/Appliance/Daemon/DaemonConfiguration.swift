@@ -9,7 +9,7 @@ import Foundation
 /// { "socket": "/run/exhibit/exhibitd.sock", "socketGroup": "exhibit",
 ///   "digests": ["md5"], "segmentSize": 2147483648, "verify": true,
 ///   "systemDisks": ["nvme0n1"], "writeBlockers": { "1234:5678": "Lab bridge X" },
-///   "exhibitPrefix": "E", "recheckSeconds": 1 }
+///   "exhibitPrefix": "E", "recheckSeconds": 1, "phonePhysicalPartition": "/dev/block/by-name/userdata" }
 /// ```
 public struct DaemonConfiguration: Codable, Sendable {
     public var socket: String?
@@ -29,6 +29,9 @@ public struct DaemonConfiguration: Codable, Sendable {
     public var recheckSeconds: Double?
     /// How far a job's resume journal may lag behind its first pass (default 5 s).
     public var checkpointSeconds: Double?
+    /// A phone's block device to image when the phone gives root (`su`), besides the logical
+    /// extraction, e.g. `/dev/block/by-name/userdata`; none by default.
+    public var phonePhysicalPartition: String?
 
     public init() {}
 

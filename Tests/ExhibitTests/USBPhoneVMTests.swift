@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import TestSupport
+
+/// A phone on real USB: in a QEMU guest (virtme-ng, Debian's kernel, software emulation) the
+/// simulated phone is a FunctionFS gadget on dummy_hcd, so the guest's kernel, udev and libusb
+/// see a USB ADB device. `exhibitd` in the guest finds it and acquires it; then `exhibit acquire
+/// adb:usb:SERIAL --physical` images it. The stock tools judge both bundles here on the host.
+@Suite(.serialized) struct USBPhoneVMTests {
+    static let guestScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("vm/usb-phone-guest.sh").path
+
+    /// The Debian kernel to boot, when it and the tools are here; else why not.
+    static func kernel() -> (path: String?, unavailable: String?) {
+        for tool in ["vng", "qemu-system-x86_64"] where !Subprocess.has(tool) {
+            return (nil, "\(tool) is not installed (scripts/install-deps installs virtme-ng and qemu-system-x86)")
+        }
+        let images = ((try? FileManager.default.contentsOfDirectory(atPath: "/boot")) ?? []).filter { $0.hasPrefix("vmlinuz-") }.sorted()
+        for image in images.reversed() {
+            let release = String(image.dropFirst("vmlinuz-".count))
+            if FileManager.default.fileExists(atPath: "/lib/modules/\(release)/kernel/drivers/usb/gadget/udc/dummy_hcd.ko") {
+                return ("/boot/\(image)", nil)
+            }
+        }
+        return (nil, "no kernel in /boot with dummy_hcd (scripts/install-deps installs linux-image-amd64)")
+    }
+
+    func records(_ bundle: String) throws -> [String: Any] {
+        try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(bundle)/data/acquisition.json")))
+                as? [String: Any])
+    }
+
+    @Test func theDaemonAndTheCLIAcquireAPhoneOnRealUSBInAGuest() throws {
+        let (kernel, unavailable) = Self.kernel()
+        reportSkip(unavailable, "USBPhoneVMTests")
+        guard let kernel else { return }
+        try StockChecks.requireTools()
+        let scratch = try ScratchDirectory("usb-vm")
+        let work = scratch.path
+        // No KVM: nested KVM is not dependable on CI machines; emulation is slow but sure.
+        let guest = try Subprocess.run([
+            "timeout", "600", "vng", "--run", kernel, "--user", "root", "--disable-kvm", "--cpus", "2", "--memory", "2G",
+            "--rwdir", work, "--exec", "bash \(Self.guestScript) \(BuiltProducts.directory) \(work)",
+        ])
+        let log = guest.stdout + guest.stderr
+        try #require(guest.succeeded && log.contains("guest: done"), "guest: \(log.suffix(4000))")
+
+        // udev announced the phone, the daemon raised "tap Allow" while the phone waited, and
+        // no second Allow was needed for the CLI (the phone remembers the store's key).
+        let alerts = try String(contentsOfFile: "\(work)/alerts-seen", encoding: .utf8)
+        #expect(alerts.contains("phone-unauthorized"), "alerts seen: \(alerts)")
+        let daemonLog = try String(contentsOfFile: "\(work)/exhibitd.log", encoding: .utf8)
+        #expect(daemonLog.contains("discovery: udev"))
+        #expect(daemonLog.contains("Android phone with USB debugging on"))
+        let cliErrors = try String(contentsOfFile: "\(work)/acquire.err", encoding: .utf8)
+        #expect(!cliErrors.contains("Allow USB debugging"), "\(cliErrors)")
+
+        let store = "\(work)/store"
+        let bundles = try FileManager.default.contentsOfDirectory(atPath: "\(store)/bundles").sorted()
+        let daemonBundle = "\(store)/bundles/" + (try #require(bundles.first { $0.hasPrefix("CASE-USB-P1-") }))
+        let cliBundle = "\(store)/bundles/" + (try #require(bundles.first { $0.hasPrefix("CASE-USB-P2-") }))
+        let trust = "\(store)/keys/agency-root.pem"
+        for bundle in [daemonBundle, cliBundle] {
+            #expect(try StockChecks.bagit(bundle).succeeded, "bagit.py: \(bundle)")
+            let seal = try StockChecks.cms(bundle, trust: trust)
+            #expect(seal.succeeded && seal.stderr.contains("Verification successful"), "openssl cms: \(seal)")
+            let graph = try StockChecks.caseValidate(bundle)
+            #expect(graph.succeeded && graph.stdout.contains("Conforms: True"), "case_validate: \(graph)")
+            #expect(try StockChecks.custodyChain(bundle))
+            let verify = try exhibit(["verify", bundle, "--trust", trust])
+            #expect(verify.succeeded && verify.stdout.contains("INTACT"), "exhibit verify: \(verify)")
+            let connection = try #require((try records(bundle)["phone"] as? [String: Any])?["connection"] as? [String: Any])
+            #expect(connection["transport"] as? String == "adb-usb" && connection["address"] as? String == "usb:1-1")
+        }
+
+        // Every file the phone's shell user may read came over USB with the ground truth's SHA-256.
+        let phoneRoot = "\(work)/phone"
+        let sdcard = "\(phoneRoot)/sdcard"
+        let enumerator = try #require(FileManager.default.enumerator(atPath: sdcard))
+        var checked = 0
+        while let relative = enumerator.nextObject() as? String {
+            let path = "/sdcard/\(relative)"
+            guard !path.hasPrefix(SimulatedPhoneTree.deniedDirectory),
+                (try? FileManager.default.attributesOfItem(atPath: sdcard + "/" + relative)[.type] as? FileAttributeType) == .typeRegular
+            else { continue }
+            let truth = try StockChecks.sum("sha256sum", phoneRoot + path)
+            #expect(try StockChecks.sum("sha256sum", "\(daemonBundle)/data/files\(path)") == truth, "\(path)")
+            checked += 1
+        }
+        #expect(checked >= 4)
+        #expect(try records(daemonBundle)["phone"].flatMap { ($0 as? [String: Any])?["methodAchieved"] as? String } == "logical")
+
+        // The CLI's physical image is the partition, byte for byte.
+        let partition = try StockChecks.sum("sha256sum", "\(phoneRoot)/dev/block/by-name/userdata")
+        #expect(try StockChecks.bagInfo(cliBundle, "Exhibit-Media-SHA256") == partition)
+        #expect(try records(cliBundle)["phone"].flatMap { ($0 as? [String: Any])?["methodAchieved"] as? String } == "physical")
+    }
+}
