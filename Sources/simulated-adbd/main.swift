@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The simulated phone as a process, for the benchmark, the USB test in a VM and trying Exhibit
 // by hand:
-//   simulated-adbd --root DIR [--tree] [--rooted] [--auth off|allow|never] [--allow-after SECONDS]
+//   simulated-adbd --root DIR [--tree [--userdata-mib N]] [--rooted] [--auth off|allow|never] [--allow-after SECONDS]
 //                  [--serial S] [--functionfs FFS_DIR]
 // prints "port N" once it listens on 127.0.0.1 (and "functionfs FFS_DIR" once the USB
 // function's descriptors are written) and serves until killed.
@@ -18,7 +18,9 @@ guard let root = value("--root") else {
         Data("usage: simulated-adbd --root DIR [--tree] [--rooted] [--auth off|allow|never] [--serial S] [--functionfs DIR]\n".utf8))
     exit(2)
 }
-if arguments.contains("--tree") { try SimulatedPhoneTree.create(at: root) }
+if arguments.contains("--tree") {
+    try SimulatedPhoneTree.create(at: root, userdataSize: (value("--userdata-mib").flatMap(Int.init) ?? 24) << 20)
+}
 var phone = value("--serial").map { SimulatedPhone(root: root, serial: $0) } ?? SimulatedPhone(root: root)
 phone.rooted = arguments.contains("--rooted")
 phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]

@@ -162,4 +162,18 @@ import TestSupport
         #expect(verify.succeeded, "\(verify)")
         #expect(try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8).contains("\"acquisition-resumed\""))
     }
+
+    /// A USB phone that is not there, or a badly written port, is a clear error that names the
+    /// source, and leaves no job, work or bundle behind.
+    @Test func aUSBPhoneThatIsNotThereIsAClearErrorAndLeavesNothing() throws {
+        let store = try TestStore("phone-usb-missing")
+        let missing = try store.acquire("adb:usb:NO-SUCH-PHONE", case: "CASE-U", exhibit: "P1")
+        #expect(!missing.succeeded)
+        #expect(missing.stderr.contains("no ADB device with usb serial NO-SUCH-PHONE"), "\(missing.stderr)")
+        #expect(missing.stderr.contains("[connect-failed]"), "\(missing.stderr)")
+        let badPort = try store.acquire("adb:usb-port:one", case: "CASE-U", exhibit: "P1")
+        #expect(!badPort.succeeded && badPort.stderr.contains("adb:usb-port:BUS-PORT"), "\(badPort.stderr)")
+        #expect(store.bundles.isEmpty)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(store.root)/work")) ?? []).isEmpty)
+    }
 }

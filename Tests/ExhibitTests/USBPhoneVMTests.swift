@@ -5,8 +5,9 @@ import TestSupport
 
 /// A phone on real USB: in a QEMU guest (virtme-ng, Debian's kernel, software emulation) the
 /// simulated phone is a FunctionFS gadget on dummy_hcd, so the guest's kernel, udev and libusb
-/// see a USB ADB device. `exhibitd` in the guest finds it and acquires it; then `exhibit acquire
-/// adb:usb:SERIAL --physical` images it. The stock tools judge both bundles here on the host.
+/// see a USB ADB device. `exhibitd` in the guest finds it and acquires it, through a pulled and
+/// replugged cable; then `exhibit acquire adb:usb:SERIAL --physical` images it. The stock tools
+/// judge both bundles here on the host (`Tests/vm/usb-phone-guest.sh` is the guest's side).
 @Suite(.serialized) struct USBPhoneVMTests {
     static let guestScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("vm/usb-phone-guest.sh").path
@@ -51,6 +52,10 @@ import TestSupport
         // no second Allow was needed for the CLI (the phone remembers the store's key).
         let alerts = try String(contentsOfFile: "\(work)/alerts-seen", encoding: .utf8)
         #expect(alerts.contains("phone-unauthorized"), "alerts seen: \(alerts)")
+        // The pulled cable: the job was interrupted with the operation, the phone and the
+        // offset, and the daemon resumed it by itself when the phone came back.
+        let interruption = try #require(alerts.split(separator: "\n").first { $0.hasPrefix("job-interrupted") }, "alerts seen: \(alerts)")
+        #expect(interruption.contains("usb:1-1") && interruption.contains("at byte") && interruption.contains("[disconnected]"))
         let daemonLog = try String(contentsOfFile: "\(work)/exhibitd.log", encoding: .utf8)
         #expect(daemonLog.contains("discovery: udev"))
         #expect(daemonLog.contains("Android phone with USB debugging on"))
@@ -90,11 +95,16 @@ import TestSupport
             checked += 1
         }
         #expect(checked >= 4)
-        #expect(try records(daemonBundle)["phone"].flatMap { ($0 as? [String: Any])?["methodAchieved"] as? String } == "logical")
+        let resumed = try records(daemonBundle)
+        #expect((resumed["interruptions"] as? [[String: Any]])?.count == 1)
+        let custody = try String(contentsOfFile: "\(daemonBundle)/data/custody.jsonl", encoding: .utf8)
+        #expect(custody.contains("\"acquisition-interrupted\"") && custody.contains("\"acquisition-resumed\""))
 
-        // The CLI's physical image is the partition, byte for byte.
+        // Both physical images (the daemon's, configured, and the CLI's) are the partition.
         let partition = try StockChecks.sum("sha256sum", "\(phoneRoot)/dev/block/by-name/userdata")
-        #expect(try StockChecks.bagInfo(cliBundle, "Exhibit-Media-SHA256") == partition)
-        #expect(try records(cliBundle)["phone"].flatMap { ($0 as? [String: Any])?["methodAchieved"] as? String } == "physical")
+        for bundle in [daemonBundle, cliBundle] {
+            #expect(try StockChecks.bagInfo(bundle, "Exhibit-Media-SHA256") == partition)
+            #expect(try records(bundle)["phone"].flatMap { ($0 as? [String: Any])?["methodAchieved"] as? String } == "physical")
+        }
     }
 }

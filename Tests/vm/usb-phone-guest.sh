@@ -3,8 +3,10 @@
 # simulated phone a real USB ADB device with configfs + FunctionFS on dummy_hcd, then acquires
 # it with Exhibit as a technician would, and leaves the store in WORK for the host to judge:
 #   1. exhibitd finds the phone through udev, a case is opened and the phone's slot acquired as
-#      exhibit P1 (logical); the phone waits 5 s before "Allow", and the daemon's alerts are
-#      sampled meanwhile (WORK/alerts-seen);
+#      exhibit P1 (logical, and physical: the daemon is configured to image userdata); the phone
+#      waits 5 s before "Allow", and the daemon's alerts are sampled meanwhile (WORK/alerts-seen);
+#      the cable is pulled (the gadget unbound from its UDC) while the partition streams, and
+#      plugged back: the daemon must resume the interrupted job by itself and seal it;
 #   2. `exhibit acquire adb:usb:SERIAL --physical` acquires it again as P2 (rooted: the
 #      userdata partition is imaged); the phone now knows the appliance's key.
 #   usb-phone-guest.sh BIN_DIR WORK
@@ -41,7 +43,7 @@ mkdir -p /dev/usb-ffs/adb
 mount -t functionfs adb /dev/usb-ffs/adb
 
 mkdir -p "$work/phone"
-"$bin/simulated-adbd" --root "$work/phone" --tree --rooted --auth allow --allow-after 5 --serial "$serial" \
+"$bin/simulated-adbd" --root "$work/phone" --tree --userdata-mib 96 --rooted --auth allow --allow-after 5 --serial "$serial" \
     --functionfs /dev/usb-ffs/adb > "$work/simulated-adbd.out" 2>&1 &
 for _ in $(seq 100); do grep -q '^functionfs' "$work/simulated-adbd.out" 2>/dev/null && break; sleep 0.2; done
 grep -q '^functionfs' "$work/simulated-adbd.out" || { cat "$work/simulated-adbd.out"; exit 1; }
@@ -57,7 +59,8 @@ say "phone enumerated at port $port ($(cat /sys/bus/usb/devices/$port/idVendor):
 store=$work/store
 "$bin/exhibit" provision --store "$store" --appliance-id exhibit-vm > /dev/null
 socket=/run/exhibitd.sock   # a unix socket cannot live on the 9p share
-"$bin/exhibitd" --store "$store" --socket "$socket" --verbose > "$work/exhibitd.log" 2>&1 &
+echo '{"phonePhysicalPartition": "/dev/block/by-name/userdata"}' > "$work/exhibitd.json"
+"$bin/exhibitd" --store "$store" --socket "$socket" --config "$work/exhibitd.json" --verbose > "$work/exhibitd.log" 2>&1 &
 daemon=$!
 for _ in $(seq 150); do "$bin/exhibit" status --socket "$socket" > /dev/null 2>&1 && break; sleep 0.2; done
 "$bin/exhibit" case open --case CASE-USB --examiner "VM Examiner" --socket "$socket" > /dev/null
@@ -70,17 +73,48 @@ done
 [ -n "$slot" ] || { "$bin/exhibit" status --socket "$socket"; cat "$work/exhibitd.log"; exit 1; }
 say "daemon shows the phone as ready in slot $slot"
 "$bin/exhibit" acquire --slot "$slot" --exhibit P1 --socket "$socket" > /dev/null
-state=""
-: > "$work/alerts-seen"
-for _ in $(seq 600); do
+snapshot() {
     "$bin/exhibit" status --socket "$socket" --json > "$work/status.json"
     jq -r '.alerts[]? | "\(.kind) \(.slot) \(.detail)"' "$work/status.json" >> "$work/alerts-seen"
-    state=$(jq -r ".slots[] | select(.slot == $slot) | .state" "$work/status.json")
-    case $state in sealed|failed|interrupted|ready) [ "$state" != ready ] && break ;; esac
+}
+phone_slot() { jq -r "[.slots[]? | select(.kind == \"phone\")][0] | .$1" "$work/status.json"; }
+: > "$work/alerts-seen"
+pulled=""
+deadline=$((SECONDS + 240))
+while [ $SECONDS -lt $deadline ]; do
+    snapshot
+    if [ "$(phone_slot state)" = acquiring ] && [ "$(phone_slot bytesDone)" -gt $((4 << 20)) ]; then
+        echo "" > $gadget/UDC
+        pulled=$(phone_slot bytesDone)
+        break
+    fi
+    case $(phone_slot state) in sealed|failed|interrupted) break ;; esac
+    sleep 0.3
+done
+[ -n "$pulled" ] || { say "the job ended $(phone_slot state) before the cable could be pulled"; cat "$work/exhibitd.log"; exit 1; }
+say "cable pulled at $pulled bytes"
+# The job ends interrupted; its slot stays (interrupted) or goes (the phone's removal seen after
+# the job ended): either way the job-interrupted alert stands until the job is resumed.
+interrupted() { jq -r '.alerts[]? | select(.kind == "job-interrupted") | .detail' "$work/status.json"; }
+deadline=$((SECONDS + 90))
+while [ $SECONDS -lt $deadline ]; do
+    snapshot
+    [ -n "$(interrupted)" ] && break
+    sleep 0.3
+done
+[ -n "$(interrupted)" ] || { say "after the pull the slot is $(phone_slot state)"; cat "$work/exhibitd.log"; exit 1; }
+say "job interrupted: $(interrupted)"
+ls /sys/class/udc > $gadget/UDC
+state=""
+deadline=$((SECONDS + 300))
+while [ $SECONDS -lt $deadline ]; do
+    snapshot
+    state=$(phone_slot state)
+    case $state in sealed|failed) break ;; esac
     sleep 0.3
 done
 kill -TERM $daemon; wait $daemon || true
-[ "$state" = sealed ] || { say "slot $slot ended $state"; cat "$work/exhibitd.log"; exit 1; }
+[ "$state" = sealed ] || { say "the resumed phone slot ended $state"; cat "$work/exhibitd.log"; exit 1; }
 say "daemon sealed the phone's bundle"
 
 "$bin/exhibit" acquire "adb:usb:$serial" --physical --store "$store" --case CASE-USB --exhibit P2 \
