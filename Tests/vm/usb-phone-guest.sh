@@ -47,6 +47,15 @@ mkdir -p "$work/phone"
     --functionfs /dev/usb-ffs/adb > "$work/simulated-adbd.out" 2>&1 &
 for _ in $(seq 100); do grep -q '^functionfs' "$work/simulated-adbd.out" 2>/dev/null && break; sleep 0.2; done
 grep -q '^functionfs' "$work/simulated-adbd.out" || { cat "$work/simulated-adbd.out"; exit 1; }
+# Phone paths of 496 to 511 bytes: some sync request (8 bytes of header and the path) is then
+# exactly 512 bytes, one full high-speed packet, which the host must end with a zero-length
+# packet or the phone keeps waiting for the rest of the transfer.
+long=$work/phone/sdcard/Long/$(printf 'a%.0s' $(seq 200))/$(printf 'b%.0s' $(seq 200))
+mkdir -p "$long"
+for length in $(seq 496 511); do
+    name=$(printf 'z%.0s' $(seq $((length - ${#long} + ${#work} + 6 - 1))))
+    echo "path of $length bytes" > "$long/$name"
+done
 ls /sys/class/udc > $gadget/UDC
 say "gadget bound to $(cat $gadget/UDC)"
 for _ in $(seq 100); do
