@@ -64,6 +64,8 @@ struct PhoneJobState: Codable, Sendable {
     var commandLine: [String]
     var interruptions: [AcquisitionJournal.Interruption]
     var custody: [String]
+    /// The commands of the connections before the interruptions, whose outputs stay in the bag.
+    var commands: [CommandRecord]? = nil
 
     static func path(in directory: String) -> String { "\(directory)/phone-job.json" }
     /// Finished file records, one JSON object a line, appended as each file is done.
@@ -145,17 +147,23 @@ public struct PhoneAcquisition: Sendable {
         var catalogued = existing != nil
         // Set when another phone was offered for an interrupted job: the job stays as it was.
         var notThisJobsPhone = false
+        var audit: CommandAudit?
         do {
-            // Commands are run again on a resumed job (their output is of this run); files already
-            // pulled and hashed are kept.
-            try? FileManager.default.removeItem(atPath: "\(bag)/data/phone")
+            // Commands are run again on a resumed job, numbered after the earlier connections'
+            // ones, whose outputs and records are kept; files already pulled and hashed are kept.
+            // Only what no record names goes: the logs written at the end and the output of a
+            // command the interruption cut short.
+            let earlierCommands = state.commands ?? []
+            Self.removeUnrecorded(in: bag, keeping: earlierCommands)
             try? FileManager.default.removeItem(atPath: "\(bag)/data/image")
             for name in ["acquisition.json", "case.jsonld", "custody.jsonl", "acquisition.log"] {
                 try? FileManager.default.removeItem(atPath: "\(bag)/data/\(name)")
             }
             try FileManager.default.createDirectory(atPath: "\(bag)/data/files", withIntermediateDirectories: true)
             let log = try ActivityLog(logger: jobLogger, path: "\(lease.directory)/acquisition.log")
-            let commands = try CommandAudit(connection: connection, bag: bag)
+            let commands = try CommandAudit(
+                connection: connection, bag: bag, earlier: earlierCommands, session: state.interruptions.count + 1)
+            audit = commands
 
             // Identity and state.
             let properties = Self.properties(try commands.run("getprop", name: "getprop").stdout)
@@ -491,12 +499,27 @@ public struct PhoneAcquisition: Sendable {
                     actor: identity.applianceId, action: "acquisition-interrupted", object: object,
                     details: ["job": jobId, "reason": "\(error)"])
                 state.interruptions.append(.init(at: UTCTimestamp.string(Date()), offset: 0, reason: "\(error)"))
+                if let audit { state.commands = audit.records }
                 try? saveState(&state, custody: custody, directory: lease.directory)
                 lease.release()
             } else {
                 store.removeWork(lease)
             }
             throw error
+        }
+    }
+
+    /// Clears a resumed bag's `data/phone` of everything but the earlier commands' outputs.
+    static func removeUnrecorded(in bag: String, keeping records: [CommandRecord]) {
+        let kept = Set(records.flatMap { [$0.stdoutFile, $0.stderrFile].compactMap { $0 } })
+        let phone = "\(bag)/data/phone"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: phone)) ?? [] where name != "commands" {
+            try? FileManager.default.removeItem(atPath: "\(phone)/\(name)")
+        }
+        let directory = "\(bag)/\(CommandAudit.directory)"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where !kept.contains("\(CommandAudit.directory)/\(name)") {
+            try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
         }
     }
 

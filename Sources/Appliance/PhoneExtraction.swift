@@ -24,6 +24,8 @@ struct CommandRecord: Codable, Sendable {
     var stderrBytes: UInt64
     var stderrSHA256: String?
     var error: String?
+    /// Which connection ran it: 1, then one more after each interruption.
+    var session: Int? = nil
 }
 
 /// A file being written into the bag while its SHA-256 is computed: the digest is of the bytes
@@ -74,12 +76,16 @@ final class HashingFile {
 final class CommandAudit {
     private let connection: ADBConnection
     private let bag: String
-    private(set) var records: [CommandRecord] = []
+    private(set) var records: [CommandRecord]
+    private let session: Int
     static let directory = "data/phone/commands"
 
-    init(connection: ADBConnection, bag: String) throws {
+    /// `earlier`: the records of a resumed job's earlier connections; numbering goes on after them.
+    init(connection: ADBConnection, bag: String, earlier: [CommandRecord] = [], session: Int = 1) throws {
         self.connection = connection
         self.bag = bag
+        records = earlier
+        self.session = session
         try FileManager.default.createDirectory(atPath: "\(bag)/\(Self.directory)", withIntermediateDirectories: true)
     }
 
@@ -98,7 +104,7 @@ final class CommandAudit {
         var record = CommandRecord(
             seq: seq, command: command, service: nil, startedAt: UTCTimestamp.string(started), durationSeconds: 0,
             exitStatus: nil, stdoutFile: "\(base).txt", stdoutBytes: 0, stdoutSHA256: "", stderrFile: nil, stderrBytes: 0,
-            stderrSHA256: nil, error: nil)
+            stderrSHA256: nil, error: nil, session: session)
         func finish() {
             record.durationSeconds = Date().timeIntervalSince(started)
             record.stdoutBytes = out.bytes

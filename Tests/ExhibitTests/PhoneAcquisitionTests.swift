@@ -158,6 +158,21 @@ import TestSupport
         }
         let interruptions = try #require(try record(bundle)["interruptions"] as? [[String: Any]])
         #expect(interruptions.count == 1 && (interruptions[0]["reason"] as? String ?? "").contains("disconnected"))
+        // The first connection's commands are kept beside the second's (nothing is replaced),
+        // and nothing else is in the commands directory: not the refused phone's getprop.
+        let commands = try lines("\(bundle)/data/phone/commands.jsonl")
+        let getprops = commands.filter { $0["command"] as? String == "getprop" }
+        #expect(getprops.map { $0["session"] as? Int } == [1, 2], "\(getprops)")
+        #expect(Set(commands.compactMap { $0["seq"] as? Int }).count == commands.count)
+        var named: Set<String> = []
+        for command in commands {
+            let file = try #require(command["stdoutFile"] as? String)
+            named.insert(file)
+            if let stderr = command["stderrFile"] as? String { named.insert(stderr) }
+            #expect(try StockChecks.sum("sha256sum", "\(bundle)/\(file)") == command["stdoutSHA256"] as? String, "\(file)")
+        }
+        let present = try FileManager.default.contentsOfDirectory(atPath: "\(bundle)/data/phone/commands").map { "data/phone/commands/\($0)" }
+        #expect(Set(present) == named)
         let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
         #expect(verify.succeeded, "\(verify)")
         #expect(try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8).contains("\"acquisition-resumed\""))
