@@ -125,23 +125,16 @@ public final class TCPTransport: ADBTransport, @unchecked Sendable {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var header = [UInt8](repeating: 0, count: ADBProtocol.headerSize)
         try receive(into: &header, deadline: deadline, operation: "receive message header", allowCleanEnd: true)
-        let parsed: ADBMessageHeader
-        do throws(ADBProtocolError) {
-            parsed = try ADBMessageHeader(header, offset: offset, maximumPayload: maximumPayload)
-        } catch {
-            throw ADBError(.protocolViolation, operation: "receive", device: name, offset: offset, error.description)
+        return try ADBMessageHeader.assemble(
+            header, offset: offset, maximumPayload: maximumPayload, checksum: checksum, device: name
+        ) { (length, command) throws(ADBError) in
+            var payload = [UInt8](repeating: 0, count: length)
+            // Once a header has arrived, its payload follows at once; a stall here is a broken peer.
+            try receive(
+                into: &payload, deadline: deadline ?? ContinuousClock.now + .seconds(30),
+                operation: "receive \(command) payload", allowCleanEnd: false)
+            return payload
         }
-        var payload = [UInt8](repeating: 0, count: parsed.length)
-        // Once a header has arrived, its payload follows at once; a stall here is a broken peer.
-        try receive(
-            into: &payload, deadline: deadline ?? ContinuousClock.now + .seconds(30),
-            operation: "receive \(parsed.command) payload", allowCleanEnd: false)
-        do throws(ADBProtocolError) {
-            try parsed.check(payload, checksum: checksum, offset: offset)
-        } catch {
-            throw ADBError(.protocolViolation, operation: "receive", device: name, offset: offset, error.description)
-        }
-        return ADBMessage(parsed.command, parsed.arg0, parsed.arg1, payload: payload)
     }
 
     private func receive(into bytes: inout [UInt8], deadline: ContinuousClock.Instant?, operation: String, allowCleanEnd: Bool)
@@ -174,5 +167,28 @@ public final class TCPTransport: ADBTransport, @unchecked Sendable {
     static func milliseconds(_ duration: Duration) -> Int32 {
         let (seconds, attoseconds) = duration.components
         return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+extension ADBMessageHeader {
+    /// A message as a transport receives it: the header checked, then exactly its payload read
+    /// (by `readPayload`, skipped when empty) and checked; every violation named with `offset`.
+    static func assemble(
+        _ header: [UInt8], offset: UInt64, maximumPayload: Int, checksum: ADBChecksum, device: String,
+        readPayload: (_ length: Int, _ command: ADBCommand) throws(ADBError) -> [UInt8]
+    ) throws(ADBError) -> ADBMessage {
+        let parsed: ADBMessageHeader
+        do throws(ADBProtocolError) {
+            parsed = try ADBMessageHeader(header, offset: offset, maximumPayload: maximumPayload)
+        } catch {
+            throw ADBError(.protocolViolation, operation: "receive", device: device, offset: offset, error.description)
+        }
+        let payload = parsed.length > 0 ? try readPayload(parsed.length, parsed.command) : []
+        do throws(ADBProtocolError) {
+            try parsed.check(payload, checksum: checksum, offset: offset)
+        } catch {
+            throw ADBError(.protocolViolation, operation: "receive", device: device, offset: offset, error.description)
+        }
+        return ADBMessage(parsed.command, parsed.arg0, parsed.arg1, payload: payload)
     }
 }

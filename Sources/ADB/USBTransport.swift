@@ -263,23 +263,14 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
         let offset = received
         let deadline = timeout.map { ContinuousClock.now + $0 }
         let header = try receiveHeader(deadline: deadline)
-        let parsed: ADBMessageHeader
-        do throws(ADBProtocolError) {
-            parsed = try ADBMessageHeader(header, offset: offset, maximumPayload: maximumPayload)
-        } catch {
-            throw ADBError(.protocolViolation, operation: "receive", device: name, offset: offset, error.description)
-        }
-        var payload = [UInt8](repeating: 0, count: parsed.length)
-        if parsed.length > 0 {
+        return try ADBMessageHeader.assemble(
+            header, offset: offset, maximumPayload: maximumPayload, checksum: checksum, device: name
+        ) { (length, command) throws(ADBError) in
+            var payload = [UInt8](repeating: 0, count: length)
             // Once a header has arrived, its payload follows at once; a stall here is a broken peer.
-            try receivePayload(into: &payload, deadline: deadline ?? ContinuousClock.now + .seconds(30), command: parsed.command)
+            try receivePayload(into: &payload, deadline: deadline ?? ContinuousClock.now + .seconds(30), command: command)
+            return payload
         }
-        do throws(ADBProtocolError) {
-            try parsed.check(payload, checksum: checksum, offset: offset)
-        } catch {
-            throw ADBError(.protocolViolation, operation: "receive", device: name, offset: offset, error.description)
-        }
-        return ADBMessage(parsed.command, parsed.arg0, parsed.arg1, payload: payload)
     }
 
     /// A header is one packet of exactly 24 bytes; the read asks for a whole packet so a phone

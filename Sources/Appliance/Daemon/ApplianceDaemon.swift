@@ -430,12 +430,8 @@ public final class ApplianceDaemon: Sendable {
         request.resumeJobId = resumeJobId
         request.checkpointSeconds = configuration.checkpointSeconds ?? request.checkpointSeconds
         let jobRequest = request
-        var jobLogger = logger
-        jobLogger[metadataKey: "slot"] = "\(claimed.slot)"
-        let job = DiskAcquisition(store: store, logger: jobLogger)
-        runningJobs.enter()
-        let thread = Thread { [self] in
-            defer { runningJobs.leave() }
+        let job = DiskAcquisition(store: store, logger: jobLogger(slot: claimed.slot))
+        runJob(slot: claimed.slot) { [self] in
             do throws(JobError) {
                 let summary = try job.run(jobRequest, cancellation: cancellation) { progress in
                     self.record(progress, slotKey: slotKey, jobId: jobId)
@@ -446,7 +442,22 @@ public final class ApplianceDaemon: Sendable {
                 finish(slotKey: slotKey, jobId: jobId, state: interrupted ? .interrupted : .failed, detail: "\(error)", summary: nil)
             }
         }
-        thread.name = "exhibit.job.\(claimed.slot)"
+    }
+
+    private func jobLogger(slot: Int) -> Logger {
+        var jobLogger = logger
+        jobLogger[metadataKey: "slot"] = "\(slot)"
+        return jobLogger
+    }
+
+    /// Runs a job on a thread of its own, counted until it ends (shutdown waits for them).
+    private func runJob(slot: Int, _ body: @escaping @Sendable () -> Void) {
+        runningJobs.enter()
+        let thread = Thread { [self] in
+            defer { runningJobs.leave() }
+            body()
+        }
+        thread.name = "exhibit.job.\(slot)"
         thread.start()
     }
 
@@ -467,12 +478,8 @@ public final class ApplianceDaemon: Sendable {
             resumed ? "resumed" : auto ? "auto" : "requested",
         ]
         let jobRequest = request
-        var jobLogger = logger
-        jobLogger[metadataKey: "slot"] = "\(claimed.slot)"
-        let job = PhoneAcquisition(store: store, logger: jobLogger)
-        runningJobs.enter()
-        let thread = Thread { [self] in
-            defer { runningJobs.leave() }
+        let job = PhoneAcquisition(store: store, logger: jobLogger(slot: claimed.slot))
+        runJob(slot: claimed.slot) { [self] in
             do throws(JobError) {
                 let summary = try job.run(
                     jobRequest, cancellation: cancellation,
@@ -490,8 +497,6 @@ public final class ApplianceDaemon: Sendable {
                 }
             }
         }
-        thread.name = "exhibit.job.\(claimed.slot)"
-        thread.start()
     }
 
     private func setPhoneState(_ phoneState: PhoneState?, slotKey: String, jobId: String) {
