@@ -105,12 +105,12 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
     }
 
     /// What every job needs from the store before it starts: settings, signing identity, and the
-    /// catalog with jobs of dead processes marked abandoned.
+    /// catalog reconciled with what dead processes left.
     static func prerequisites(of store: EvidenceStore) throws(JobError) -> (EvidenceStore.Settings, SigningIdentity, Catalog) {
         let settings = try JobError.during("store") { try store.settings() }
         let identity = try JobError.during("keys") { try store.signingIdentity() }
         let catalog = try JobError.during("catalog") { try store.catalog() }
-        try JobError.during("catalog") { try catalog.markAbandonedJobs(isRunning: store.isJobRunning) }
+        try JobError.during("catalog") { try store.reconcile(catalog: catalog) }
         return (settings, identity, catalog)
     }
 }
@@ -150,7 +150,7 @@ public struct DiskAcquisition: Sendable {
     /// daemon that sees a disk come back.
     public func interruptedJob(of source: borrowing EvidenceSource) throws -> ResumableJob? {
         let catalog = try store.catalog()
-        try catalog.markAbandonedJobs(isRunning: store.isJobRunning)
+        try store.reconcile(catalog: catalog)
         return try interruptedJournal(of: source, among: catalog.interruptedJobs(), required: false).map {
             ResumableJob(
                 jobId: $0.jobId, caseId: $0.caseId, exhibitId: $0.exhibitId, examiner: $0.examiner,

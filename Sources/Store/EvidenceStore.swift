@@ -214,6 +214,19 @@ public struct EvidenceStore: Sendable {
         return JobLease(jobId: id, directory: directory, lockDescriptor: lock)
     }
 
+    /// Brings the catalog and `work/` in line with what processes left: jobs of processes that
+    /// no longer run become interrupted, and the work directories of sealed jobs (a process stopped
+    /// between recording its bundle and removing its work leaves one, which nothing would ever
+    /// resume) are removed.
+    public func reconcile(catalog: Catalog) throws(StoreError) {
+        try catalog.markAbandonedJobs(isRunning: isJobRunning)
+        let sealed = Set(try catalog.entries().filter { $0.state == "sealed" }.map(\.jobId))
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: workDirectory)) ?? []
+        where sealed.contains(id) && !isJobRunning(id) {
+            try? FileManager.default.removeItem(atPath: "\(workDirectory)/\(id)")
+        }
+    }
+
     /// Whether a process still holds the job's lock.
     public func isJobRunning(_ id: String) -> Bool {
         let lock = open("\(workDirectory)/\(id)/.lock", O_RDWR | O_CLOEXEC)

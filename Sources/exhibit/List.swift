@@ -21,7 +21,7 @@ struct List: ParsableCommand {
         do {
             _ = try evidenceStore.settings()
             let catalog = try evidenceStore.catalog()
-            try catalog.markAbandonedJobs(isRunning: evidenceStore.isJobRunning)
+            try evidenceStore.reconcile(catalog: catalog)
             listing = Listing(store: evidenceStore.root, entries: try catalog.entries(), events: try catalog.events())
         } catch {
             failAndExit("list", error)

@@ -112,4 +112,26 @@ import TestSupport
         try StockChecks.expectAllPass(
             "\(store)/bundles/\(bundle)", trust: scratch.file("ca.pem"), sourceSHA256: try StockChecks.sum("sha256sum", source))
     }
+
+    /// A process killed after its bundle was recorded but before it removed its work directory
+    /// leaves that directory; the next command that reconciles the store removes it, and leaves
+    /// any other job's work alone.
+    @Test func workOfASealedJobIsRemovedAndOtherWorkIsKept() throws {
+        let store = try TestStore("tidy")
+        let source = try SourceImage.create(at: store.scratch.file("s.img"), size: 3 << 20)
+        let result = try store.acquire(source)
+        try #require(result.succeeded, "\(result)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let jobId = try #require(summary["jobId"] as? String)
+        let sealedWork = "\(store.root)/work/\(jobId)"
+        let otherWork = "\(store.root)/work/not-a-sealed-job"
+        for directory in [sealedWork, otherWork] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try Data("journal".utf8).write(to: URL(fileURLWithPath: "\(directory)/journal.json"))
+        }
+        let listing = try exhibit(["list", "--store", store.root])
+        #expect(listing.succeeded, "\(listing)")
+        #expect(!FileManager.default.fileExists(atPath: sealedWork))
+        #expect(FileManager.default.fileExists(atPath: "\(otherWork)/journal.json"))
+    }
 }

@@ -63,7 +63,7 @@ public final class ApplianceDaemon: Sendable {
         applianceId = try store.settings().applianceId
         // Jobs of an earlier daemon that died are interrupted, not forgotten: their work stays
         // under work/ and the catalog says so.
-        try catalog.markAbandonedJobs(isRunning: store.isJobRunning)
+        try store.reconcile(catalog: catalog)
         let entries = try catalog.entries()
         let board = AlertBoard(acknowledged: try catalog.events(), interrupted: entries)
         state.withLock {
