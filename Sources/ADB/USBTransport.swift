@@ -59,12 +59,8 @@ final class USBContext: @unchecked Sendable {
 
     static func describe(_ status: Int32) -> String { String(cString: libusb_strerror(status)) }
 
-    /// Lists the ADB interfaces on every bus; each one found is opened briefly to read its serial.
-    func adbDevices() throws(ADBError) -> [ADBUSBDevice] {
-        try withDevices { candidates in candidates.map(\.description) }
-    }
-
-    /// Calls `body` with the ADB devices found and their libusb devices (valid only inside).
+    /// Calls `body` with the ADB interfaces on every bus and their libusb devices (valid only
+    /// inside); each one found is opened briefly to read its serial.
     func withDevices<T>(_ body: ([(description: ADBUSBDevice, device: OpaquePointer)]) throws(ADBError) -> T) throws(ADBError) -> T {
         var list: UnsafeMutablePointer<OpaquePointer?>?
         let count = libusb_get_device_list(pointer, &list)
@@ -150,9 +146,6 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
     private var received: UInt64 = 0
     /// How long one wait for a header lasts before `close()` is looked at again.
     private static let headerSlice: Duration = .milliseconds(250)
-
-    /// The ADB devices on the USB buses now.
-    public static func devices() throws(ADBError) -> [ADBUSBDevice] { try USBContext().adbDevices() }
 
     /// Opens the phone's ADB interface and claims it.
     public init(_ selector: ADBUSBSelector, writeTimeout: Duration = .seconds(30)) throws(ADBError) {

@@ -13,8 +13,6 @@ public final class FunctionFSFrontEnd: @unchecked Sendable {
     public let directory: String
     private let device: SimulatedAndroidDevice
     private let control: Int32
-    private let lock = NSLock()
-    private var events: [UInt8] = []
 
     /// The USB packet sizes of the bulk endpoints: full speed, high speed.
     static let packetSizes: (full: UInt16, high: UInt16) = (64, 512)
@@ -41,9 +39,6 @@ public final class FunctionFSFrontEnd: @unchecked Sendable {
         serving.start()
     }
 
-    /// The FunctionFS events seen on `ep0` (BIND 0, UNBIND 1, ENABLE 2, DISABLE 3, SETUP 4, …).
-    public var eventTypes: [UInt8] { lock.withLock { events } }
-
     /// One connection at a time; a host that resets the device or a function disabled ends it,
     /// and the next enable starts another (the host begins again with CNXN).
     private func serve() {
@@ -59,16 +54,14 @@ public final class FunctionFSFrontEnd: @unchecked Sendable {
         }
     }
 
+    /// Drains `ep0`'s events (bind, enable, disable, setup: 12 bytes each), which the kernel
+    /// queues for the function; the endpoints' reads and writes already tell the rest.
     private func readEvents() {
-        // struct usb_functionfs_event: 8 bytes of setup request, then type, then 3 bytes of padding.
-        var event = [UInt8](repeating: 0, count: 12 * 4)
+        var events = [UInt8](repeating: 0, count: 12 * 4)
         while true {
-            let count = read(control, &event, event.count)
+            let count = read(control, &events, events.count)
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { return }
-            lock.withLock {
-                for start in stride(from: 0, to: count - 11, by: 12) { events.append(event[start + 8]) }
-            }
         }
     }
 
