@@ -40,20 +40,11 @@ adb start-server </dev/null >/dev/null 2>&1
 adb connect "127.0.0.1:$port" >/dev/null
 for _ in $(seq 50); do adb devices | grep -q "127.0.0.1:$port[[:space:]]*device" && break; sleep 0.1; done
 
-declare -A best median rss
+before_each() { rm -rf "$work/store/bundles"/* "$work/store/work"/*; }
+source "$(dirname "$0")/timing.sh"
 measure() {
   local name=$1; shift
-  local i t all=""
-  for ((i = 0; i < repeat; i++)); do
-    rm -rf "$work/store/bundles"/* "$work/store/work"/*
-    /usr/bin/time -o "$work/time" -f "%e %M" bash -c "$*" > "$work/out" 2> "$work/err" || { echo "$name failed: $(tail -3 "$work/err")" >&2; exit 1; }
-    t=$(tail -1 "$work/time")
-    all="$all ${t% *}"
-    if [ -z "${best[$name]:-}" ] || awk -v a="${t% *}" -v b="${best[$name]}" 'BEGIN { exit !(a < b) }'; then
-      best[$name]=${t% *}; rss[$name]=${t#* }
-    fi
-  done
-  median[$name]=$(tr ' ' '\n' <<<"$all" | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+  timed "$name" "$work/out" bash -c "$*" || exit 1
 }
 
 measure adb "adb -s 127.0.0.1:$port exec-out \"su -c 'cat $part'\" | sha256sum"
@@ -63,10 +54,10 @@ grep -q "\"mediaSHA256\" : \"$truth\"" "$work/out" || { echo "exhibit's image SH
 
 printf '%s MiB partition, %s runs each (best / median seconds, MB/s of the best)\n' "$size_mib" "$repeat"
 for name in adb exhibit; do
-  printf '  %-8s %6.2f / %6.2f s  %7.1f MB/s\n' "$name" "${best[$name]}" "${median[$name]}" \
-    "$(awk -v b="$bytes" -v s="${best[$name]}" 'BEGIN { print b / s / 1e6 }')"
+  printf '  %-8s %6.2f / %6.2f s  %7.1f MB/s\n' "$name" "${secs[$name]}" "${median[$name]}" \
+    "$(awk -v b="$bytes" -v s="${secs[$name]}" 'BEGIN { print b / s / 1e6 }')"
 done
 printf '  exhibit / adb throughput: %.2f (best), %.2f (median)\n' \
-  "$(awk -v a="${best[adb]}" -v e="${best[exhibit]}" 'BEGIN { print a / e }')" \
+  "$(awk -v a="${secs[adb]}" -v e="${secs[exhibit]}" 'BEGIN { print a / e }')" \
   "$(awk -v a="${median[adb]}" -v e="${median[exhibit]}" 'BEGIN { print a / e }')"
 printf '  exhibit peak RSS: %d MiB\n' $(( rss[exhibit] / 1024 ))

@@ -46,22 +46,12 @@ bytes=$(stat -c %s "$src")
 # runs REPEAT times (default 5) and the table shows the best and the median.
 repeat=${REPEAT:-5}
 
-# run NAME COMMAND...: keeps the best seconds, the median, and the peak RSS of the best run.
-declare -A secs median rss
+# run NAME COMMAND...: the best seconds, the median and the peak RSS of the best run.
+before_each() { rm -rf "$work/out"/* "$work/store/bundles"/* "$work/store/work"/*; }
+source "$(dirname "$0")/timing.sh"
 run() {
   local name=$1; shift
-  local i t all=""
-  for ((i = 0; i < repeat; i++)); do
-    rm -rf "$work/out"/* "$work/store/bundles"/* "$work/store/work"/*
-    /usr/bin/time -o "$work/time" -f "%e %M" "$@" >/dev/null 2>"$work/stderr" \
-      || { echo "$name failed: $(tail -3 "$work/stderr")" >&2; }
-    t=$(tail -1 "$work/time")
-    all="$all ${t% *}"
-    if [ -z "${secs[$name]:-}" ] || awk -v a="${t% *}" -v b="${secs[$name]}" 'BEGIN { exit !(a < b) }'; then
-      secs[$name]=${t% *}; rss[$name]=${t#* }
-    fi
-  done
-  median[$name]=$(tr ' ' '\n' <<<"$all" | sed '/^$/d' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  timed "$name" /dev/null "$@" || true
 }
 
 report() {
