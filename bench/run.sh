@@ -19,11 +19,13 @@ for tool in dc3dd dcfldd ewfacquire openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-deps" >&2; exit 1; }
 done
 
-# The tmpfs is mounted with huge=always when we can mount. This machine is a Firecracker guest
-# that reports freed pages back to the host (kernel command line: page_reporting_order=11), so
-# every tool's first touch of a 4 KiB page can cost a host fault, and a run's time depended more on
-# that than on the tool: `cp` of the same 4 GiB file into /dev/shm took 12.9 s, then 2.5 s.
-# Huge pages make those faults 512 times rarer for every tool alike (`cp`: 5.7 s, then 0.47 s).
+# This machine is a Firecracker guest whose balloon driver reports freed memory to the host
+# (free page reporting), so a page freed by one run and touched again by the next can cost a host
+# fault: the system time of writing the same 2 GiB image into tmpfs went from 0.3 s to 3 s from one
+# run to the next (user time steady), for every tool that writes. Two measures, the same for every
+# tool: the tmpfs is mounted with huge=always when we can mount (512 times fewer faults), and while
+# the benchmark runs, page reporting is held off (page_reporting_order above the largest order,
+# restored at exit; BENCH_PAGE_REPORTING=keep leaves it alone). A real appliance has no balloon.
 loop=""
 mounted=""
 rm -rf "$work"; mkdir -p "$work"
@@ -32,8 +34,21 @@ if [ -z "${BENCH_DIR:-}" ] && [ "$(id -u)" = 0 ] \
   mounted=$work
 fi
 mkdir -p "$work/out"
-trap '[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null; rm -rf "$work"/* "$disk_work"; [ -n "$mounted" ] && umount "$mounted"; rmdir "$work" 2>/dev/null' EXIT
+reporting=/sys/module/page_reporting/parameters/page_reporting_order
+reporting_saved=""
+restore_reporting() { [ -n "$reporting_saved" ] && echo "$reporting_saved" > "$reporting"; }
+trap 'restore_reporting; [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null; rm -rf "$work"/* "$disk_work"; [ -n "$mounted" ] && umount "$mounted"; rmdir "$work" 2>/dev/null' EXIT
 echo "destination: $(findmnt -no FSTYPE,OPTIONS -T "$work")"
+if [ ! -e "$reporting" ]; then
+  echo "free page reporting: not in this kernel"
+elif [ "${BENCH_PAGE_REPORTING:-hold}" = keep ]; then
+  echo "free page reporting: left on (order $(cat "$reporting")): expect the writers' times to vary"
+elif reporting_saved=$(cat "$reporting") && echo 11 > "$reporting" 2>/dev/null && [ "$(cat "$reporting")" = 11 ]; then
+  echo "free page reporting: held off for the run (order $reporting_saved, restored at exit)"
+else
+  reporting_saved=""
+  echo "free page reporting: could not hold it off (needs root): expect the writers' times to vary"
+fi
 src="$work/source.img"
 echo "making a ${size_gib} GiB random source in $work (page-cached) ..."
 openssl enc -aes-128-ctr -pass pass:exhibit-bench -nosalt -pbkdf2 -in /dev/zero 2>/dev/null \
@@ -41,9 +56,7 @@ openssl enc -aes-128-ctr -pass pass:exhibit-bench -nosalt -pbkdf2 -in /dev/zero 
 bytes=$(stat -c %s "$src")
 "$exhibit" provision --store "$work/store" >/dev/null
 
-# Even with huge pages, a run's system time still varies by a factor of two with the host's
-# mood (exhibit's sys time over 24 runs: 1.3 to 5.1 s, user steady at 2.4-2.7 s), so every tool
-# runs REPEAT times (default 5) and the table shows the best and the median.
+# Every tool runs REPEAT times (default 5) and the table shows the best and the median.
 repeat=${REPEAT:-5}
 
 # run NAME COMMAND...: the best seconds, the median and the peak RSS of the best run.
