@@ -65,13 +65,28 @@ struct BundlePublication {
                 ("Previous-Bundle-Seal-SHA256", previous),
             ]
             let sealed = try BundleSealer.seal(bag: bag, knownDigests: knownDigests, bagInfo: bagInfo, identity: identity)
-            let published = try store.publish(bag: bag, bundleId: record.bundleId)
+            // Recorded before it is moved: a process stopped in between leaves the catalog's chain
+            // of seals whole (the next bundle links to this one) and a sealed bag in the work
+            // directory, which the store's reconcile publishes. In the other order it would leave a
+            // bundle the catalog does not know, and the next seal would fork the chain.
+            let destination = store.bundlePath(record.bundleId)
             try catalog.recordSealed(
                 .init(
-                    id: record.bundleId, jobId: jobId, path: published, mediaSHA256: mediaSHA256, md5: digests["md5"],
+                    id: record.bundleId, jobId: jobId, path: destination, mediaSHA256: mediaSHA256, md5: digests["md5"],
                     sha1: digests["sha1"], sizeBytes: record.media.sizeBytes, unreadableSectors: record.unreadableSectors,
                     verification: record.verification.result, sealSHA256: sealed.sealSHA256, previousSealSHA256: previous,
                     applianceId: identity.applianceId))
+            let published: String
+            do {
+                published = try store.publish(bag: bag, bundleId: record.bundleId)
+            } catch {
+                // The move did not happen: the record is taken back (nothing was sealed after it,
+                // the lock is held) and the job ends as if it had never been recorded.
+                if FileManager.default.fileExists(atPath: bag), !FileManager.default.fileExists(atPath: destination) {
+                    try? catalog.forgetSealed(bundleId: record.bundleId, jobId: jobId)
+                }
+                throw error
+            }
             return AcquisitionSummary(
                 jobId: jobId, bundleId: record.bundleId, bundlePath: published, caseId: record.caseId,
                 exhibitId: record.exhibitId, source: record.source.path, sizeBytes: record.media.sizeBytes,

@@ -183,11 +183,15 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// A sealed job stays sealed: an error after its bundle was recorded does not undo the record.
     public func setJobState(_ id: String, state: String, error: String? = nil) throws(StoreError) {
         let finished = ["sealed", "failed", "interrupted"].contains(state) ? Self.now() : nil
         try write("updating job \(id)") { db in
             try db.execute(
-                sql: "UPDATE jobs SET state = ?, error = COALESCE(?, error), finished_at = COALESCE(?, finished_at) WHERE id = ?",
+                sql: """
+                    UPDATE jobs SET state = ?, error = COALESCE(?, error), finished_at = COALESCE(?, finished_at)
+                    WHERE id = ? AND state != 'sealed'
+                    """,
                 arguments: [state, error, finished, id])
         }
     }
@@ -243,6 +247,15 @@ public final class Catalog: Sendable {
                 ])
             try db.execute(
                 sql: "UPDATE jobs SET state = 'sealed', finished_at = ? WHERE id = ?", arguments: [now, bundle.jobId])
+        }
+    }
+
+    /// Takes back a bundle recorded by `recordSealed` that could not be moved into `bundles/`.
+    public func forgetSealed(bundleId: String, jobId: String) throws(StoreError) {
+        try write("taking back bundle \(bundleId)") { db in
+            try db.execute(sql: "DELETE FROM bundles WHERE id = ?", arguments: [bundleId])
+            try db.execute(
+                sql: "UPDATE jobs SET state = 'sealing', finished_at = NULL WHERE id = ?", arguments: [jobId])
         }
     }
 

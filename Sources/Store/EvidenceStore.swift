@@ -25,6 +25,8 @@ public struct EvidenceStore: Sendable {
     public var keysDirectory: String { "\(root)/keys" }
     public var workDirectory: String { "\(root)/work" }
     public var bundlesDirectory: String { "\(root)/bundles" }
+    /// Where a bundle is once published.
+    public func bundlePath(_ bundleId: String) -> String { "\(bundlesDirectory)/\(bundleId)" }
     public var catalogPath: String { "\(root)/catalog.sqlite" }
     public var settingsPath: String { "\(root)/store.json" }
     public var deviceKeyPath: String { "\(keysDirectory)/device.key" }
@@ -215,15 +217,42 @@ public struct EvidenceStore: Sendable {
     }
 
     /// Brings the catalog and `work/` in line with what processes left: jobs of processes that
-    /// no longer run become interrupted, and the work directories of sealed jobs (a process stopped
-    /// between recording its bundle and removing its work leaves one, which nothing would ever
-    /// resume) are removed.
+    /// no longer run become interrupted, and the work directories of sealed jobs are removed, which
+    /// nothing would ever resume. A job is recorded sealed before its bag is moved into `bundles/`,
+    /// so a process stopped between the two leaves a sealed bag in its work directory: it is
+    /// published here, by the same one rename, before the work goes.
     public func reconcile(catalog: Catalog) throws(StoreError) {
         try catalog.markAbandonedJobs(isRunning: isJobRunning)
-        let sealed = Set(try catalog.entries().filter { $0.state == "sealed" }.map(\.jobId))
-        for id in (try? FileManager.default.contentsOfDirectory(atPath: workDirectory)) ?? []
-        where sealed.contains(id) && !isJobRunning(id) {
-            try? FileManager.default.removeItem(atPath: "\(workDirectory)/\(id)")
+        for entry in try catalog.entries() where entry.state == "sealed" {
+            let work = "\(workDirectory)/\(entry.jobId)"
+            guard FileManager.default.fileExists(atPath: work), !isJobRunning(entry.jobId) else { continue }
+            if let bundleId = entry.bundleId {
+                let bag = "\(work)/\(bundleId)"
+                let moved: Bool
+                do {
+                    // Under the seal lock, so that two processes reconciling at once move it once.
+                    moved = try withSealLock {
+                        guard FileManager.default.fileExists(atPath: "\(bag)/seal.p7s"),
+                            !FileManager.default.fileExists(atPath: bundlePath(bundleId))
+                        else { return false }
+                        _ = try publish(bag: bag, bundleId: bundleId)
+                        return true
+                    }
+                } catch let error as StoreError {
+                    throw error
+                } catch {
+                    throw StoreError(.publish, path: bag, detail: "\(error)")
+                }
+                if moved {
+                    try catalog.audit(
+                        actor: "store", action: "bundle-published", object: bundleId,
+                        details: [
+                            "job": entry.jobId,
+                            "reason": "the sealing process ended after recording the bundle and before moving it into bundles/",
+                        ])
+                }
+            }
+            try? FileManager.default.removeItem(atPath: work)
         }
     }
 
@@ -255,7 +284,7 @@ public struct EvidenceStore: Sendable {
     /// Moves a sealed bag from the job's work directory into `bundles/` with one rename, then
     /// syncs `bundles/`. Before the rename nothing is in `bundles/`; after it, all of it is.
     public func publish(bag: String, bundleId: String) throws(StoreError) -> String {
-        let destination = "\(bundlesDirectory)/\(bundleId)"
+        let destination = bundlePath(bundleId)
         guard rename(bag, destination) == 0 else {
             throw StoreError(.publish, path: destination, errno: errno, detail: "rename from \(bag)")
         }

@@ -113,25 +113,44 @@ import TestSupport
             "\(store)/bundles/\(bundle)", trust: scratch.file("ca.pem"), sourceSHA256: try StockChecks.sum("sha256sum", source))
     }
 
-    /// A process killed after its bundle was recorded but before it removed its work directory
-    /// leaves that directory; the next command that reconciles the store removes it, and leaves
-    /// any other job's work alone.
-    @Test func workOfASealedJobIsRemovedAndOtherWorkIsKept() throws {
+    /// A job is recorded sealed, then its bag is moved into `bundles/`, then its work directory
+    /// is removed. A process killed after the record leaves the bag in its work directory (or
+    /// only the directory); the next command that reconciles the store publishes the bag and
+    /// removes the work, leaves any other job's work alone, and the chain of seals has no gap.
+    @Test func aBundleRecordedButNotMovedIsPublishedByTheNextCommand() throws {
+        try StockChecks.requireTools()
         let store = try TestStore("tidy")
         let source = try SourceImage.create(at: store.scratch.file("s.img"), size: 3 << 20)
         let result = try store.acquire(source)
         try #require(result.succeeded, "\(result)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let jobId = try #require(summary["jobId"] as? String)
+        let bundleId = try #require(summary["bundleId"] as? String)
+        let bundle = "\(store.root)/bundles/\(bundleId)"
         let sealedWork = "\(store.root)/work/\(jobId)"
         let otherWork = "\(store.root)/work/not-a-sealed-job"
         for directory in [sealedWork, otherWork] {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try Data("journal".utf8).write(to: URL(fileURLWithPath: "\(directory)/journal.json"))
         }
-        let listing = try exhibit(["list", "--store", store.root])
+        // What a kill between the record and the move leaves: the sealed bag under work/.
+        try FileManager.default.moveItem(atPath: bundle, toPath: "\(sealedWork)/\(bundleId)")
+
+        let listing = try exhibit(["list", "--store", store.root, "--json"])
         #expect(listing.succeeded, "\(listing)")
         #expect(!FileManager.default.fileExists(atPath: sealedWork))
         #expect(FileManager.default.fileExists(atPath: "\(otherWork)/journal.json"))
+        #expect(listing.stdout.contains("bundle-published"))
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", source))
+
+        // The next bundle links to the one published late.
+        let next = try store.acquireBundle(source, exhibit: "E2", ["--no-verify"])
+        #expect(try StockChecks.bagInfo(next, "Previous-Bundle-Seal-SHA256") == StockChecks.sum("sha256sum", "\(bundle)/seal.p7s"))
+
+        // A work directory left without its bag (killed after the move) is only removed.
+        try FileManager.default.createDirectory(atPath: sealedWork, withIntermediateDirectories: true)
+        #expect(try exhibit(["list", "--store", store.root]).succeeded)
+        #expect(!FileManager.default.fileExists(atPath: sealedWork))
+        #expect(FileManager.default.fileExists(atPath: "\(bundle)/seal.p7s"))
     }
 }
