@@ -27,6 +27,8 @@ public struct SimulatedPhone: Sendable {
         case stall(afterBytes: UInt64)
         /// A message with a broken magic is sent.
         case garbage(afterBytes: UInt64)
+        /// WRTEs go on without waiting for the host's OKAY (a phone that floods the host).
+        case ignoresFlowControl(afterBytes: UInt64)
     }
 
     public struct Package: Sendable {
@@ -404,6 +406,12 @@ final class DeviceConnection: @unchecked Sendable {
     }
 
     /// Counts service bytes and applies the phone's fault; false when nothing more may be sent.
+    /// Whether the phone's fault has it send without waiting for OKAYs by now. Under `condition`.
+    var ignoresFlowControl: Bool {
+        if case .ignoresFlowControl(let after) = phone.fault { return serviceBytes >= after }
+        return false
+    }
+
     func admit(_ count: Int) -> Bool {
         condition.lock()
         let before = serviceBytes
@@ -487,7 +495,7 @@ final class DeviceStream: @unchecked Sendable {
     private func flush(limit: Int) -> Bool {
         let condition = connection.condition
         condition.lock()
-        while !mayWrite && !hostClosed && !connection.broken { condition.wait() }
+        while !mayWrite && !hostClosed && !connection.broken && !connection.ignoresFlowControl { condition.wait() }
         let usable = !hostClosed && !connection.broken
         mayWrite = false
         condition.unlock()

@@ -17,10 +17,10 @@ struct PhoneFixture {
     let files: [String]
     let device: SimulatedAndroidDevice
 
-    init(_ label: String, configure: (inout SimulatedPhone) -> Void = { _ in }) throws {
+    init(_ label: String, userdataSize: Int = 24 << 20, configure: (inout SimulatedPhone) -> Void = { _ in }) throws {
         scratch = try ScratchDirectory(label)
         root = scratch.file("phone")
-        files = try SimulatedPhoneTree.create(at: root)
+        files = try SimulatedPhoneTree.create(at: root, userdataSize: userdataSize)
         var phone = SimulatedPhone(root: root)
         phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]
         configure(&phone)
@@ -242,7 +242,7 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
             switch fault {
             case .disconnect: .disconnected
             case .stall: .timeout
-            case .garbage: .protocolViolation
+            case .garbage, .ignoresFlowControl: .protocolViolation
             }
         #expect(error?.code == expected, "\(String(describing: error))")
         #expect(error?.offset == total && total >= 2 << 20 && total <= 3 << 20, "\(String(describing: error)), read \(total)")
@@ -250,5 +250,28 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
         if case .stall = fault { return }
         // A broken connection says so at once rather than hanging.
         #expect(throws: ADBError.self) { _ = try connection.shellOutput("id") }
+    }
+
+    /// A phone that goes on sending while the host withholds its OKAY (its inbox is full) is
+    /// stopped with a protocol violation once what it sent before is read: a seized phone cannot
+    /// fill the appliance's memory.
+    @Test func aPhoneThatIgnoresFlowControlIsStoppedBeforeItFillsMemory() throws {
+        let fixture = try PhoneFixture("adb-flood") {
+            $0.rooted = true
+            $0.fault = .ignoresFlowControl(afterBytes: 0)
+        }
+        defer { fixture.device.stop() }
+        let connection = try connect(fixture)
+        defer { connection.close() }
+        let stream = try connection.open("exec:su -c 'cat \(SimulatedPhoneTree.userdata)'")
+        // Nothing is read for a while: the inbox fills, the OKAY is withheld, the phone goes on.
+        Thread.sleep(forTimeInterval: 1)
+        var total: UInt64 = 0
+        let error = #expect(throws: ADBError.self) {
+            while let chunk = try stream.read() { total += UInt64(chunk.count) }
+        }
+        #expect(error?.code == .protocolViolation && error?.description.contains("flow control") == true, "\(String(describing: error))")
+        let limit = UInt64(ADBConnection.inboxLimit)
+        #expect(error?.offset == total && total >= limit && total <= limit + (1 << 20), "\(String(describing: error)), read \(total)")
     }
 }

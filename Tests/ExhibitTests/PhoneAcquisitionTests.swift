@@ -120,6 +120,28 @@ import TestSupport
         #expect(try Subprocess.run(["sha256sum", "--quiet", "-c", "data/phone/inventory.sha256"], directory: bundle).succeeded)
     }
 
+    /// Memory stays bounded by the pipeline's buffers and the stream's inbox, whatever the
+    /// partition's size: a 128 MiB partition may not take much more than a 16 MiB one. (Consumed
+    /// 1 MiB payloads kept alive in the inbox made the 128 MiB run's peak 50 MiB higher.)
+    @Test func physicalStreamingMemoryDoesNotGrowWithThePartition() throws {
+        var peaks: [Int: Int] = [:]
+        for mib in [16, 128] {
+            let store = try TestStore("phone-memory-\(mib)")
+            let fixture = try PhoneFixture("phone-memory-\(mib)", userdataSize: mib << 20) { $0.rooted = true }
+            defer { fixture.device.stop() }
+            let peak = store.scratch.file("peak")
+            let result = try Subprocess.run([
+                "/usr/bin/time", "-o", peak, "-f", "%M", BuiltProducts.exhibit, "acquire", "adb:tcp:127.0.0.1:\(fixture.device.port)",
+                "--store", store.root, "--case", "CASE-M", "--exhibit", "P\(mib)", "--examiner", "T", "--physical", "--no-verify",
+            ])
+            try #require(result.succeeded, "\(result)")
+            peaks[mib] = Int(try String(contentsOfFile: peak, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let small = try #require(peaks[16]), large = try #require(peaks[128])
+        print("phone physical peak RSS: \(small) KiB for 16 MiB, \(large) KiB for 128 MiB")
+        #expect(large - small < 16 << 10, "peak RSS grew from \(small) to \(large) KiB")
+    }
+
     @Test func aPhoneUnpluggedMidTransferLeavesAnInterruptedJobThatResumesWithoutPullingAgain() throws {
         try StockChecks.requireTools()
         let store = try TestStore("phone-resume")
