@@ -245,8 +245,10 @@ public final class Catalog: Sendable {
                     Int64(bundle.sizeBytes), Int64(bundle.unreadableSectors), bundle.verification, now,
                     bundle.sealSHA256, bundle.previousSealSHA256, bundle.applianceId,
                 ])
+            // A phone job learns its size as it goes; the sealed media's size is the job's.
             try db.execute(
-                sql: "UPDATE jobs SET state = 'sealed', finished_at = ? WHERE id = ?", arguments: [now, bundle.jobId])
+                sql: "UPDATE jobs SET state = 'sealed', finished_at = ?, size_bytes = ? WHERE id = ?",
+                arguments: [now, Int64(bundle.sizeBytes), bundle.jobId])
         }
     }
 

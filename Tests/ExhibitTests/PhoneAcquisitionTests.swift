@@ -114,6 +114,9 @@ import TestSupport
         #expect(phone["methodAchieved"] as? String == "physical")
         #expect((phone["physical"] as? [String: Any])?["partition"] as? String == SimulatedPhoneTree.userdata)
         #expect((phone["physical"] as? [String: Any])?["sizeBytes"] as? Int == 24 << 20)
+        // The catalog knows the job's size once it is sealed.
+        let listing = try exhibit(["list", "--store", store.root, "--json"])
+        #expect(listing.stdout.contains("\"sizeBytes\" : \(24 << 20)"), "\(listing)")
         // The logical part is there too, under its own inventory.
         let inventory = try StockChecks.sum("sha256sum", "\(bundle)/data/phone/inventory.sha256")
         #expect(try StockChecks.bagInfo(bundle, "Exhibit-Phone-Inventory-SHA256") == inventory)
