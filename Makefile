@@ -4,12 +4,16 @@ SWIFT ?= swift
 STORE ?= $(CURDIR)/store
 SOURCE ?=
 
-.PHONY: deps build run test bench clean
+.PHONY: deps run-deps build run test bench clean
 
+# Everything the tests and benchmarks use; `make run` needs only the smaller set.
 deps:
 	scripts/install-deps
 
-build: deps
+run-deps:
+	scripts/install-deps run
+
+build: run-deps
 	$(SWIFT) build -c release
 
 # Provisions a local store and acquires a source into a sealed, verified bundle.
@@ -21,7 +25,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	SWIFT="$(SWIFT)" scripts/run-tests
 
-bench: build
+bench: deps build
 	bench/run.sh
 
 clean:
