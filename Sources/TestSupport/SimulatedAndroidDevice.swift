@@ -405,13 +405,13 @@ final class DeviceConnection: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Counts service bytes and applies the phone's fault; false when nothing more may be sent.
     /// Whether the phone's fault has it send without waiting for OKAYs by now. Under `condition`.
     var ignoresFlowControl: Bool {
         if case .ignoresFlowControl(let after) = phone.fault { return serviceBytes >= after }
         return false
     }
 
+    /// Counts service bytes and applies the phone's fault; false when nothing more may be sent.
     func admit(_ count: Int) -> Bool {
         condition.lock()
         let before = serviceBytes
