@@ -640,7 +640,10 @@ public struct DiskAcquisition: Sendable {
             jobLogger.info("sealed \(summary.bundlePath)")
             return summary
         } catch {
-            let interrupted = (error as? AcquisitionError)?.interruptsJob ?? false
+            // Once the image is complete, whatever stops the job (the store full while sealing, a
+            // rename or catalog error) leaves it to finish from the store: the source is not read
+            // again, and a complete image is never thrown away.
+            let interrupted = ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
             try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: "\(error)")
             try? catalog.audit(
                 actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",

@@ -113,6 +113,35 @@ import TestSupport
             "\(store)/bundles/\(bundle)", trust: scratch.file("ca.pem"), sourceSHA256: try StockChecks.sum("sha256sum", source))
     }
 
+    /// A bundle that cannot be moved into `bundles/` (here an immutable directory) is taken back
+    /// out of the catalog, and its job stays interrupted with its image; once the store is fixed
+    /// the next run finishes it from the store, and its seal is the first of the chain (the
+    /// record that was taken back left nothing to link to).
+    @Test func aBundleThatCannotBeMovedLeavesAJobThatFinishesFromTheStore() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("unmovable")
+        let bundles = "\(store.root)/bundles"
+        guard try Subprocess.run(["chattr", "+i", bundles]).succeeded else {
+            reportSkip("chattr +i does not work on \(bundles)'s file system", "aBundleThatCannotBeMovedLeavesAJobThatFinishesFromTheStore")
+            return
+        }
+        defer { _ = try? Subprocess.run(["chattr", "-i", bundles]) }
+        let source = try SourceImage.create(at: store.scratch.file("s.img"), size: 5 << 20)
+        let first = try store.acquire(source)
+        #expect(!first.succeeded && first.stderr.contains("rename"), "\(first)")
+        let listing = try exhibit(["list", "--store", store.root, "--json"])
+        #expect(listing.stdout.contains("\"state\" : \"interrupted\"") && !listing.stdout.contains("\"bundleId\""), "\(listing)")
+
+        try #require(try Subprocess.run(["chattr", "-i", bundles]).succeeded)
+        let bundle = try store.acquireBundle(source)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", source))
+        #expect(try StockChecks.bagInfo(bundle, "Previous-Bundle-Seal-SHA256") == String(repeating: "0", count: 64))
+        let record = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(bundle)/data/acquisition.json"))) as? [String: Any])
+        #expect((record["interruptions"] as? [Any])?.count == 1, "\(record["interruptions"] ?? "none")")
+        #expect(store.bundles.count == 1)
+    }
+
     /// A job is recorded sealed, then its bag is moved into `bundles/`, then its work directory
     /// is removed. A process killed after the record leaves the bag in its work directory (or
     /// only the directory); the next command that reconciles the store publishes the bag and
