@@ -13,6 +13,14 @@ struct BundlePublication {
     let catalog: Catalog
     let identity: SigningIdentity
 
+    /// Removes the tag files (manifests, bag-info, seal) that a sealing stopped part way left at
+    /// the top of a bag; sealing again writes them anew.
+    static func removeTagFiles(bag: String) throws {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: bag)) ?? [] where name != "data" {
+            try FileManager.default.removeItem(atPath: "\(bag)/\(name)")
+        }
+    }
+
     /// - Parameter knownDigests: SHA-256 of payload files already hashed while streaming.
     func publish(
         record: AcquisitionRecord, bag: String, jobId: String, custody: inout CustodyLog, log: ActivityLog,

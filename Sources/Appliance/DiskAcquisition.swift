@@ -685,11 +685,9 @@ public struct DiskAcquisition: Sendable {
 
     /// Records and tag files an interrupted sealing may have left in the bag; they are written anew.
     private static func removeUnsealedRecords(bag: String) throws {
-        let fileManager = FileManager.default
-        for directory in [bag, "\(bag)/data"] {
-            for name in (try? fileManager.contentsOfDirectory(atPath: directory)) ?? [] where name != "data" && name != "image" {
-                try fileManager.removeItem(atPath: "\(directory)/\(name)")
-            }
+        try BundlePublication.removeTagFiles(bag: bag)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(bag)/data")) ?? [] where name != "image" {
+            try FileManager.default.removeItem(atPath: "\(bag)/data/\(name)")
         }
     }
 

@@ -148,6 +148,8 @@ public struct PhoneAcquisition: Sendable {
         // Set when another phone was offered for an interrupted job: the job stays as it was.
         var notThisJobsPhone = false
         var audit: CommandAudit?
+        // From here on everything is extracted: whatever stops the job keeps the work.
+        var sealing = false
         do {
             // Commands are run again on a resumed job, numbered after the earlier connections'
             // ones, whose outputs and records are kept; files already pulled and hashed are kept.
@@ -155,6 +157,7 @@ public struct PhoneAcquisition: Sendable {
             // command the interruption cut short.
             let earlierCommands = state.commands ?? []
             Self.removeUnrecorded(in: bag, keeping: earlierCommands)
+            try BundlePublication.removeTagFiles(bag: bag)
             try? FileManager.default.removeItem(atPath: "\(bag)/data/image")
             for name in ["acquisition.json", "case.jsonld", "custody.jsonl", "acquisition.log"] {
                 try? FileManager.default.removeItem(atPath: "\(bag)/data/\(name)")
@@ -472,6 +475,7 @@ public struct PhoneAcquisition: Sendable {
             for entry in inventoryEntries { knownDigests[entry.path] = entry.sha256 }
             for file in imageFiles { knownDigests[file.path] = file.sha256 }
             knownDigests[PhoneExtraction.inventoryPath] = inventorySHA256
+            sealing = true
             let summary = try BundlePublication(store: store, catalog: catalog, identity: identity).publish(
                 record: record, bag: bag, jobId: jobId, custody: &custody, log: log, knownDigests: knownDigests)
             store.removeWork(lease)
@@ -486,8 +490,10 @@ public struct PhoneAcquisition: Sendable {
                 lease.release()
                 throw error
             }
-            // A phone that went away or went silent leaves a job to resume; anything else fails it.
-            let interrupted = Self.outcome(of: error).interrupted
+            // A phone that went away or went silent leaves a job to resume, and so does an error
+            // while sealing (a rename refused, the catalog): what was pulled is not thrown away,
+            // and the phone may no longer hold it. Anything else fails the job.
+            let interrupted = Self.outcome(of: error).interrupted || sealing
             if catalogued {
                 try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: "\(error)")
                 try? catalog.audit(

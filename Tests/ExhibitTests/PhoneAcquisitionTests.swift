@@ -145,6 +145,43 @@ import TestSupport
         #expect(large - small < 16 << 10, "peak RSS grew from \(small) to \(large) KiB")
     }
 
+    /// A phone bundle that cannot be moved into `bundles/` (an immutable directory) leaves its
+    /// job interrupted with everything pulled; the next run seals it without pulling a file again.
+    @Test func aPhoneBundleThatCannotBeMovedIsSealedLaterWithoutPullingAgain() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("phone-unmovable")
+        let bundles = "\(store.root)/bundles"
+        guard try Subprocess.run(["chattr", "+i", bundles]).succeeded else {
+            reportSkip("chattr +i does not work on \(bundles)'s file system", "aPhoneBundleThatCannotBeMovedIsSealedLaterWithoutPullingAgain")
+            return
+        }
+        defer { _ = try? Subprocess.run(["chattr", "-i", bundles]) }
+        let fixture = try PhoneFixture("phone-unmovable")
+        defer { fixture.device.stop() }
+        let source = "adb:tcp:127.0.0.1:\(fixture.device.port)"
+        let first = try store.acquire(source, case: "CASE-U", exhibit: "PHONE-U")
+        #expect(!first.succeeded && first.stderr.contains("rename"), "\(first)")
+        let listing = try exhibit(["list", "--store", store.root, "--json"])
+        #expect(listing.stdout.contains("\"state\" : \"interrupted\"") && !listing.stdout.contains("\"bundleId\""), "\(listing)")
+        let pulled = fixture.device.receivedPaths
+        #expect(pulled.contains("/sdcard/DCIM/Camera/VID_20241101_101800.mp4"))
+
+        try #require(try Subprocess.run(["chattr", "-i", bundles]).succeeded)
+        let second = try store.acquire(source, case: "CASE-U", exhibit: "PHONE-U")
+        try #require(second.succeeded, "\(second)")
+        #expect(fixture.device.receivedPaths == pulled, "files were pulled again")
+        #expect(store.bundles.count == 1)
+        let bundle = "\(bundles)/\(store.bundles[0])"
+        #expect(try Subprocess.run(["bagit.py", "--validate", bundle]).succeeded)
+        for path in fixture.files where path.hasPrefix("/sdcard/") && !path.hasPrefix(SimulatedPhoneTree.deniedDirectory) {
+            #expect(try StockChecks.sum("sha256sum", "\(bundle)/data/files\(path)") == fixture.sha256(path), "\(path)")
+        }
+        #expect((try record(bundle)["interruptions"] as? [Any])?.count == 1)
+        #expect(try StockChecks.bagInfo(bundle, "Previous-Bundle-Seal-SHA256") == String(repeating: "0", count: 64))
+        let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
+        #expect(verify.succeeded, "\(verify)")
+    }
+
     @Test func aPhoneUnpluggedMidTransferLeavesAnInterruptedJobThatResumesWithoutPullingAgain() throws {
         try StockChecks.requireTools()
         let store = try TestStore("phone-resume")
