@@ -270,6 +270,13 @@ public final class Catalog: Sendable {
         } ?? String(repeating: "0", count: 64)
     }
 
+    /// A job's state (`acquiring` … `sealed`, `failed`, `interrupted`), or nil for no such job.
+    public func jobState(_ id: String) throws(StoreError) -> String? {
+        try read("reading job \(id)") { db in
+            try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id])
+        }
+    }
+
     /// Interrupted jobs, newest first, optionally of one exhibit.
     public func interruptedJobs(caseId: String? = nil, exhibitId: String? = nil) throws(StoreError) -> [String] {
         try read("listing interrupted jobs") { db in

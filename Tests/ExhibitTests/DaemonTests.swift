@@ -171,6 +171,37 @@ struct DaemonTests {
         #expect(snapshot.daemon?.degraded == !FileManager.default.fileExists(atPath: "/run/udev/control"))
     }
 
+    /// A disk whose bundle cannot be moved into `bundles/` (immutable here) leaves its slot
+    /// interrupted, as the job records itself (the error is of a kind that fails other jobs), and
+    /// its image kept; plugged in again once the store is fixed, the job is finished from the store.
+    @Test func aDiskStoppedWhileSealingIsInterruptedAndFinishedWhenPluggedAgain() throws {
+        try StockChecks.requireTools()
+        let daemon = try TestDaemon("daemon-unmovable")
+        let bundles = "\(daemon.store.root)/bundles"
+        guard try Subprocess.run(["chattr", "+i", bundles]).succeeded else {
+            reportSkip("chattr +i does not work on \(bundles)'s file system", "aDiskStoppedWhileSealingIsInterrupted")
+            return
+        }
+        defer { _ = try? Subprocess.run(["chattr", "-i", bundles]) }
+        let opened = try daemon.cli(["case", "open", "--case", "CASE-S", "--examiner", "Daemon Tester", "--auto"])
+        try #require(opened.succeeded, "case open: \(opened)")
+        let image = try SourceImage.create(at: daemon.store.scratch.file("s.img"), size: 12 << 20, seed: 21)
+        let first = try LoopDevice(backing: image, readOnly: true)
+        let stopped = try daemon.waitForSlot(first.path, timeout: 60) { [.sealed, .failed, .interrupted].contains($0.state) }
+        #expect(stopped?.state == .interrupted, "\(stopped?.detail ?? daemon.process.log)")
+        #expect(try daemon.snapshot().alerts?.contains { $0.kind == .jobInterrupted } == true)
+
+        try #require(try Subprocess.run(["chattr", "-i", bundles]).succeeded)
+        first.detach()
+        let again = try LoopDevice(backing: image, readOnly: true)
+        let done = try daemon.waitForSlot(again.path, timeout: 60) { [.sealed, .failed].contains($0.state) }
+        let sealed = try #require(done, "not finished: \(daemon.process.log)")
+        #expect(sealed.state == .sealed, "\(sealed.detail ?? "")")
+        let bundle = try #require(sealed.bundlePath)
+        try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", image))
+        #expect(try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8).contains("\"acquisition-resumed\""))
+    }
+
     @Test func slowSourceDoesNotDelayOthersAndSigtermInterruptsCleanly() throws {
         if let reason = FaultyLoopDevice.unavailableReason {
             reportSkip(reason, "slowSourceDoesNotDelayOthersAndSigtermInterruptsCleanly")

@@ -439,9 +439,17 @@ public final class ApplianceDaemon: Sendable {
                 finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
             } catch {
                 let interrupted = (error.underlying as? AcquisitionError)?.interruptsJob ?? false
-                finish(slotKey: slotKey, jobId: jobId, state: interrupted ? .interrupted : .failed, detail: "\(error)", summary: nil)
+                finish(
+                    slotKey: slotKey, jobId: jobId, state: interrupted || recordedInterrupted(jobId) ? .interrupted : .failed,
+                    detail: "\(error)", summary: nil)
             }
         }
+    }
+
+    /// Whether the job kept its work to resume, by its own record: a job also stays interrupted
+    /// for errors of kinds that fail others (one whose image was complete, one stopped while sealing).
+    private func recordedInterrupted(_ jobId: String) -> Bool {
+        (try? catalog.jobState(jobId)) == "interrupted"
     }
 
     private func jobLogger(slot: Int) -> Logger {
@@ -493,7 +501,10 @@ public final class ApplianceDaemon: Sendable {
                     // Nothing was taken: the slot waits for the technician to fix it and ask again.
                     finish(slotKey: slotKey, jobId: jobId, state: .ready, detail: "\(error)", summary: nil)
                 } else {
-                    finish(slotKey: slotKey, jobId: jobId, state: outcome.interrupted ? .interrupted : .failed, detail: "\(error)", summary: nil)
+                    finish(
+                        slotKey: slotKey, jobId: jobId,
+                        state: outcome.interrupted || recordedInterrupted(jobId) ? .interrupted : .failed, detail: "\(error)",
+                        summary: nil)
                 }
             }
         }
