@@ -120,19 +120,14 @@ import TestSupport
     @Test func aBundleThatCannotBeMovedLeavesAJobThatFinishesFromTheStore() throws {
         try StockChecks.requireTools()
         let store = try TestStore("unmovable")
-        let bundles = "\(store.root)/bundles"
-        guard try Subprocess.run(["chattr", "+i", bundles]).succeeded else {
-            reportSkip("chattr +i does not work on \(bundles)'s file system", "aBundleThatCannotBeMovedLeavesAJobThatFinishesFromTheStore")
-            return
-        }
-        defer { _ = try? Subprocess.run(["chattr", "-i", bundles]) }
+        guard let immutable = try ImmutableBundles.make(in: store, for: "aBundleThatCannotBeMovedLeavesAJobThatFinishesFromTheStore") else { return }
         let source = try SourceImage.create(at: store.scratch.file("s.img"), size: 5 << 20)
         let first = try store.acquire(source)
         #expect(!first.succeeded && first.stderr.contains("rename"), "\(first)")
         let listing = try exhibit(["list", "--store", store.root, "--json"])
         #expect(listing.stdout.contains("\"state\" : \"interrupted\"") && !listing.stdout.contains("\"bundleId\""), "\(listing)")
 
-        try #require(try Subprocess.run(["chattr", "-i", bundles]).succeeded)
+        try immutable.release()
         let bundle = try store.acquireBundle(source)
         try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", source))
         #expect(try StockChecks.bagInfo(bundle, "Previous-Bundle-Seal-SHA256") == String(repeating: "0", count: 64))

@@ -177,12 +177,7 @@ struct DaemonTests {
     @Test func aDiskStoppedWhileSealingIsInterruptedAndFinishedWhenPluggedAgain() throws {
         try StockChecks.requireTools()
         let daemon = try TestDaemon("daemon-unmovable")
-        let bundles = "\(daemon.store.root)/bundles"
-        guard try Subprocess.run(["chattr", "+i", bundles]).succeeded else {
-            reportSkip("chattr +i does not work on \(bundles)'s file system", "aDiskStoppedWhileSealingIsInterrupted")
-            return
-        }
-        defer { _ = try? Subprocess.run(["chattr", "-i", bundles]) }
+        guard let immutable = try ImmutableBundles.make(in: daemon.store, for: "aDiskStoppedWhileSealingIsInterruptedAndFinishedWhenPluggedAgain") else { return }
         let opened = try daemon.cli(["case", "open", "--case", "CASE-S", "--examiner", "Daemon Tester", "--auto"])
         try #require(opened.succeeded, "case open: \(opened)")
         let image = try SourceImage.create(at: daemon.store.scratch.file("s.img"), size: 12 << 20, seed: 21)
@@ -191,7 +186,7 @@ struct DaemonTests {
         #expect(stopped?.state == .interrupted, "\(stopped?.detail ?? daemon.process.log)")
         #expect(try daemon.snapshot().alerts?.contains { $0.kind == .jobInterrupted } == true)
 
-        try #require(try Subprocess.run(["chattr", "-i", bundles]).succeeded)
+        try immutable.release()
         first.detach()
         let again = try LoopDevice(backing: image, readOnly: true)
         let done = try daemon.waitForSlot(again.path, timeout: 60) { [.sealed, .failed].contains($0.state) }

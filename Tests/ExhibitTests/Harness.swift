@@ -116,6 +116,31 @@ func reportSkip(_ reason: String?, _ test: String) {
     if let reason { print("SKIPPED \(test): \(reason)") }
 }
 
+/// A store's `bundles/` made immutable (`chattr +i`), so that nothing can be renamed into it, not
+/// even by root: a publication that fails after sealing. The flag is cleared by `release()`, and
+/// at the latest when the value goes.
+final class ImmutableBundles {
+    let path: String
+
+    /// Nil, with the skip printed, where the store's file system has no immutable flag.
+    static func make(in store: TestStore, for test: String) throws -> ImmutableBundles? {
+        let path = "\(store.root)/bundles"
+        guard try Subprocess.run(["chattr", "+i", path]).succeeded else {
+            reportSkip("chattr +i does not work on \(path)'s file system", test)
+            return nil
+        }
+        return ImmutableBundles(path)
+    }
+
+    private init(_ path: String) { self.path = path }
+
+    func release() throws {
+        try #require(try Subprocess.run(["chattr", "-i", path]).succeeded, "chattr -i \(path)")
+    }
+
+    deinit { _ = try? Subprocess.run(["chattr", "-i", path]) }
+}
+
 /// A file under Tests/Fixtures (C sources the tests build).
 func fixturePath(_ name: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

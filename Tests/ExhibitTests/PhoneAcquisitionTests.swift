@@ -150,12 +150,7 @@ import TestSupport
     @Test func aPhoneBundleThatCannotBeMovedIsSealedLaterWithoutPullingAgain() throws {
         try StockChecks.requireTools()
         let store = try TestStore("phone-unmovable")
-        let bundles = "\(store.root)/bundles"
-        guard try Subprocess.run(["chattr", "+i", bundles]).succeeded else {
-            reportSkip("chattr +i does not work on \(bundles)'s file system", "aPhoneBundleThatCannotBeMovedIsSealedLaterWithoutPullingAgain")
-            return
-        }
-        defer { _ = try? Subprocess.run(["chattr", "-i", bundles]) }
+        guard let immutable = try ImmutableBundles.make(in: store, for: "aPhoneBundleThatCannotBeMovedIsSealedLaterWithoutPullingAgain") else { return }
         let fixture = try PhoneFixture("phone-unmovable")
         defer { fixture.device.stop() }
         let source = "adb:tcp:127.0.0.1:\(fixture.device.port)"
@@ -166,12 +161,12 @@ import TestSupport
         let pulled = fixture.device.receivedPaths
         #expect(pulled.contains("/sdcard/DCIM/Camera/VID_20241101_101800.mp4"))
 
-        try #require(try Subprocess.run(["chattr", "-i", bundles]).succeeded)
+        try immutable.release()
         let second = try store.acquire(source, case: "CASE-U", exhibit: "PHONE-U")
         try #require(second.succeeded, "\(second)")
         #expect(fixture.device.receivedPaths == pulled, "files were pulled again")
         #expect(store.bundles.count == 1)
-        let bundle = "\(bundles)/\(store.bundles[0])"
+        let bundle = "\(store.root)/bundles/\(store.bundles[0])"
         #expect(try Subprocess.run(["bagit.py", "--validate", bundle]).succeeded)
         for path in fixture.files where path.hasPrefix("/sdcard/") && !path.hasPrefix(SimulatedPhoneTree.deniedDirectory) {
             #expect(try StockChecks.sum("sha256sum", "\(bundle)/data/files\(path)") == fixture.sha256(path), "\(path)")
