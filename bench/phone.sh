@@ -23,7 +23,9 @@ done
 rm -rf "$work"; mkdir -p "$work/home"
 export HOME=$work/home ANDROID_ADB_SERVER_PORT=15038
 sim=""
-trap '[ -n "$sim" ] && kill "$sim" 2>/dev/null; adb kill-server >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/timing.sh"
+trap 'restore_page_reporting; [ -n "$sim" ] && kill "$sim" 2>/dev/null; adb kill-server >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+hold_page_reporting
 
 "$bin/simulated-adbd" --root "$work/phone" --tree --rooted > "$work/port" &
 sim=$!
@@ -41,7 +43,6 @@ adb connect "127.0.0.1:$port" >/dev/null
 for _ in $(seq 50); do adb devices | grep -q "127.0.0.1:$port[[:space:]]*device" && break; sleep 0.1; done
 
 before_each() { rm -rf "$work/store/bundles"/* "$work/store/work"/*; }
-source "$(dirname "$0")/timing.sh"
 measure() {
   local name=$1; shift
   timed "$name" "$work/out" bash -c "$*" || exit 1

@@ -19,13 +19,8 @@ for tool in dc3dd dcfldd ewfacquire openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-deps" >&2; exit 1; }
 done
 
-# This machine is a Firecracker guest whose balloon driver reports freed memory to the host
-# (free page reporting), so a page freed by one run and touched again by the next can cost a host
-# fault: the system time of writing the same 2 GiB image into tmpfs went from 0.3 s to 3 s from one
-# run to the next (user time steady), for every tool that writes. Two measures, the same for every
-# tool: the tmpfs is mounted with huge=always when we can mount (512 times fewer faults), and while
-# the benchmark runs, page reporting is held off (page_reporting_order above the largest order,
-# restored at exit; BENCH_PAGE_REPORTING=keep leaves it alone). A real appliance has no balloon.
+# The tmpfs is mounted with huge=always when we can mount: 512 times fewer page faults for every
+# tool alike. Free page reporting to a VM's host is held off while the benchmark runs (timing.sh).
 loop=""
 mounted=""
 rm -rf "$work"; mkdir -p "$work"
@@ -34,26 +29,31 @@ if [ -z "${BENCH_DIR:-}" ] && [ "$(id -u)" = 0 ] \
   mounted=$work
 fi
 mkdir -p "$work/out"
-reporting=/sys/module/page_reporting/parameters/page_reporting_order
-reporting_saved=""
-restore_reporting() { [ -n "$reporting_saved" ] && echo "$reporting_saved" > "$reporting"; }
-trap 'restore_reporting; [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null; rm -rf "$work"/* "$disk_work"; [ -n "$mounted" ] && umount "$mounted"; rmdir "$work" 2>/dev/null' EXIT
+source "$(dirname "$0")/timing.sh"
+# A loop device can be busy for a moment (udev probes it after a change), so that losetup -d and
+# then umount fail: one run in about ten left its loop device and mount behind. Both are retried.
+cleanup() {
+  restore_page_reporting
+  if [ -n "$loop" ]; then
+    for _ in 1 2 3 4 5; do losetup -d "$loop" 2>/dev/null && break; sleep 1; done
+  fi
+  rm -rf "$work"/* "$disk_work"
+  if [ -n "$mounted" ]; then
+    for _ in 1 2 3 4 5; do umount "$mounted" 2>/dev/null && break; sleep 1; done
+  fi
+  rmdir "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
 echo "destination: $(findmnt -no FSTYPE,OPTIONS -T "$work")"
-if [ ! -e "$reporting" ]; then
-  echo "free page reporting: not in this kernel"
-elif [ "${BENCH_PAGE_REPORTING:-hold}" = keep ]; then
-  echo "free page reporting: left on (order $(cat "$reporting")): expect the writers' times to vary"
-elif reporting_saved=$(cat "$reporting") && echo 11 > "$reporting" 2>/dev/null && [ "$(cat "$reporting")" = 11 ]; then
-  echo "free page reporting: held off for the run (order $reporting_saved, restored at exit)"
-else
-  reporting_saved=""
-  echo "free page reporting: could not hold it off (needs root): expect the writers' times to vary"
-fi
+hold_page_reporting
 src="$work/source.img"
 echo "making a ${size_gib} GiB random source in $work (page-cached) ..."
 openssl enc -aes-128-ctr -pass pass:exhibit-bench -nosalt -pbkdf2 -in /dev/zero 2>/dev/null \
   | head -c $((size_gib << 30)) > "$src" || true   # openssl ends on SIGPIPE when head has enough
 bytes=$(stat -c %s "$src")
+# Pages the host took back before the hold still cost a host fault when first touched: one run's
+# worth is touched and freed here, so that the first tool timed does not pay for all of them.
+if [ -n "$page_reporting_saved" ]; then head -c "$bytes" /dev/zero > "$work/warm-up"; rm -f "$work/warm-up"; fi
 "$exhibit" provision --store "$work/store" >/dev/null
 
 # Every tool runs REPEAT times (default 5) and the table shows the best and the median.
@@ -61,7 +61,6 @@ repeat=${REPEAT:-5}
 
 # run NAME COMMAND...: the best seconds, the median and the peak RSS of the best run.
 before_each() { rm -rf "$work/out"/* "$work/store/bundles"/* "$work/store/work"/*; }
-source "$(dirname "$0")/timing.sh"
 run() {
   local name=$1; shift
   timed "$name" /dev/null "$@" || true
@@ -97,6 +96,7 @@ cat "$src" >/dev/null   # page-cache it
 bench_source file "$src"
 if [ "$(id -u)" = 0 ] && loop=$(losetup --find --show --read-only "$src" 2>/dev/null); then
   blockdev --setro "$loop"
+  cat "$loop" >/dev/null   # the loop device has a page cache of its own: fill it before timing
   bench_source loop "$loop"
 else
   echo; echo "loop device: skipped (needs root and /dev/loop-control)"
