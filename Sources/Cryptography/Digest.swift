@@ -105,7 +105,7 @@ public final class Digest: @unchecked Sendable {
     public convenience init?(_ algorithm: DigestAlgorithm, savedState: Data) {
         guard savedState.count == Self.stateSize else { return nil }
         self.init(algorithm)
-        savedState.withUnsafeBytes { memcpy(state, $0.baseAddress!, Self.stateSize) }
+        _ = savedState.withUnsafeBytes { memcpy(state, $0.baseAddress!, Self.stateSize) }
         guard state.pointee.algorithm == algorithm.shimIdentifier else { return nil }
     }
 
