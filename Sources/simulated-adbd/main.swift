@@ -15,7 +15,9 @@ func value(_ name: String, in arguments: [String] = Array(CommandLine.arguments.
 }
 guard let root = value("--root") else {
     FileHandle.standardError.write(
-        Data("usage: simulated-adbd --root DIR [--tree] [--rooted] [--auth off|allow|never] [--serial S] [--functionfs DIR]\n".utf8))
+        Data(
+            ("usage: simulated-adbd --root DIR [--tree [--userdata-mib N]] [--rooted] [--auth off|allow|never] "
+                + "[--allow-after SECONDS] [--serial S] [--functionfs DIR]\n").utf8))
     exit(2)
 }
 if arguments.contains("--tree") {
