@@ -243,24 +243,40 @@ public final class ImageFiles: StreamSource, @unchecked Sendable {
     public let size: UInt64
     private let files: [(path: String, descriptor: Int32, start: UInt64, size: UInt64)]
 
-    public init(paths: [String]) throws(AcquisitionError) {
-        var files: [(String, Int32, UInt64, UInt64)] = []
-        var start: UInt64 = 0
+    public convenience init(paths: [String]) throws(AcquisitionError) {
+        var opened: [(path: String, descriptor: Int32)] = []
         for path in paths {
             let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            var status = stat()
-            guard descriptor >= 0, fstat(descriptor, &status) == 0 else {
+            guard descriptor >= 0 else {
                 let error = errno
-                for file in files { close(file.1) }
-                if descriptor >= 0 { close(descriptor) }
+                for file in opened { close(file.descriptor) }
                 throw AcquisitionError(.openFailed, path: path, errno: error)
             }
-            _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
-            files.append((path, descriptor, start, UInt64(status.st_size)))
+            opened.append((path, descriptor))
+        }
+        try self.init(opened: opened)
+    }
+
+    /// The image files opened by the caller (a verifier that opens them by descriptor, refusing
+    /// links and special files); the descriptors are owned from here on, also when this throws.
+    public init(opened: [(path: String, descriptor: Int32)]) throws(AcquisitionError) {
+        var files: [(String, Int32, UInt64, UInt64)] = []
+        var start: UInt64 = 0
+        for (index, file) in opened.enumerated() {
+            var status = stat()
+            guard fstat(file.descriptor, &status) == 0 else {
+                let error = errno
+                for other in opened[index...] { close(other.descriptor) }
+                for other in files { close(other.1) }
+                throw AcquisitionError(.openFailed, path: file.path, errno: error)
+            }
+            _ = posix_fadvise(file.descriptor, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+            files.append((file.path, file.descriptor, start, UInt64(status.st_size)))
             start += UInt64(status.st_size)
         }
         self.files = files
         self.size = start
+        let paths = opened.map(\.path)
         self.path = paths.count == 1 ? paths[0] : "\(paths.first ?? "") … \(paths.last ?? "")"
     }
 

@@ -46,32 +46,28 @@ struct BundlePublication {
         let head = custody.head
         return try store.withSealLock {
             let previous = try catalog.lastSealSHA256(applianceId: identity.applianceId)
-            var bagInfo: [(label: String, value: String)] = [
-                ("Source-Organization", record.organization),
-                ("External-Identifier", "\(record.caseId)/\(record.exhibitId)"),
-                ("Internal-Sender-Identifier", identity.applianceId),
-                ("Internal-Sender-Description", "\(ToolVersion.name) \(ToolVersion.version) acquisition of \(record.source.path)"),
-                ("Bagging-Date", UTCTimestamp.day(record.finishedAt)),
-                ("Bag-Group-Identifier", record.caseId),
-                ("Exhibit-Bundle-Format", "exhibit-bundle/1"),
-                ("Exhibit-Examiner", record.examiner),
-                ("Exhibit-Media-Size", String(record.media.sizeBytes)),
-                ("Exhibit-Media-SHA256", mediaSHA256),
-            ]
-            if let md5 = digests["md5"] { bagInfo.append(("Exhibit-Media-MD5", md5)) }
-            if let sha1 = digests["sha1"] { bagInfo.append(("Exhibit-Media-SHA1", sha1)) }
+            var bagInfo = BagInfo()
+            bagInfo.append(.sourceOrganization, record.organization)
+            bagInfo.append(.externalIdentifier, "\(record.caseId)/\(record.exhibitId)")
+            bagInfo.append(.internalSenderIdentifier, identity.applianceId)
+            bagInfo.append(.internalSenderDescription, "\(ToolVersion.name) \(ToolVersion.version) acquisition of \(record.source.path)")
+            bagInfo.append(.baggingDate, UTCTimestamp.day(record.finishedAt))
+            bagInfo.append(.bagGroupIdentifier, record.caseId)
+            bagInfo.append(.bundleFormat, "exhibit-bundle/1")
+            bagInfo.append(.bundleId, record.bundleId)
+            bagInfo.append(.examiner, record.examiner)
+            bagInfo.append(.mediaSize, String(record.media.sizeBytes))
+            bagInfo.append(.mediaSHA256, mediaSHA256)
+            if let md5 = digests["md5"] { bagInfo.append(.mediaMD5, md5) }
+            if let sha1 = digests["sha1"] { bagInfo.append(.mediaSHA1, sha1) }
             if let phone = record.phone {
-                bagInfo += [
-                    ("Exhibit-Phone-Method", phone.methodAchieved),
-                    ("Exhibit-Phone-Inventory-SHA256", phone.inventorySHA256),
-                ]
+                bagInfo.append(.phoneMethod, phone.methodAchieved)
+                bagInfo.append(.phoneInventorySHA256, phone.inventorySHA256)
             }
-            bagInfo += [
-                ("Exhibit-Verification", record.verification.result),
-                ("Exhibit-Unreadable-Sectors", String(record.unreadableSectors)),
-                ("Custody-Log-Head-SHA256", head),
-                ("Previous-Bundle-Seal-SHA256", previous),
-            ]
+            bagInfo.append(.verification, record.verification.result)
+            bagInfo.append(.unreadableSectors, String(record.unreadableSectors))
+            bagInfo.append(.custodyLogHead, head)
+            bagInfo.append(.previousBundleSeal, previous)
             let sealed = try BundleSealer.seal(bag: bag, knownDigests: knownDigests, bagInfo: bagInfo, identity: identity)
             // Recorded before it is moved: a process stopped in between leaves the catalog's chain
             // of seals whole (the next bundle links to this one) and a sealed bag in the work

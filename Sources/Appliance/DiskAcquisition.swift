@@ -229,7 +229,7 @@ public struct DiskAcquisition: Sendable {
         let examiner = existing?.examiner ?? request.examiner
         let extraDigests = existing?.extraDigests ?? request.extraDigests
         let segmentSize = existing.map { $0.segmentSize } ?? request.segmentSize
-        let bundleId = existing?.bundleId ?? Self.bundleId(caseId: caseId, exhibitId: exhibitId, at: started, jobId: jobId)
+        let bundleId = existing?.bundleId ?? BundleName.make(caseId: caseId, exhibitId: exhibitId, at: started, jobId: jobId)
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(jobId)"
         jobLogger[metadataKey: "device.path"] = "\(sourceIdentity.path)"
@@ -322,7 +322,7 @@ public struct DiskAcquisition: Sendable {
             for warning in warnings { log.note("WARNING: \(warning)", level: .warning) }
 
             let algorithms = [DigestAlgorithm.sha256] + extraDigests.filter { $0 != .sha256 }.sorted()
-            let baseName = Self.fileSafe(exhibitId)
+            let baseName = BundleName.fileSafe(exhibitId)
             let windowSize = VerificationWindows.size(for: size)
             let segmented = RawImageWriter.fileNames(baseName: baseName, totalSize: size, segmentSize: segmentSize).count > 1
             let segmentLabel = "segment SHA-256"
@@ -689,21 +689,5 @@ public struct DiskAcquisition: Sendable {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(bag)/data")) ?? [] where name != "image" {
             try FileManager.default.removeItem(atPath: "\(bag)/data/\(name)")
         }
-    }
-
-    /// `CASE-EXHIBIT-YYYYMMDDTHHMMSSZ-xxxxxxxx`: sortable, unique, and safe as a file name.
-    static func bundleId(caseId: String, exhibitId: String, at date: Date, jobId: String) -> String {
-        let stamp = UTCTimestamp.string(date).prefix(19).replacingOccurrences(of: "-", with: "")
-            .replacingOccurrences(of: ":", with: "")
-        return "\(fileSafe(caseId))-\(fileSafe(exhibitId))-\(stamp)Z-\(jobId.prefix(8))"
-    }
-
-    /// Case and exhibit numbers as parts of file names: anything but letters, digits, `.`, `_`
-    /// and `-` becomes `_` (the records keep the original).
-    public static func fileSafe(_ text: String) -> String {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        let mapped = String(text.map { allowed.contains($0) ? $0 : "_" })
-        let trimmed = mapped.hasPrefix(".") ? "_" + mapped.dropFirst() : mapped
-        return trimmed.isEmpty ? "_" : String(trimmed.prefix(64))
     }
 }

@@ -130,7 +130,7 @@ public struct PhoneAcquisition: Sendable {
         let caseId = request.caseId
         let exhibitId = request.exhibitId
         let examiner = existing?.examiner ?? request.examiner
-        let bundleId = existing?.bundleId ?? DiskAcquisition.bundleId(caseId: caseId, exhibitId: exhibitId, at: started, jobId: jobId)
+        let bundleId = existing?.bundleId ?? BundleName.make(caseId: caseId, exhibitId: exhibitId, at: started, jobId: jobId)
         let object = "exhibit \(exhibitId) of case \(caseId)"
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(jobId)"
@@ -334,7 +334,7 @@ public struct PhoneAcquisition: Sendable {
                 let imageDirectory = "\(bag)/data/image"
                 try FileManager.default.createDirectory(atPath: imageDirectory, withIntermediateDirectories: true)
                 let writer = try RawImageWriter(
-                    directory: imageDirectory, baseName: DiskAcquisition.fileSafe(exhibitId), totalSize: physicalSize, segmentSize: nil,
+                    directory: imageDirectory, baseName: BundleName.fileSafe(exhibitId), totalSize: physicalSize, segmentSize: nil,
                     keepFree: 64 << 20)
                 let sha256 = StreamDigester(.sha256)
                 let extra = request.extraDigests.filter { $0 != .sha256 }.map { StreamDigester($0) }

@@ -42,6 +42,18 @@ public enum DetachedSignature {
         _ signature: Data, content: Data, trustAnchors: [Certificate]
     ) throws(CryptographyError) -> Verified {
         _ = CryptographyError.drainErrorQueue()
+        // d2i reads one value and ignores what follows; bytes after it would be covered by no
+        // signature yet change the seal's SHA-256, which the next bundle links to.
+        guard let length = outerDERLength(signature) else {
+            throw CryptographyError(.signatureDecoding, "seal is not one DER SEQUENCE of definite length")
+        }
+        guard length == signature.count else {
+            throw CryptographyError(
+                .signatureDecoding,
+                length > signature.count
+                    ? "seal is truncated: its DER value is \(length) bytes, the file \(signature.count)"
+                    : "\(signature.count - length) bytes follow the seal's DER value (\(length) bytes)")
+        }
         let decoded = MemoryBIO.reading(signature) { d2i_CMS_bio($0, nil) }
         guard let cms = decoded else { throw CryptographyError(.signatureDecoding, "seal is not DER CMS") }
         defer { CMS_ContentInfo_free(cms) }
@@ -61,5 +73,16 @@ public enum DetachedSignature {
             throw CryptographyError(.signatureInvalid, "seal must have exactly one signer")
         }
         return Verified(signer: Certificate(retaining: signer))
+    }
+
+    /// The size of the DER SEQUENCE at the start of `data`: tag, length octets and contents.
+    static func outerDERLength(_ data: Data) -> Int? {
+        let bytes = [UInt8](data.prefix(6))
+        guard bytes.count >= 2, bytes[0] == 0x30 else { return nil }
+        if bytes[1] < 0x80 { return 2 + Int(bytes[1]) }
+        let octets = Int(bytes[1] & 0x7F)
+        guard (1...4).contains(octets), bytes.count >= 2 + octets else { return nil }
+        let length = bytes[2..<2 + octets].reduce(0) { $0 << 8 | Int($1) }
+        return 2 + octets + length
     }
 }

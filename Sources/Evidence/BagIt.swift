@@ -33,24 +33,6 @@ public enum BagIt {
         return (entries, bad)
     }
 
-    public static func bagInfo(_ fields: [(label: String, value: String)]) -> String {
-        fields.map { "\($0.label): \($0.value)\n" }.joined()
-    }
-
-    public static func parseBagInfo(_ text: String) -> [(label: String, value: String)] {
-        var fields: [(String, String)] = []
-        for line in text.split(separator: "\n") {
-            if line.first == " " || line.first == "\t", let last = fields.popLast() {
-                fields.append((last.0, last.1 + " " + line.trimmingCharacters(in: .whitespaces)))
-                continue
-            }
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            fields.append((String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces)))
-        }
-        return fields
-    }
-
     /// RFC 8493 §2.1.3: CR, LF and `%` in a manifest path are percent-encoded.
     static func encodePath(_ path: String) -> String {
         path.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\n", with: "%0A")
@@ -61,19 +43,5 @@ public enum BagIt {
         path.replacingOccurrences(of: "%0A", with: "\n").replacingOccurrences(of: "%0D", with: "\r")
             .replacingOccurrences(of: "%0a", with: "\n").replacingOccurrences(of: "%0d", with: "\r")
             .replacingOccurrences(of: "%25", with: "%")
-    }
-
-    /// Regular files under `directory`, as sorted paths relative to `root`.
-    public static func files(under directory: String, relativeTo root: String) -> [String] {
-        guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
-        var files: [String] = []
-        while let item = enumerator.nextObject() as? String {
-            var isDirectory: ObjCBool = false
-            let full = "\(directory)/\(item)"
-            if FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue {
-                files.append(String(full.dropFirst(root.count + 1)))
-            }
-        }
-        return files.sorted()
     }
 }

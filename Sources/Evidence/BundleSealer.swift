@@ -33,29 +33,26 @@ public enum BundleSealer {
     ///     bag-relative path; every other payload file is hashed here.
     ///   - bagInfo: labels in order; `Payload-Oxum` is added.
     public static func seal(
-        bag: String, knownDigests: [String: String], bagInfo: [(label: String, value: String)],
-        identity: SigningIdentity
+        bag: String, knownDigests: [String: String], bagInfo: BagInfo, identity: SigningIdentity
     ) throws(EvidenceError) -> Sealed {
-        let payload = BagIt.files(under: "\(bag)/data", relativeTo: bag)
+        let tree = try BundleTree(path: bag)
+        let listing = try payloadListing(tree)
         var entries: [(path: String, sha256: String)] = []
-        var octets: UInt64 = 0
-        for path in payload {
-            let full = "\(bag)/\(path)"
-            octets += DurableFile.size(of: full) ?? 0
-            let digest: String
+        for (path, _) in listing.files.sorted(by: { $0.key < $1.key }) {
             if let known = knownDigests[path] {
-                digest = known
+                entries.append((path, known))
             } else {
-                digest = try DurableFile.sha256(of: full).hex
+                entries.append((path, try tree.sha256(of: path).hex))
             }
-            entries.append((path, digest))
         }
-        for directory in Set(payload.map { ($0 as NSString).deletingLastPathComponent }) {
+        for directory in Set(entries.map { ($0.path as NSString).deletingLastPathComponent }) {
             try DurableFile.syncDirectory("\(bag)/\(directory)")
         }
-        let oxum = "\(octets).\(payload.count)"
+        var bagInfo = bagInfo
+        let oxum = "\(listing.byteCount).\(listing.files.count)"
+        bagInfo.append(.payloadOxum, oxum)
         let manifest = Data(BagIt.manifest(entries).utf8)
-        let info = Data(BagIt.bagInfo(bagInfo + [(label: "Payload-Oxum", value: oxum)]).utf8)
+        let info = Data(bagInfo.text.utf8)
         let declaration = Data(BagIt.declaration.utf8)
         try DurableFile.create("\(bag)/\(BagIt.payloadManifest)", contents: manifest)
         try DurableFile.create("\(bag)/\(BagIt.bagInfo)", contents: info)
@@ -78,5 +75,26 @@ public enum BundleSealer {
         try DurableFile.syncDirectory("\(bag)/data")
         try DurableFile.syncDirectory(bag)
         return Sealed(sealSHA256: Digest.sha256(signature).hex, payloadOxum: oxum)
+    }
+
+    /// The payload as the verifier will see it: a bag that holds anything but regular files and
+    /// directories, or is nested deeper than the verifier walks, is not sealed.
+    private static func payloadListing(_ tree: BundleTree) throws(EvidenceError) -> BundleTree.Listing {
+        let bag = tree.path
+        var listing = tree.walk()
+        listing.files = listing.files.filter { $0.key.hasPrefix("data/") }
+        if let entry = listing.foreign.first {
+            throw EvidenceError(.sealFailed, path: "\(bag)/\(entry.path)", detail: "is a \(entry.kind.rawValue); a sealed bundle holds only regular files and directories")
+        }
+        if let deep = listing.tooDeep.first {
+            throw EvidenceError(.sealFailed, path: "\(bag)/\(deep)", detail: "lies deeper than \(BundleTree.maximumDepth) levels")
+        }
+        if let name = listing.unprintable.first {
+            throw EvidenceError(.sealFailed, path: "\(bag)/\(name)", detail: "has a name that is not printable UTF-8")
+        }
+        if let entry = listing.unreadable.first {
+            throw EvidenceError(.readFailed, path: "\(bag)/\(entry.path)", errno: entry.errno)
+        }
+        return listing
     }
 }

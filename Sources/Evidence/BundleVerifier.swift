@@ -22,9 +22,29 @@ public struct VerificationFinding: Codable, Sendable, CustomStringConvertible {
 
     public var description: String {
         var text = "\(check): "
-        if let file { text += file + (byteRange.map { " \($0)" } ?? "") + ": " }
-        return text + message
+        if let file { text += PlainText.escaped(file) + (byteRange.map { " \($0)" } ?? "") + ": " }
+        return text + PlainText.escaped(message)
     }
+}
+
+/// A certificate the operator configured as a root of trust, and where it came from.
+public struct TrustAnchor: Sendable {
+    public let certificate: Certificate
+    /// The file (or setting) it was read from, for the report.
+    public let source: String
+
+    public init(certificate: Certificate, source: String) {
+        self.certificate = certificate
+        self.source = source
+    }
+
+    public struct Summary: Codable, Sendable, Equatable {
+        public var subject: String
+        public var sha256: String
+        public var source: String
+    }
+
+    public var summary: Summary { Summary(subject: certificate.subject, sha256: certificate.sha256Fingerprint.hex, source: source) }
 }
 
 /// The outcome of verifying one bundle.
@@ -39,226 +59,303 @@ public struct VerificationReport: Codable, Sendable {
     public var signerCertificateSHA256: String?
     public var caseId: String?
     public var exhibitId: String?
+    /// Every anchor the operator configured, and the one the seal's chain ends in.
+    public var trustAnchors: [TrustAnchor.Summary] = []
+    public var trustAnchorUsed: TrustAnchor.Summary?
+
+    /// The checks in the order they run and are printed.
+    public static let checkNames = [
+        "entries", "bagit-declaration", "bag-info", "tag-manifest", "payload-manifest", "payload-oxum", "seal",
+        "custody-chain", "media-sha256", "records", "bundle-name",
+    ]
 }
 
-/// Checks a sealed bundle the way the hub does, and more: BagIt structure and fixity, the CMS
-/// seal against the agency trust anchor and the signer's identity, the custody chain and its head,
-/// the media SHA-256 against the image, and the consistency of the records. Every failure is
-/// reported, not only the first.
+/// The most the verifier reads of each file it parses: a carrier cannot make it exhaust memory
+/// with a huge tag file (image and payload files are streamed, never held).
+public enum VerificationLimits {
+    public static let declaration = 4 << 10
+    public static let bagInfo = 64 << 10
+    public static let manifest = 256 << 20
+    public static let seal = 1 << 20
+    public static let record = 64 << 20
+}
+
+/// Checks a sealed bundle the way the hub does, and more: every entry of the bundle, BagIt
+/// structure and fixity, the CMS seal against the operator's trust anchors and the signer's
+/// identity, the custody chain and its head, the media SHA-256 against the image, and the
+/// consistency of the records. It fails closed: it follows no link, opens no special file,
+/// reads nothing outside the bundle and bounds what it reads. Every failure is reported.
 public struct BundleVerifier: Sendable {
     public let bundle: String
-    public let trustAnchors: [Certificate]
+    public let trustAnchors: [TrustAnchor]
 
-    public init(bundle: String, trustAnchors: [Certificate]) {
+    public init(bundle: String, trustAnchors: [TrustAnchor]) {
         self.bundle = bundle
         self.trustAnchors = trustAnchors
     }
 
-    static let requiredLabels = [
-        "Source-Organization", "External-Identifier", "Internal-Sender-Identifier", "Bagging-Date",
-        "Payload-Oxum", "Exhibit-Media-SHA256", "Custody-Log-Head-SHA256", "Previous-Bundle-Seal-SHA256",
-    ]
-
     public func verify() -> VerificationReport {
-        var report = VerificationReport(bundle: bundle, intact: true, checks: [:], findings: [])
-        var failedChecks: Set<String> = []
-        func fail(_ check: String, _ file: String? = nil, _ range: ByteRange? = nil, _ message: String) {
-            report.findings.append(VerificationFinding(check: check, file: file, byteRange: range, message: message))
-            failedChecks.insert(check)
+        var report = VerificationReport(bundle: bundle, intact: false, checks: [:], findings: [])
+        report.trustAnchors = trustAnchors.map(\.summary)
+        do {
+            let tree = try BundleTree(path: bundle)
+            let run = VerificationRun(tree: tree, anchors: trustAnchors, report: report)
+            run.checkAll()
+            report = run.report
+        } catch {
+            report.findings.append(VerificationFinding(check: "entries", file: nil, byteRange: nil, message: "\(error)"))
         }
-        func read(_ relative: String, check: String) -> Data? {
-            guard let data = FileManager.default.contents(atPath: "\(bundle)/\(relative)") else {
-                fail(check, relative, nil, "missing")
-                return nil
-            }
-            return data
-        }
-        let checkNames = [
-            "bagit-declaration", "bag-info", "tag-manifest", "payload-manifest", "payload-oxum", "seal",
-            "custody-chain", "media-sha256", "records",
-        ]
-
-        // bagit.txt
-        if let declaration = read(BagIt.declarationFile, check: "bagit-declaration"),
-            String(decoding: declaration, as: UTF8.self) != BagIt.declaration
-        {
-            fail("bagit-declaration", BagIt.declarationFile, nil, "is not the BagIt 1.0 declaration with UTF-8 tag files")
-        }
-
-        // bag-info.txt
-        var info: [String: String] = [:]
-        if let data = read(BagIt.bagInfo, check: "bag-info") {
-            for field in BagIt.parseBagInfo(String(decoding: data, as: UTF8.self)) where info[field.label] == nil {
-                info[field.label] = field.value
-            }
-            for label in Self.requiredLabels where info[label] == nil {
-                fail("bag-info", BagIt.bagInfo, nil, "has no \(label)")
-            }
-        }
-        report.mediaSHA256 = info["Exhibit-Media-SHA256"]
-
-        // Tag manifest: exactly the three tag files, each matching.
-        let tagData = read(BagIt.tagManifest, check: "tag-manifest")
-        if let tagData {
-            let parsed = BagIt.parseManifest(String(decoding: tagData, as: UTF8.self))
-            for line in parsed.badLines { fail("tag-manifest", BagIt.tagManifest, nil, "line \(line) is not `SHA256  PATH`") }
-            let expected: Set = [BagIt.declarationFile, BagIt.bagInfo, BagIt.payloadManifest]
-            let listed = Set(parsed.entries.map(\.path))
-            for missing in expected.subtracting(listed).sorted() {
-                fail("tag-manifest", missing, nil, "is not listed in \(BagIt.tagManifest)")
-            }
-            for entry in parsed.entries {
-                guard let data = FileManager.default.contents(atPath: "\(bundle)/\(entry.path)") else {
-                    fail("tag-manifest", entry.path, nil, "listed in \(BagIt.tagManifest) but missing")
-                    continue
-                }
-                if Digest.sha256(data).hex != entry.sha256 {
-                    fail("tag-manifest", entry.path, nil, "SHA-256 differs from \(BagIt.tagManifest): the file was changed")
-                }
-            }
-        }
-        // Nothing else belongs at the bag root.
-        let rootAllowed: Set = [
-            BagIt.declarationFile, BagIt.bagInfo, BagIt.payloadManifest, BagIt.tagManifest, BagIt.seal, "data",
-        ]
-        if let entries = try? FileManager.default.contentsOfDirectory(atPath: bundle) {
-            for entry in entries.sorted() where !rootAllowed.contains(entry) {
-                fail("tag-manifest", entry, nil, "unexpected file at the bag root, covered by no manifest")
-            }
-        }
-
-        // Seal: CMS over the tag manifest, chaining to the agency trust anchor; signer = sender.
-        if let tagData, let signature = read(BagIt.seal, check: "seal") {
-            if trustAnchors.isEmpty {
-                fail("seal", BagIt.seal, nil, "no trust anchor: give the agency root with --trust PEM")
-            } else {
-                do {
-                    let verified = try DetachedSignature.verify(signature, content: tagData, trustAnchors: trustAnchors)
-                    report.signer = verified.signer.subject
-                    report.signerCertificateSHA256 = verified.signer.sha256Fingerprint.hex
-                    let name = verified.signer.subjectCommonName
-                    if let sender = info["Internal-Sender-Identifier"], name != sender {
-                        fail(
-                            "seal", BagIt.seal, nil,
-                            "signed by \(name ?? "a certificate without CN"), but bag-info names appliance \(sender)")
-                    }
-                } catch {
-                    fail(
-                        "seal", BagIt.seal, nil,
-                        "CMS signature over \(BagIt.tagManifest) does not verify against the trust anchor: \(error)")
-                }
-            }
-        }
-
-        // Payload manifest: complete, no strays, fixity. Image files are checked with the media stream below.
-        let record = FileManager.default.contents(atPath: "\(bundle)/data/acquisition.json").flatMap {
-            try? ExhibitJSON.decoder().decode(AcquisitionRecord.self, from: $0)
-        }
-        let imagePaths = Set(record?.image.files.map(\.path) ?? [])
-        var manifestEntries: [String: String] = [:]
-        if let data = read(BagIt.payloadManifest, check: "payload-manifest") {
-            let parsed = BagIt.parseManifest(String(decoding: data, as: UTF8.self))
-            for line in parsed.badLines {
-                fail("payload-manifest", BagIt.payloadManifest, nil, "line \(line) is not `SHA256  PATH`")
-            }
-            for entry in parsed.entries {
-                if entry.path.hasPrefix("/") || entry.path.split(separator: "/").contains("..")
-                    || !entry.path.hasPrefix("data/")
-                {
-                    fail("payload-manifest", entry.path, nil, "unsafe or non-payload path in the manifest")
-                    continue
-                }
-                if manifestEntries[entry.path] != nil {
-                    fail("payload-manifest", entry.path, nil, "listed twice")
-                }
-                manifestEntries[entry.path] = entry.sha256
-            }
-            let present = BagIt.files(under: "\(bundle)/data", relativeTo: bundle)
-            for path in present where manifestEntries[path] == nil {
-                fail("payload-manifest", path, nil, "file in data/ is not in the manifest (added or renamed)")
-            }
-            var octets: UInt64 = 0
-            for path in present { octets += DurableFile.size(of: "\(bundle)/\(path)") ?? 0 }
-            if let oxum = info["Payload-Oxum"], oxum != "\(octets).\(present.count)" {
-                fail("payload-oxum", BagIt.bagInfo, nil, "Payload-Oxum is \(oxum), the payload is \(octets).\(present.count)")
-            }
-            for (path, expected) in manifestEntries.sorted(by: { $0.key < $1.key }) where !imagePaths.contains(path) {
-                let full = "\(bundle)/\(path)"
-                guard FileManager.default.fileExists(atPath: full) else {
-                    fail("payload-manifest", path, nil, "in the manifest but missing (removed or renamed)")
-                    continue
-                }
-                do {
-                    if try DurableFile.sha256(of: full).hex != expected {
-                        fail("payload-manifest", path, nil, "SHA-256 differs from the manifest: the file was changed")
-                    }
-                } catch {
-                    fail("payload-manifest", path, nil, "cannot be read: \(error)")
-                }
-            }
-        }
-
-        // Custody chain and head.
-        if let data = read("data/custody.jsonl", check: "custody-chain") {
-            let chain = CustodyLog.check(data)
-            for broken in chain.breaks { fail("custody-chain", "data/custody.jsonl", nil, broken.description) }
-            if let head = info["Custody-Log-Head-SHA256"], head != chain.head {
-                fail("custody-chain", BagIt.bagInfo, nil, "Custody-Log-Head-SHA256 is not the SHA-256 of the log's last line")
-            }
-        }
-
-        // Records and the media stream.
-        if let record {
-            report.caseId = record.caseId
-            report.exhibitId = record.exhibitId
-            checkMedia(record: record, info: info, manifest: manifestEntries, fail: fail)
-            checkRecords(record: record, info: info, fail: fail)
-        } else {
-            fail("records", "data/acquisition.json", nil, "missing or not an \(AcquisitionRecord.currentFormat) record")
-            failedChecks.insert("media-sha256")
-        }
-
-        for name in checkNames { report.checks[name] = failedChecks.contains(name) ? "failed" : "passed" }
+        let failed = Set(report.findings.map(\.check))
+        for name in VerificationReport.checkNames { report.checks[name] = failed.contains(name) ? "failed" : "passed" }
         report.intact = report.findings.isEmpty
         return report
     }
+}
 
-    private func checkMedia(
-        record: AcquisitionRecord, info: [String: String], manifest: [String: String],
-        fail: (String, String?, ByteRange?, String) -> Void
-    ) {
+/// One verification: the bundle's tree, what was read from it so far, and the findings.
+private final class VerificationRun {
+    let tree: BundleTree
+    let anchors: [TrustAnchor]
+    var report: VerificationReport
+    var listing = BundleTree.Listing()
+    var info = BagInfo()
+    var tagManifest: Data?
+    var manifest: [String: String] = [:]
+    var record: AcquisitionRecord?
+
+    init(tree: BundleTree, anchors: [TrustAnchor], report: VerificationReport) {
+        self.tree = tree
+        self.anchors = anchors
+        self.report = report
+    }
+
+    func fail(_ check: String, _ file: String? = nil, _ range: ByteRange? = nil, _ message: String) {
+        report.findings.append(VerificationFinding(check: check, file: file, byteRange: range, message: message))
+    }
+
+    /// A file's contents, or nil with a finding naming why it cannot be read.
+    func read(_ relative: String, limit: Int, check: String) -> Data? {
+        do {
+            return try tree.contents(of: relative, limit: limit)
+        } catch {
+            fail(check, relative, nil, error.code == .missing ? "missing" : "\(error)")
+            return nil
+        }
+    }
+
+    func checkAll() {
+        checkEntries()
+        checkDeclaration()
+        checkBagInfo()
+        checkTagManifest()
+        checkSeal()
+        record = readRecord()
+        checkPayload()
+        checkCustody()
+        if let record {
+            report.caseId = record.caseId
+            report.exhibitId = record.exhibitId
+            checkMedia(record)
+            checkRecords(record)
+            checkName(record)
+        } else {
+            fail("media-sha256", nil, nil, "not checked: the record that lists the image files is unusable")
+        }
+    }
+
+    // MARK: entries
+
+    static let rootEntries: Set = [
+        BagIt.declarationFile, BagIt.bagInfo, BagIt.payloadManifest, BagIt.tagManifest, BagIt.seal, "data",
+    ]
+
+    /// Every entry, however deep: only regular files and directories, nothing unlisted at the root.
+    func checkEntries() {
+        listing = tree.walk()
+        for entry in listing.foreign {
+            fail("entries", entry.path, nil, "is a \(entry.kind.rawValue); a sealed bundle holds only regular files and directories, and none is followed or opened")
+        }
+        for path in listing.tooDeep {
+            fail("entries", path, nil, "lies more than \(BundleTree.maximumDepth) directories deep; a sealed bundle never does, and what is below is not examined")
+        }
+        for entry in listing.unreadable {
+            fail("entries", entry.path, nil, "cannot be examined: \(String(cString: strerror(entry.errno))) (errno \(entry.errno))")
+        }
+        for path in listing.unprintable {
+            fail("entries", path, nil, "has a name that is not printable UTF-8 (shown escaped); no manifest line names it")
+        }
+        let root = Set(listing.files.keys.filter { !$0.contains("/") } + listing.directories.filter { !$0.contains("/") })
+        for entry in root.subtracting(Self.rootEntries).sorted() {
+            fail("entries", entry, nil, "unexpected entry at the bag root, covered by no manifest")
+        }
+        if !listing.directories.contains("data") { fail("entries", "data", nil, "the payload directory is missing") }
+    }
+
+    // MARK: BagIt tag files
+
+    func checkDeclaration() {
+        guard let data = read(BagIt.declarationFile, limit: VerificationLimits.declaration, check: "bagit-declaration") else { return }
+        if data != Data(BagIt.declaration.utf8) {
+            fail("bagit-declaration", BagIt.declarationFile, nil, "is not the BagIt 1.0 declaration with UTF-8 tag files")
+        }
+    }
+
+    func checkBagInfo() {
+        guard let data = read(BagIt.bagInfo, limit: VerificationLimits.bagInfo, check: "bag-info") else { return }
+        let parsed = BagInfo.parse(data)
+        info = parsed.info
+        for problem in parsed.problems { fail("bag-info", BagIt.bagInfo, nil, problem) }
+        for label in BagInfoLabel.required where info[label] == nil {
+            fail("bag-info", BagIt.bagInfo, nil, "has no \(label.rawValue)")
+        }
+        report.mediaSHA256 = info[.mediaSHA256]
+    }
+
+    /// Exactly the three tag files, each matching; a listed path outside them is named as such,
+    /// never opened.
+    func checkTagManifest() {
+        guard let data = read(BagIt.tagManifest, limit: VerificationLimits.manifest, check: "tag-manifest") else { return }
+        tagManifest = data
+        let parsed = BagIt.parseManifest(String(decoding: data, as: UTF8.self))
+        for line in parsed.badLines { fail("tag-manifest", BagIt.tagManifest, nil, "line \(line) is not `SHA256  PATH`") }
+        let expected: Set = [BagIt.declarationFile, BagIt.bagInfo, BagIt.payloadManifest]
+        for missing in expected.subtracting(parsed.entries.map(\.path)).sorted() {
+            fail("tag-manifest", missing, nil, "is not listed in \(BagIt.tagManifest)")
+        }
+        var seen: Set<String> = []
+        for entry in parsed.entries {
+            guard expected.contains(entry.path) else {
+                fail("tag-manifest", entry.path, nil, "is listed in \(BagIt.tagManifest) but is not one of the bag's tag files (\(expected.sorted().joined(separator: ", "))); not opened")
+                continue
+            }
+            guard seen.insert(entry.path).inserted else {
+                fail("tag-manifest", entry.path, nil, "is listed twice in \(BagIt.tagManifest)")
+                continue
+            }
+            let limit = entry.path == BagIt.payloadManifest ? VerificationLimits.manifest : VerificationLimits.bagInfo
+            guard let contents = read(entry.path, limit: limit, check: "tag-manifest") else { continue }
+            if Digest.sha256(contents).hex != entry.sha256 {
+                fail("tag-manifest", entry.path, nil, "SHA-256 differs from \(BagIt.tagManifest): the file was changed")
+            }
+        }
+    }
+
+    // MARK: seal
+
+    /// CMS over the tag manifest, chaining to one of the operator's anchors; signer = sender.
+    func checkSeal() {
+        guard let tagManifest, let signature = read(BagIt.seal, limit: VerificationLimits.seal, check: "seal") else { return }
+        guard !anchors.isEmpty else {
+            fail("seal", BagIt.seal, nil, "no trust anchor is configured: give the agency root with --trust PEM")
+            return
+        }
+        do {
+            let verified = try DetachedSignature.verify(signature, content: tagManifest, trustAnchors: anchors.map(\.certificate))
+            report.signer = verified.signer.subject
+            report.signerCertificateSHA256 = verified.signer.sha256Fingerprint.hex
+            report.trustAnchorUsed = anchorUsed(signature: signature)
+            let name = verified.signer.subjectCommonName
+            if let sender = info[.internalSenderIdentifier], name != sender {
+                fail("seal", BagIt.seal, nil, "signed by \(name ?? "a certificate without CN"), but bag-info names appliance \(sender)")
+            }
+        } catch {
+            fail("seal", BagIt.seal, nil, "CMS signature over \(BagIt.tagManifest) does not verify against the trust anchors: \(error)")
+        }
+    }
+
+    /// The anchor the seal's chain ends in: the first that verifies it alone.
+    private func anchorUsed(signature: Data) -> TrustAnchor.Summary? {
+        guard let tagManifest else { return nil }
+        if anchors.count == 1 { return anchors[0].summary }
+        return anchors.first {
+            (try? DetachedSignature.verify(signature, content: tagManifest, trustAnchors: [$0.certificate])) != nil
+        }?.summary
+    }
+
+    // MARK: payload
+
+    func readRecord() -> AcquisitionRecord? {
+        guard let data = read("data/acquisition.json", limit: VerificationLimits.record, check: "records") else { return nil }
+        do {
+            return try ExhibitJSON.decoder().decode(AcquisitionRecord.self, from: data)
+        } catch {
+            fail("records", "data/acquisition.json", nil, "is not an \(AcquisitionRecord.currentFormat) record")
+            return nil
+        }
+    }
+
+    /// The manifest is complete, has no strays, and every non-image file matches it. Image files
+    /// are checked with the media stream.
+    func checkPayload() {
+        guard let data = read(BagIt.payloadManifest, limit: VerificationLimits.manifest, check: "payload-manifest") else { return }
+        let parsed = BagIt.parseManifest(String(decoding: data, as: UTF8.self))
+        for line in parsed.badLines { fail("payload-manifest", BagIt.payloadManifest, nil, "line \(line) is not `SHA256  PATH`") }
+        for entry in parsed.entries {
+            let components = entry.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard entry.path.hasPrefix("data/"), !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                fail("payload-manifest", entry.path, nil, "unsafe or non-payload path in the manifest; not opened")
+                continue
+            }
+            if manifest[entry.path] != nil { fail("payload-manifest", entry.path, nil, "listed twice") }
+            manifest[entry.path] = entry.sha256
+        }
+        let payload = listing.files.filter { $0.key.hasPrefix("data/") }
+        for path in payload.keys.sorted() where manifest[path] == nil {
+            fail("payload-manifest", path, nil, "file in data/ is not in the manifest (added or renamed)")
+        }
+        let oxum = "\(payload.values.reduce(0, +)).\(payload.count)"
+        if let sealed = info[.payloadOxum], sealed != oxum {
+            fail("payload-oxum", BagIt.bagInfo, nil, "Payload-Oxum is \(sealed), the payload is \(oxum)")
+        }
+        let imagePaths = Set(record?.image.files.map(\.path) ?? [])
+        for (path, expected) in manifest.sorted(by: { $0.key < $1.key }) where !imagePaths.contains(path) {
+            guard payload[path] != nil else {
+                fail("payload-manifest", path, nil, "in the manifest but not a file of the bundle (removed, renamed or replaced)")
+                continue
+            }
+            do {
+                if try tree.sha256(of: path).hex != expected {
+                    fail("payload-manifest", path, nil, "SHA-256 differs from the manifest: the file was changed")
+                }
+            } catch {
+                fail("payload-manifest", path, nil, "cannot be read: \(error)")
+            }
+        }
+    }
+
+    // MARK: custody
+
+    func checkCustody() {
+        guard let data = read("data/custody.jsonl", limit: VerificationLimits.record, check: "custody-chain") else { return }
+        let chain = CustodyLog.check(data)
+        for broken in chain.breaks { fail("custody-chain", "data/custody.jsonl", nil, broken.description) }
+        if let head = info[.custodyLogHead], head != chain.head {
+            fail("custody-chain", BagIt.bagInfo, nil, "Custody-Log-Head-SHA256 is not the SHA-256 of the log's last line")
+        }
+    }
+
+    // MARK: media stream
+
+    func checkMedia(_ record: AcquisitionRecord) {
         let files = record.image.files
         if files.isEmpty, let phone = record.phone {
             // A logical phone extraction: the media stream is the inventory of extracted files.
-            guard let inventory = FileManager.default.contents(atPath: "\(bundle)/\(phone.inventory)") else {
-                fail("media-sha256", phone.inventory, nil, "the inventory of the logical extraction is missing")
-                return
-            }
+            guard let inventory = read(phone.inventory, limit: VerificationLimits.manifest, check: "media-sha256") else { return }
             let digest = Digest.sha256(inventory).hex
-            if let sealed = info["Exhibit-Media-SHA256"], sealed != digest {
+            if let sealed = info[.mediaSHA256], sealed != digest {
                 fail("media-sha256", phone.inventory, nil, "the inventory hashes to \(digest), bag-info says \(sealed)")
             }
             return
         }
-        let paths = files.map { "\(bundle)/\($0.path)" }
-        for file in files {
-            if manifest[file.path] == nil {
-                fail("payload-manifest", file.path, nil, "image file recorded in acquisition.json is not in the manifest")
-            }
-            guard let size = DurableFile.size(of: "\(bundle)/\(file.path)") else {
-                fail("media-sha256", file.path, nil, "image file is missing")
-                return
-            }
-            if size != file.sizeBytes {
-                fail("media-sha256", file.path, nil, "is \(size) bytes; \(file.sizeBytes) were written")
-            }
+        for file in files where manifest[file.path] == nil {
+            fail("payload-manifest", file.path, nil, "image file recorded in acquisition.json is not in the manifest")
         }
-        let sizes = paths.map { DurableFile.size(of: $0) ?? 0 }
+        guard let image = openImage(record) else { return }
+        let sizes = image.sizes
         let stream = StreamDigester(.sha256)
         let perFile = RangeDigester(rangeSizes: sizes, label: "per-file SHA-256")
         do {
-            let image = try ImageFiles(paths: paths)
-            _ = try Pipeline.run(image, into: files.count > 1 ? [stream, perFile] : [stream])
+            _ = try Pipeline.run(image.files, into: files.count > 1 ? [stream, perFile] : [stream])
         } catch {
             fail("media-sha256", nil, nil, "the image cannot be read: \(error)")
             return
@@ -270,28 +367,55 @@ public struct BundleVerifier: Sendable {
             changed = true
             fail("payload-manifest", file.path, nil, "SHA-256 differs from the manifest: the image file was changed")
         }
-        if let sealed = info["Exhibit-Media-SHA256"], sealed != streamDigest {
+        if let sealed = info[.mediaSHA256], sealed != streamDigest {
             changed = true
             fail("media-sha256", nil, nil, "the image files hash to \(streamDigest), bag-info says \(sealed)")
         }
-        if changed { locateChanges(record: record, paths: paths, sizes: sizes, fail: fail) }
+        if changed { locateChanges(record) }
+    }
+
+    /// The recorded image files, opened by descriptor (regular files only), with their sizes.
+    func openImage(_ record: AcquisitionRecord) -> (files: ImageFiles, sizes: [UInt64])? {
+        var opened: [(path: String, descriptor: Int32)] = []
+        var sizes: [UInt64] = []
+        var usable = true
+        for file in record.image.files {
+            do {
+                let handle = try tree.openFile(file.path)
+                opened.append((file.path, handle.descriptor))
+                sizes.append(handle.size)
+                if handle.size != file.sizeBytes {
+                    fail("media-sha256", file.path, nil, "is \(handle.size) bytes; \(file.sizeBytes) were written")
+                }
+            } catch {
+                fail("media-sha256", file.path, nil, error.code == .missing ? "image file is missing" : "\(error)")
+                usable = false
+            }
+        }
+        guard usable else {
+            for file in opened { close(file.descriptor) }
+            return nil
+        }
+        do { return (try ImageFiles(opened: opened), sizes) } catch {
+            fail("media-sha256", nil, nil, "the image cannot be read: \(error)")
+            return nil
+        }
     }
 
     /// Re-reads the image against the window digests recorded at read-back, and names each
     /// changed window as a byte range of the file it lies in.
-    private func locateChanges(
-        record: AcquisitionRecord, paths: [String], sizes: [UInt64], fail: (String, String?, ByteRange?, String) -> Void
-    ) {
+    func locateChanges(_ record: AcquisitionRecord) {
         guard let windowSize = record.verification.windowSize, let expected = record.verification.windowSHA256 else {
             fail("media-sha256", nil, nil, "no window digests were recorded (acquired with --no-verify): the change cannot be located more precisely than the file")
             return
         }
-        let total = sizes.reduce(0, +)
+        guard let image = openImage(record) else { return }
+        let total = image.sizes.reduce(0, +)
         let windows = RangeDigester(rangeSize: windowSize, totalSize: total, label: "window SHA-256")
-        guard let image = try? ImageFiles(paths: paths), (try? Pipeline.run(image, into: [windows])) != nil else { return }
+        guard (try? Pipeline.run(image.files, into: [windows])) != nil else { return }
         var fileStarts: [UInt64] = []
         var start: UInt64 = 0
-        for size in sizes {
+        for size in image.sizes {
             fileStarts.append(start)
             start += size
         }
@@ -300,12 +424,10 @@ public struct BundleVerifier: Sendable {
             let last = min(first + windowSize, total) - 1
             // Name the range in each file the window overlaps.
             for (fileIndex, fileStart) in fileStarts.enumerated() {
-                let fileEnd = fileStart + sizes[fileIndex]
+                let fileEnd = fileStart + image.sizes[fileIndex]
                 guard first < fileEnd, last >= fileStart else { continue }
                 let range = ByteRange(first: max(first, fileStart) - fileStart, last: min(last, fileEnd - 1) - fileStart)
-                fail(
-                    "media-sha256", record.image.files[fileIndex].path, range,
-                    "differs from what was acquired (stream bytes \(first)-\(last))")
+                fail("media-sha256", record.image.files[fileIndex].path, range, "differs from what was acquired (stream bytes \(first)-\(last))")
             }
         }
         if windows.results.count != expected.count {
@@ -313,31 +435,25 @@ public struct BundleVerifier: Sendable {
         }
     }
 
-    private func checkRecords(
-        record: AcquisitionRecord, info: [String: String], fail: (String, String?, ByteRange?, String) -> Void
-    ) {
+    // MARK: records
+
+    func checkRecords(_ record: AcquisitionRecord) {
         let sha = record.mediaSHA256
-        if let sealed = info["Exhibit-Media-SHA256"], sealed != sha {
+        if let sealed = info[.mediaSHA256], sealed != sha {
             fail("records", "data/acquisition.json", nil, "media SHA-256 \(sha) differs from bag-info's \(sealed)")
         }
-        if let phone = record.phone { checkPhone(phone, record: record, fail: fail) }
-        if !(record.phone != nil && record.image.files.isEmpty),
-            record.image.files.map(\.sizeBytes).reduce(0, +) != record.media.sizeBytes
-        {
+        if let phone = record.phone { checkPhone(phone) }
+        if !(record.phone != nil && record.image.files.isEmpty), record.image.files.map(\.sizeBytes).reduce(0, +) != record.media.sizeBytes {
             fail("records", "data/acquisition.json", nil, "image files do not add up to the media size")
         }
         let recorded = Set(record.image.files.map(\.path))
-        let present = Set(BagIt.files(under: "\(bundle)/data/image", relativeTo: bundle))
-        for path in present.subtracting(recorded).sorted() {
+        for path in listing.files.keys.sorted() where path.hasPrefix("data/image/") && !recorded.contains(path) {
             fail("records", path, nil, "image file not recorded in acquisition.json")
         }
-        if let sender = info["Internal-Sender-Identifier"], sender != record.appliance.id {
+        if let sender = info[.internalSenderIdentifier], sender != record.appliance.id {
             fail("records", "data/acquisition.json", nil, "appliance \(record.appliance.id) differs from bag-info's \(sender)")
         }
-        guard let graph = FileManager.default.contents(atPath: "\(bundle)/data/case.jsonld") else {
-            fail("records", "data/case.jsonld", nil, "missing")
-            return
-        }
+        guard let graph = read("data/case.jsonld", limit: VerificationLimits.record, check: "records") else { return }
         if !CaseGraph.sha256Values(in: graph).contains(sha) {
             fail("records", "data/case.jsonld", nil, "has no SHA256 hash equal to the media SHA-256")
         }
@@ -348,13 +464,8 @@ public struct BundleVerifier: Sendable {
 
     /// A phone bundle's inventory: its SHA-256 as recorded, every line's digest as in the payload
     /// manifest (whose fixity was checked above), and every extracted file listed.
-    private func checkPhone(
-        _ phone: PhoneExtraction, record: AcquisitionRecord, fail: (String, String?, ByteRange?, String) -> Void
-    ) {
-        guard let inventory = FileManager.default.contents(atPath: "\(bundle)/\(phone.inventory)") else {
-            fail("records", phone.inventory, nil, "missing")
-            return
-        }
+    func checkPhone(_ phone: PhoneExtraction) {
+        guard let inventory = read(phone.inventory, limit: VerificationLimits.manifest, check: "records") else { return }
         if Digest.sha256(inventory).hex != phone.inventorySHA256 {
             fail("records", phone.inventory, nil, "its SHA-256 differs from acquisition.json's inventorySHA256")
         }
@@ -362,21 +473,24 @@ public struct BundleVerifier: Sendable {
         for line in parsed.badLines { fail("records", phone.inventory, nil, "line \(line) is not `SHA256  PATH`") }
         var listed: [String: String] = [:]
         for entry in parsed.entries { listed[entry.path] = entry.sha256 }
-        let manifest = FileManager.default.contents(atPath: "\(bundle)/\(BagIt.payloadManifest)").map {
-            BagIt.parseManifest(String(decoding: $0, as: UTF8.self)).entries
-        } ?? []
-        var manifested: [String: String] = [:]
-        for entry in manifest { manifested[entry.path] = entry.sha256 }
-        for (path, digest) in listed.sorted(by: { $0.key < $1.key }) where manifested[path] != digest {
-            fail(
-                "records", path, nil,
-                manifested[path] == nil
-                    ? "listed in the inventory but not in the bag" : "its SHA-256 at extraction differs from the manifest's")
+        for (path, digest) in listed.sorted(by: { $0.key < $1.key }) where manifest[path] != digest {
+            fail("records", path, nil, manifest[path] == nil ? "listed in the inventory but not in the bag" : "its SHA-256 at extraction differs from the manifest's")
         }
-        let extracted = BagIt.files(under: "\(bundle)/data/files", relativeTo: bundle)
-            + BagIt.files(under: "\(bundle)/data/phone/commands", relativeTo: bundle)
-        for path in extracted where listed[path] == nil {
+        for path in listing.files.keys.sorted()
+        where (path.hasPrefix("data/files/") || path.hasPrefix("data/phone/commands/")) && listed[path] == nil {
             fail("records", path, nil, "extracted file not listed in the inventory")
+        }
+    }
+
+    /// The directory's name is the bundle's id as sealed: a bundle copied under another
+    /// bundle's name would otherwise be taken for it.
+    func checkName(_ record: AcquisitionRecord) {
+        let name = URL(fileURLWithPath: tree.path).standardizedFileURL.lastPathComponent
+        if name != record.bundleId {
+            fail("bundle-name", nil, nil, "the bundle's directory is named \(name), but it was sealed as \(record.bundleId)")
+        }
+        if let sealed = info[.bundleId], sealed != record.bundleId {
+            fail("bundle-name", BagIt.bagInfo, nil, "Exhibit-Bundle-Id is \(sealed), acquisition.json says \(record.bundleId)")
         }
     }
 }

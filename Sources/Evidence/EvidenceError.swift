@@ -10,6 +10,9 @@ public struct EvidenceError: Error, CustomStringConvertible, Sendable {
             case syncFailed = "sync failed"
             case sealFailed = "sealing failed"
             case recordInvalid = "record invalid"
+            case missing = "missing"
+            case notRegularFile = "not a regular file"
+            case tooLarge = "too large"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -19,6 +22,9 @@ public struct EvidenceError: Error, CustomStringConvertible, Sendable {
         public static let syncFailed = Code(.syncFailed)
         public static let sealFailed = Code(.sealFailed)
         public static let recordInvalid = Code(.recordInvalid)
+        public static let missing = Code(.missing)
+        public static let notRegularFile = Code(.notRegularFile)
+        public static let tooLarge = Code(.tooLarge)
     }
 
     public let code: Code

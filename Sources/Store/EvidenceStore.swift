@@ -45,14 +45,6 @@ public struct EvidenceStore: Sendable {
         public var created: String
     }
 
-    /// The store that holds `bundle`, when the bundle lies in a store's `bundles/`.
-    public static func containing(bundle: String) -> EvidenceStore? {
-        let parent = ((bundle as NSString).standardizingPath as NSString).deletingLastPathComponent
-        guard (parent as NSString).lastPathComponent == "bundles" else { return nil }
-        let store = EvidenceStore(root: (parent as NSString).deletingLastPathComponent)
-        return FileManager.default.fileExists(atPath: store.trustAnchorPath) ? store : nil
-    }
-
     public func settings() throws(StoreError) -> Settings {
         guard let data = FileManager.default.contents(atPath: settingsPath),
             let settings = try? JSONDecoder().decode(Settings.self, from: data)
