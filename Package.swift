@@ -103,7 +103,7 @@ let package = Package(
         ),
         .target(
             name: "Panel",
-            dependencies: ["Appliance", "CTerminal", "Store"],
+            dependencies: ["Appliance", "CTerminal", "Evidence", "Store"],
             resources: [.copy("Messages")],
             swiftSettings: strictSettings
         ),

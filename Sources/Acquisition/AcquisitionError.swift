@@ -15,7 +15,11 @@ public struct AcquisitionError: Error, CustomStringConvertible, Sendable {
             case inspectFailed = "inspect failed"
             case readFailed = "read failed"
             case sourceVanished = "source vanished"
-            case sourceChanged = "source changed size"
+            case sourceChanged = "source changed"
+            case notTheJobsDevice = "not the job's device"
+            case changedSinceInterruption = "source changed since the interruption"
+            case journalUnusable = "journal unusable"
+            case invalidRequest = "invalid request"
             case destinationExists = "destination exists"
             case writeFailed = "write failed"
             case storeFull = "store full"
@@ -39,6 +43,10 @@ public struct AcquisitionError: Error, CustomStringConvertible, Sendable {
         public static let readFailed = Code(.readFailed)
         public static let sourceVanished = Code(.sourceVanished)
         public static let sourceChanged = Code(.sourceChanged)
+        public static let notTheJobsDevice = Code(.notTheJobsDevice)
+        public static let changedSinceInterruption = Code(.changedSinceInterruption)
+        public static let journalUnusable = Code(.journalUnusable)
+        public static let invalidRequest = Code(.invalidRequest)
         public static let destinationExists = Code(.destinationExists)
         public static let writeFailed = Code(.writeFailed)
         public static let storeFull = Code(.storeFull)

@@ -23,11 +23,36 @@ public enum WritableSourcePolicy: Sendable, Equatable {
 public struct EvidenceSource: ~Copyable {
     public let identity: SourceIdentity
     private let descriptor: Int32
+    private let opened: stat
 
-    private init(identity: SourceIdentity, descriptor: Int32) {
+    private init(identity: SourceIdentity, descriptor: Int32, opened: stat) {
         self.identity = identity
         self.descriptor = descriptor
+        self.opened = opened
     }
+
+    /// For an image file: how it changed since it was opened (its size or modification time),
+    /// or nil. A file written to while it is read would give an image of neither state.
+    public func changeSinceOpening() -> String? {
+        guard identity.kind == .regularFile else { return nil }
+        var now = stat()
+        guard fstat(descriptor, &now) == 0 else { return "it can no longer be inspected: \(String(cString: strerror(errno)))" }
+        var changes: [String] = []
+        if now.st_size != opened.st_size { changes.append("its size went from \(opened.st_size) to \(now.st_size) bytes") }
+        if now.st_mtim.tv_sec != opened.st_mtim.tv_sec || now.st_mtim.tv_nsec != opened.st_mtim.tv_nsec {
+            changes.append("it was modified (mtime \(Self.time(opened.st_mtim)) → \(Self.time(now.st_mtim)))")
+        }
+        return changes.isEmpty ? nil : changes.joined(separator: " and ")
+    }
+
+    private static func time(_ value: timespec) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(value.tv_sec) + TimeInterval(value.tv_nsec) / 1e9))
+    }
+
+    /// A reader of the source for a check outside the first pass; valid only while this source is alive.
+    public func makeCheckReader() -> SourceReader { SourceReader(access) }
 
     deinit { _ = Glibc.close(descriptor) }
 
@@ -110,18 +135,21 @@ public struct EvidenceSource: ~Copyable {
                 throw AcquisitionError(.sourceEmpty, path: path, detail: "a 0-byte source has nothing to acquire")
             }
             _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
-            return EvidenceSource(identity: identity, descriptor: descriptor)
+            return EvidenceSource(identity: identity, descriptor: descriptor, opened: opened)
         } catch {
             _ = Glibc.close(descriptor)
             throw error
         }
     }
 
+    /// The fix names the device node itself: `blockdev --setro` on a /dev/disk/by-id link works,
+    /// but a technician checking the flag with `lsblk` sees the kernel's name.
     public static func writableRefusal(_ path: String) -> AcquisitionError {
-        AcquisitionError(
+        let device = (path as NSString).resolvingSymlinksInPath
+        return AcquisitionError(
             .sourceWritable, path: path,
             detail: "its kernel read-only flag is off, so it was not opened; attach it behind a write blocker "
-                + "or run `blockdev --setro \(path)`, then try again")
+                + "or run `blockdev --setro \(device)`, then try again")
     }
 
     private static func openReadOnly(_ path: String, isRegularFile: Bool) -> Int32 {

@@ -68,9 +68,16 @@ public struct PipelineOutcome: Sendable {
 /// Lets another thread ask a running pipeline to stop at the next buffer.
 public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
+    private let why = Mutex<String?>(nil)
     public init() {}
     public func cancel() { flag.store(true, ordering: .relaxed) }
+    /// Cancels and says why (an operator's signal, a daemon stopping), for the job's record.
+    public func cancel(reason: String) {
+        why.withLock { if $0 == nil { $0 = reason } }
+        cancel()
+    }
     public var isCancelled: Bool { flag.load(ordering: .relaxed) }
+    public var reason: String? { why.withLock { $0 } }
 }
 
 /// Reader → consumers, each on its own thread, joined by FIFOs of page-aligned buffers.

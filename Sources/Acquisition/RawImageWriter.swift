@@ -5,6 +5,30 @@ import Foundation
     import Glibc
 #endif
 
+/// The bounds on splitting an image into segments: a segment size a user or a configuration
+/// gives is refused outside them, before anything is written (one byte per segment would create
+/// billions of files).
+public enum ImageSegmentation {
+    public static let minimumSegmentSize: UInt64 = 1 << 20
+    public static let maximumSegments: UInt64 = 10_000
+
+    public static func check(segmentSize: UInt64?, totalSize: UInt64, source: String) throws(AcquisitionError) {
+        guard let segmentSize else { return }
+        guard segmentSize >= minimumSegmentSize else {
+            throw AcquisitionError(
+                .invalidRequest, path: source, detail: "segment size \(segmentSize) bytes is below the minimum of \(minimumSegmentSize)")
+        }
+        let count = (totalSize + segmentSize - 1) / segmentSize
+        guard count <= maximumSegments else {
+            let smallest = (totalSize + maximumSegments - 1) / maximumSegments
+            throw AcquisitionError(
+                .invalidRequest, path: source,
+                detail: "segment size \(segmentSize) bytes would make \(count) segments of a \(totalSize)-byte source; "
+                    + "at most \(maximumSegments) are written (use at least \(smallest) bytes)")
+        }
+    }
+}
+
 /// Writes the media stream into the store as one raw file or fixed-size segments
 /// (`NAME.raw`, or `NAME.raw.000`, `.001` … with a width that sorts for `cat`).
 ///

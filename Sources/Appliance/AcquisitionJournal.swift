@@ -36,6 +36,8 @@ struct AcquisitionJournal: Codable, Sendable {
         var at: String
         var offset: UInt64
         var reason: String
+        /// How the resumed job proved that what it already held is still what the source gives.
+        var continuityCheck: String? = nil
     }
 
     var format = Self.format

@@ -28,6 +28,9 @@ public struct AcquisitionRequest: Sendable {
     public var checkpointSeconds: Double = 5
     /// The second pass's limit per skipped area.
     public var secondsPerArea: Double = 300
+    /// An interrupted job of this device that could not be continued, and why; set by the job
+    /// itself when the device changed while that job was stopped.
+    public var supersedes: (jobId: String, reason: String)?
 
     public init(
         sourcePath: String, caseId: String, exhibitId: String, examiner: String,
@@ -100,14 +103,18 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(stage): \(underlying)" }
 
     /// Runs one stage of a job; a failure is reported with the stage's name.
+    /// The store's own failures are named as the store's, whatever stage met them.
     static func during<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
-        do { return try body() } catch { throw JobError(stage: name, underlying: error as any Error & Sendable, jobId: jobId) }
+        do { return try body() } catch let error as JobError { throw error } catch {
+            throw JobError(stage: error is StoreError ? "store" : name, underlying: error as any Error & Sendable, jobId: jobId)
+        }
     }
 
     /// What every job needs from the store before it starts: settings, signing identity, and the
     /// catalog reconciled with what dead processes left.
     static func prerequisites(of store: EvidenceStore) throws(JobError) -> (EvidenceStore.Settings, SigningIdentity, Catalog) {
         let settings = try JobError.during("store") { try store.settings() }
+        store.ensureSpaceReserve()
         let identity = try JobError.during("keys") { try store.signingIdentity() }
         let catalog = try JobError.during("catalog") { try store.catalog() }
         try JobError.during("catalog") { try store.reconcile(catalog: catalog) }
@@ -136,12 +143,27 @@ public struct DiskAcquisition: Sendable {
                 let candidates =
                     try request.resumeJobId.map { [$0] }
                     ?? catalog.interruptedJobs(caseId: request.caseId, exhibitId: request.exhibitId)
+                try ImageSegmentation.check(segmentSize: request.segmentSize, totalSize: source.identity.sizeBytes, source: source.identity.path)
                 let journal = try interruptedJournal(of: source, among: candidates, required: request.resumeJobId != nil)
                 let remaining = journal.map { $0.phase == .copying ? source.identity.sizeBytes - $0.copiedBytes : 0 }
                 try store.ensureRoom(forImageOf: remaining ?? source.identity.sizeBytes)
-                return try acquire(
-                    source: source, request: request, journal: journal, settings: settings, identity: identity,
-                    catalog: catalog, cancellation: cancellation, progress: progress)
+                do {
+                    return try acquire(
+                        source: source, request: request, journal: journal, settings: settings, identity: identity,
+                        catalog: catalog, cancellation: cancellation, progress: progress)
+                } catch let error as AcquisitionError where error.code == .changedSinceInterruption {
+                    // The interrupted job was failed with the reason; the device as it is now is a
+                    // new acquisition, whose record says why the old one was not continued.
+                    guard let journal else { throw error }
+                    logger.warning("\(source.identity.path): interrupted job \(journal.jobId) not continued: \(error)")
+                    try store.ensureRoom(forImageOf: source.identity.sizeBytes)
+                    var fresh = request
+                    fresh.resumeJobId = nil
+                    fresh.supersedes = (journal.jobId, "\(error)")
+                    return try acquire(
+                        source: source, request: fresh, journal: nil, settings: settings, identity: identity,
+                        catalog: catalog, cancellation: cancellation, progress: progress)
+                }
             }
         }
     }
@@ -166,7 +188,7 @@ public struct DiskAcquisition: Sendable {
         var fingerprint: String? = nil
         for jobId in candidates where !store.isJobRunning(jobId) {
             guard let journal = AcquisitionJournal.load(from: "\(store.workDirectory)/\(jobId)") else {
-                if required { throw AcquisitionError(.sourceUnsupported, path: source.identity.path, detail: "job \(jobId) has no journal to resume from") }
+                if required { throw AcquisitionError(.journalUnusable, path: source.identity.path, detail: "job \(jobId) has no journal to resume from") }
                 continue
             }
             let reason = journal.mismatch(with: source.identity) {
@@ -179,7 +201,7 @@ public struct DiskAcquisition: Sendable {
                     "\(source.identity.path) does not continue interrupted job \(jobId) (\(journal.caseId)/\(journal.exhibitId)): \(reason)")
                 if required {
                     throw AcquisitionError(
-                        .sourceChanged, path: source.identity.path,
+                        .notTheJobsDevice, path: source.identity.path,
                         detail: "not the device of interrupted job \(jobId): \(reason); a different device starts a new job")
                 }
                 continue
@@ -302,6 +324,19 @@ public struct DiskAcquisition: Sendable {
                     details: ["appliance": identity.applianceId, "source": sourceIdentity.path, "job": jobId],
                     time: started)
             }
+            if let superseded = request.supersedes {
+                log.note("interrupted job \(superseded.jobId) of this device was not continued: \(superseded.reason)", level: .warning)
+                custody.append(
+                    actor: identity.applianceId, action: "acquisition-restarted", object: object,
+                    details: ["job": jobId, "superseded_job": superseded.jobId, "reason": superseded.reason])
+            }
+            if let existing, existing.phase != .imaged, existing.copiedBytes > 0 {
+                let proof = try proveContinuity(
+                    source: source, journal: existing, imageDirectory: imageDirectory, cancellation: cancellation, progress: progress)
+                log.note(proof)
+                custody.append(actor: identity.applianceId, action: "continuity-verified", object: object, details: ["job": jobId, "method": proof])
+                try keeper.update { $0.interruptions[$0.interruptions.count - 1].continuityCheck = proof }
+            }
             log.note("write protection: \(sourceIdentity.writeProtection.summary)")
             custody.append(
                 actor: identity.applianceId, action: "write-protection-verified", object: sourceIdentity.path,
@@ -318,6 +353,11 @@ public struct DiskAcquisition: Sendable {
             }
             if let mounts = sourceIdentity.mountedAt {
                 warnings.append("The source or its partitions were mounted at \(mounts.joined(separator: ", ")).")
+            }
+            if let superseded = request.supersedes {
+                warnings.append(
+                    "An interrupted acquisition of this device (job \(superseded.jobId)) was not continued because the device "
+                        + "changed while it was stopped (\(superseded.reason)); this image was read anew from byte 0.")
             }
             for warning in warnings { log.note("WARNING: \(warning)", level: .warning) }
 
@@ -379,6 +419,12 @@ public struct DiskAcquisition: Sendable {
                             $0.skipped = checkpoint.skipped
                         }
                     })
+                if let change = source.changeSinceOpening() {
+                    throw AcquisitionError(
+                        .sourceChanged, path: sourceIdentity.path,
+                        detail: "the image file changed while it was read: \(change); an image of it would match neither state. "
+                            + "Acquire it again once nothing writes to it")
+                }
                 let rate = Double(outcome.bytesRead - journal.copiedBytes) / max(outcome.elapsed, 0.001) / 1e6
                 let skippedBytes = outcome.skipped.reduce(0) { $0 + $1.length }
                 log.note(
@@ -626,7 +672,7 @@ public struct DiskAcquisition: Sendable {
                 warnings: warnings)
             if !journal.interruptions.isEmpty {
                 record.interruptions = journal.interruptions.map {
-                    .init(at: $0.at, resumedAtOffset: $0.offset, reason: $0.reason)
+                    .init(at: $0.at, resumedAtOffset: $0.offset, reason: $0.reason, continuityCheck: $0.continuityCheck)
                 }
             }
             var knownDigests: [String: String] = [:]
@@ -643,19 +689,27 @@ public struct DiskAcquisition: Sendable {
             // Once the image is complete, whatever stops the job (the store full while sealing, a
             // rename or catalog error) leaves it to finish from the store: the source is not read
             // again, and a complete image is never thrown away.
-            let interrupted = ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
-            try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: "\(error)")
+            let interrupted =
+                ((error as? AcquisitionError)?.interruptsJob ?? false) || (error as? StoreError)?.code == .storeFull
+                || keeper.current.phase == .imaged
+            // A store filled by another process has no room left for the records of the stop:
+            // the reserve the job set aside is given back first.
+            if (error as? StoreError)?.code == .storeFull || (error as? AcquisitionError)?.code == .storeFull {
+                store.releaseSpaceReserve()
+            }
+            let reason = Self.stopReason(error, cancellation: cancellation)
+            try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: reason)
             try? catalog.audit(
                 actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",
-                object: object, details: ["job": jobId, "error": "\(error)"])
+                object: object, details: ["job": jobId, "error": reason])
             if interrupted {
                 // The partial work and its journal stay for resumption; the lock goes with the lease.
                 custody.append(
                     actor: identity.applianceId, action: "acquisition-interrupted", object: object,
-                    details: ["job": jobId, "offset": String(keeper.current.copiedBytes), "reason": "\(error)"])
+                    details: ["job": jobId, "offset": String(keeper.current.copiedBytes), "reason": reason])
                 let lines = custody.lines
                 try? keeper.update {
-                    $0.stop = .init(at: UTCTimestamp.string(Date()), offset: $0.copiedBytes, reason: "\(error)")
+                    $0.stop = .init(at: UTCTimestamp.string(Date()), offset: $0.copiedBytes, reason: reason)
                     $0.custody = lines
                 }
                 lease.release()
@@ -664,6 +718,32 @@ public struct DiskAcquisition: Sendable {
             }
             throw error
         }
+    }
+
+    /// Compares the source with what the interrupted job stored, up to where it stopped.
+    private func proveContinuity(
+        source: borrowing EvidenceSource, journal: AcquisitionJournal, imageDirectory: String, cancellation: CancellationFlag,
+        progress: @escaping (JobProgress) -> Void
+    ) throws -> String {
+        let size = source.identity.sizeBytes
+        let length = journal.phase == .copying ? journal.copiedBytes : size
+        let names = RawImageWriter.fileNames(baseName: BundleName.fileSafe(journal.exhibitId), totalSize: size, segmentSize: journal.segmentSize)
+        let lastFile = journal.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
+        let image = try ImageFiles(paths: names[0...lastFile].map { "\(imageDirectory)/\($0)" })
+        let started = Date()
+        return try ResumeContinuity(skipped: journal.skipped).prove(
+            source: source.makeCheckReader(), image: image, length: length, cancellation: cancellation
+        ) { done in
+            progress(JobProgress(phase: .verifying, bytesDone: done, totalBytes: length, unreadableSectors: 0, elapsed: Date().timeIntervalSince(started)))
+        }
+    }
+
+    /// Why a job stopped, in the words its record keeps: a cancellation says who stopped it.
+    static func stopReason(_ error: any Error, cancellation: CancellationFlag) -> String {
+        if let error = error as? AcquisitionError, error.code == .cancelled, let reason = cancellation.reason {
+            return error.offset.map { "\(reason) at byte \($0)" } ?? reason
+        }
+        return "\(error)"
     }
 
     /// A digest for the first pass or for finishing from the store: new, or continued from the journal.
@@ -679,7 +759,7 @@ public struct DiskAcquisition: Sendable {
 
     private static func journalLacks(_ what: String, journal: AcquisitionJournal, directory: String?) -> AcquisitionError {
         AcquisitionError(
-            .sourceUnsupported, path: directory.map(AcquisitionJournal.path(in:)) ?? "journal of job \(journal.jobId)",
+            .journalUnusable, path: directory.map(AcquisitionJournal.path(in:)) ?? "journal of job \(journal.jobId)",
             offset: journal.copiedBytes, detail: "the journal has no usable \(what); the job cannot resume and must start again")
     }
 

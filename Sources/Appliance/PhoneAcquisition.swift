@@ -174,7 +174,7 @@ public struct PhoneAcquisition: Sendable {
             if let existing, existing.serial != nil, serial != existing.serial {
                 notThisJobsPhone = true
                 throw AcquisitionError(
-                    .sourceChanged, path: sourceName,
+                    .notTheJobsDevice, path: sourceName,
                     detail: "job \(jobId) was of the phone with serial \(existing.serial ?? "?"), this is \(serial ?? "unknown")")
             }
             state.serial = serial
@@ -494,17 +494,18 @@ public struct PhoneAcquisition: Sendable {
             // while sealing (a rename refused, the catalog): what was pulled is not thrown away,
             // and the phone may no longer hold it. Anything else fails the job.
             let interrupted = Self.outcome(of: error).interrupted || sealing
+            let reason = DiskAcquisition.stopReason(error, cancellation: cancellation)
             if catalogued {
-                try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: "\(error)")
+                try? catalog.setJobState(jobId, state: interrupted ? "interrupted" : "failed", error: reason)
                 try? catalog.audit(
                     actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",
-                    object: object, details: ["job": jobId, "error": "\(error)"])
+                    object: object, details: ["job": jobId, "error": reason])
             }
             if interrupted && catalogued {
                 custody.append(
                     actor: identity.applianceId, action: "acquisition-interrupted", object: object,
-                    details: ["job": jobId, "reason": "\(error)"])
-                state.interruptions.append(.init(at: UTCTimestamp.string(Date()), offset: 0, reason: "\(error)"))
+                    details: ["job": jobId, "reason": reason])
+                state.interruptions.append(.init(at: UTCTimestamp.string(Date()), offset: 0, reason: reason))
                 if let audit { state.commands = audit.records }
                 try? saveState(&state, custody: custody, directory: lease.directory)
                 lease.release()

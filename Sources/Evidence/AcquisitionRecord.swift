@@ -105,11 +105,16 @@ public struct AcquisitionRecord: Codable, Sendable {
         /// The first byte not yet durably written when the job stopped; it resumed here.
         public var resumedAtOffset: UInt64
         public var reason: String
+        /// How the resumed job proved, before reading on, that the bytes it already held are
+        /// still what the source gives (a source changed while the job was stopped would
+        /// otherwise be sealed as a mix of two states).
+        public var continuityCheck: String?
 
-        public init(at: String, resumedAtOffset: UInt64, reason: String) {
+        public init(at: String, resumedAtOffset: UInt64, reason: String, continuityCheck: String? = nil) {
             self.at = at
             self.resumedAtOffset = resumedAtOffset
             self.reason = reason
+            self.continuityCheck = continuityCheck
         }
     }
 

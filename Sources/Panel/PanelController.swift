@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Appliance
+import Evidence
 import Foundation
 
 /// What the panel's keys do. Every action is a request to the daemon (which records it in the
@@ -86,7 +87,11 @@ public struct PanelController {
         case .escape: ui.mode = .main
         case .backspace: if !ui.input.isEmpty { ui.input.removeLast() }
         case .character(let character):
-            if ui.input.count < Self.maximumInput, !character.isNewline { ui.input.append(character) }
+            // A scanner or keyboard can send C1 controls and separators the key decoder passes on;
+            // the daemon would refuse such a name, so they are never typed in.
+            if ui.input.count < Self.maximumInput, !character.unicodeScalars.contains(where: PlainText.isForbidden) {
+                ui.input.append(character)
+            }
         case .enter:
             let answer = ui.input.trimmingCharacters(in: .whitespaces)
             guard !answer.isEmpty else { return }

@@ -86,15 +86,24 @@ public final class Catalog: Sendable {
         do {
             try database.write { try body($0) }
         } catch {
-            throw StoreError(.catalog, path: path, detail: "\(what): \(error)")
+            throw Self.storeError(what, error, path: path)
         }
+    }
+
+    /// A full file system is named as such (SQLite says only "database or disk is full", code 13),
+    /// so that the job counts as stopped by a full store, not as failed.
+    static func storeError(_ what: String, _ error: any Error, path: String) -> StoreError {
+        if let database = error as? DatabaseError, database.resultCode == .SQLITE_FULL {
+            return StoreError(.storeFull, path: path, errno: ENOSPC, detail: "\(what): no space left to record it; free space in the store, then run again")
+        }
+        return StoreError(.catalog, path: path, detail: "\(what): \(error)")
     }
 
     private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
             return try database.read { try body($0) }
         } catch {
-            throw StoreError(.catalog, path: path, detail: "\(what): \(error)")
+            throw Self.storeError(what, error, path: path)
         }
     }
 

@@ -157,6 +157,57 @@ public struct EvidenceStore: Sendable {
         }
     }
 
+    // MARK: Room for the records of a stop
+
+    /// Space set aside in the store for the journal, catalog and custody records that a job
+    /// writes when it stops. Another process can fill the file system past the writer's own
+    /// reserve; without this, the job could not even record that the store is full.
+    public static let spaceReserveBytes = 4 << 20
+    public var spaceReservePath: String { "\(root)/.space-reserve" }
+
+    /// Allocates the reserve if it is not there (best effort: a store already full has none).
+    public func ensureSpaceReserve() {
+        let descriptor = open(spaceReservePath, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_size < Self.spaceReserveBytes || status.st_blocks * 512 < Self.spaceReserveBytes else { return }
+        if posix_fallocate(descriptor, 0, off_t(Self.spaceReserveBytes)) != 0 { _ = ftruncate(descriptor, 0) }
+    }
+
+    /// Gives the reserve back to the file system, for the records of a stop.
+    public func releaseSpaceReserve() { unlink(spaceReservePath) }
+
+    // MARK: The daemon's hold on the store
+
+    /// The one daemon serving this store: an exclusive lock on `STORE/exhibitd.lock`, held for
+    /// the daemon's life. Two daemons on one store would each open cases and start jobs.
+    public final class ServiceLock: @unchecked Sendable {
+        private let descriptor: Int32
+        fileprivate init(_ descriptor: Int32) { self.descriptor = descriptor }
+        deinit { close(descriptor) }
+    }
+
+    public func lockForService() throws(StoreError) -> ServiceLock {
+        let path = "\(root)/exhibitd.lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+        guard descriptor >= 0 else { throw StoreError(.layout, path: path, errno: errno, detail: "cannot open the daemon's lock") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let error = errno
+            var holder = [UInt8](repeating: 0, count: 32)
+            let count = pread(descriptor, &holder, holder.count, 0)
+            close(descriptor)
+            let pid = count > 0 ? String(decoding: holder[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            throw StoreError(
+                .inUse, path: root, errno: error == EWOULDBLOCK ? nil : error,
+                detail: "another exhibitd (pid \(pid)) already serves this store; stop it first")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(descriptor, 0)
+        _ = pwrite(descriptor, pid, pid.count, 0)
+        return ServiceLock(descriptor)
+    }
+
     // MARK: Jobs and bundles
 
     /// A job's work directory, locked by this process for as long as the job lives.

@@ -11,6 +11,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
             case insufficientSpace = "not enough space in the store"
             case catalog = "catalog"
             case publish = "publishing the bundle"
+            case storeFull = "the store is full"
+            case inUse = "the store is in use"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -22,6 +24,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         public static let insufficientSpace = Code(.insufficientSpace)
         public static let catalog = Code(.catalog)
         public static let publish = Code(.publish)
+        public static let storeFull = Code(.storeFull)
+        public static let inUse = Code(.inUse)
     }
 
     public let code: Code

@@ -4,6 +4,7 @@ import Acquisition
 import Appliance
 import ArgumentParser
 import Cryptography
+import Evidence
 import Foundation
 import Store
 
@@ -88,14 +89,17 @@ struct Acquire: ParsableCommand {
                 throw ValidationError("acquiring a SOURCE directly needs --store, --case and --examiner")
             }
         }
-        for (name, value) in [("--case", caseId ?? "-"), ("--exhibit", exhibitId), ("--examiner", examiner ?? "-")]
-        where value.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw ValidationError("\(name) must not be empty")
+        for (name, value) in [("--case", caseId), ("--exhibit", exhibitId), ("--examiner", examiner)] {
+            guard let value else { continue }
+            do { try PlainText.validate(value, field: name) } catch { throw ValidationError("\(error)") }
         }
         _ = try parsedDigests()
-        if let segmentSize { guard let size = ByteSize.parse(segmentSize), size > 0 else {
-            throw ValidationError("--segment-size must be a positive number of bytes, e.g. 2G or 1048576")
-        } }
+        if let segmentSize {
+            guard let size = ByteSize.parse(segmentSize), size >= ImageSegmentation.minimumSegmentSize else {
+                throw ValidationError(
+                    "--segment-size must be a number of bytes of at least \(ImageSegmentation.minimumSegmentSize) (1M), e.g. 2G")
+            }
+        }
     }
 
     func parsedDigests() throws -> [DigestAlgorithm] {
@@ -141,15 +145,29 @@ struct Acquire: ParsableCommand {
         request.secondsPerArea = secondsPerArea
         let job = DiskAcquisition(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
         let progressLine = ProgressLine(mode: progressJson ? .json : isatty(STDERR_FILENO) == 1 ? .terminal : .off)
+        let stop = OperatorStop()
         let summary: AcquisitionSummary
         do {
-            summary = try job.run(request) { progressLine.show($0) }
+            summary = try job.run(request, cancellation: stop.cancellation) { progressLine.show($0) }
             progressLine.clear()
         } catch {
             progressLine.clear()
-            failAndExit("acquire", error)
+            fail(error, stop: stop)
         }
         report(summary)
+    }
+
+    /// The one line (and with --json, the JSON object on stdout) that ends a run without a bundle.
+    private func fail(_ error: JobError, stop: OperatorStop) -> Never {
+        let stopped = stop.receivedSignal
+        let message =
+            stopped != nil
+            ? "\(stop.cancellation.reason ?? "stopped"); the job is kept as interrupted: run the same command again to resume (\(error))"
+            : "\(error)"
+        if json {
+            printJSON(AcquisitionFailure(error: .init(stage: error.stage, message: message, jobId: error.jobId, interruptedBy: stop.cancellation.reason)))
+        }
+        failAndExit("acquire", message, code: stopped.map { 128 + $0 } ?? 1)
     }
 
     func acquirePhone(_ phone: PhoneSource, store: String, caseId: String, examiner: String) throws {
@@ -161,9 +179,10 @@ struct Acquire: ParsableCommand {
         if !phonePaths.isEmpty { request.roots = phonePaths }
         let job = PhoneAcquisition(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
         let progressLine = ProgressLine(mode: progressJson ? .json : isatty(STDERR_FILENO) == 1 ? .terminal : .off)
+        let stop = OperatorStop()
         let summary: AcquisitionSummary
         do {
-            summary = try job.run(request, progress: { progressLine.show($0) }) { state in
+            summary = try job.run(request, cancellation: stop.cancellation, progress: { progressLine.show($0) }) { state in
                 if state == .locked {
                     FileHandle.standardError.write(Data("exhibit: the phone's screen is locked: unlock it and keep it unlocked\n".utf8))
                 }
@@ -174,7 +193,7 @@ struct Acquire: ParsableCommand {
             progressLine.clear()
         } catch {
             progressLine.clear()
-            failAndExit("acquire", error)
+            fail(error, stop: stop)
         }
         report(summary)
     }
@@ -193,6 +212,17 @@ struct Acquire: ParsableCommand {
         print("unreadable   \(summary.unreadableSectors) sectors")
         print(String(format: "time         %.2f s (%.1f MB/s)", summary.durationSeconds, summary.averageMBPerSecond))
     }
+}
+
+/// What `exhibit acquire --json` prints when no bundle was sealed.
+struct AcquisitionFailure: Encodable {
+    struct Detail: Encodable {
+        var stage: String
+        var message: String
+        var jobId: String?
+        var interruptedBy: String?
+    }
+    var error: Detail
 }
 
 /// `2G`, `512M`, `4096`: sizes on the command line.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Appliance
 import ArgumentParser
+import Evidence
 import Foundation
 import Store
 
@@ -22,6 +23,12 @@ struct Case: ParsableCommand {
         @Option(help: "The daemon's status socket.") var socket: String = StatusClient.defaultSocket
         @Flag(help: "Print the daemon's answer as JSON.") var json = false
 
+        func validate() throws {
+            for (name, value) in [("--case", caseId), ("--examiner", examiner)] {
+                do { try PlainText.validate(value, field: name) } catch { throw ValidationError("\(error)") }
+            }
+        }
+
         func run() throws {
             let answer = request(StatusRequest(.openCase, caseId: caseId, examiner: examiner, auto: auto, client: "exhibit case open"), socket: socket, "case open")
             if json { return printJSON(answer) }
@@ -33,9 +40,11 @@ struct Case: ParsableCommand {
     struct Close: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Close the open case.")
         @Option(help: "The daemon's status socket.") var socket: String = StatusClient.defaultSocket
+        @Flag(help: "Print the daemon's answer as JSON.") var json = false
 
         func run() throws {
-            _ = request(StatusRequest(.closeCase, client: "exhibit case close"), socket: socket, "case close")
+            let answer = request(StatusRequest(.closeCase, client: "exhibit case close"), socket: socket, "case close")
+            if json { return printJSON(answer) }
             print("case closed")
         }
     }

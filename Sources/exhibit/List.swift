@@ -21,7 +21,10 @@ struct List: ParsableCommand {
         do {
             _ = try evidenceStore.settings()
             let catalog = try evidenceStore.catalog()
-            try evidenceStore.reconcile(catalog: catalog)
+            // Listing is reading: a store that cannot be written (full, read-only) still lists.
+            do { try evidenceStore.reconcile(catalog: catalog) } catch {
+                FileHandle.standardError.write(Data("exhibit: list: the catalog could not be brought up to date (\(error)); listing it as recorded\n".utf8))
+            }
             listing = Listing(store: evidenceStore.root, entries: try catalog.entries(), events: try catalog.events())
         } catch {
             failAndExit("list", error)

@@ -54,6 +54,9 @@ struct Exhibitd: ParsableCommand {
         } catch {
             throw failure("store \(evidenceStore.root) is not ready: \(error) (run `exhibit provision --store \(store)`)", notifier)
         }
+        let storeLock: EvidenceStore.ServiceLock
+        do { storeLock = try evidenceStore.lockForService() } catch { throw failure("\(error)", notifier) }
+        defer { withExtendedLifetime(storeLock) {} }
 
         let mode = DiscoveryMode.detect()
         let daemon: ApplianceDaemon

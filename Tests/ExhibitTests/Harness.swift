@@ -24,8 +24,8 @@ final class TestStore: @unchecked Sendable {
     }
 
     /// Acquires and returns the sealed bundle's path, failing the test otherwise.
-    func acquireBundle(_ source: String, exhibit exhibitId: String = "E1", _ extra: [String] = []) throws -> String {
-        let result = try acquire(source, exhibit: exhibitId, extra)
+    func acquireBundle(_ source: String, caseId: String = "CASE-1", exhibit exhibitId: String = "E1", _ extra: [String] = []) throws -> String {
+        let result = try acquire(source, case: caseId, exhibit: exhibitId, extra)
         try #require(result.succeeded, "acquire: \(result)")
         let summary = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         return try #require(summary?["bundlePath"] as? String)

@@ -168,7 +168,14 @@ static int fault_getattr(const char *path, struct stat *st, struct fuse_file_inf
     st->st_mode = S_IFREG | 0444;
     st->st_nlink = 1;
     if (strcmp(path, "/image") == 0) {
-        st->st_size = vanished ? 0 : backing_size;
+        // Size and modification time follow BACKING, so a test can change the file while it is read.
+        struct stat current;
+        off_t size = backing_size;
+        if (fstat(backing, &current) == 0) {
+            size = current.st_size;
+            st->st_mtim = current.st_mtim;
+        }
+        st->st_size = vanished ? 0 : size;
         return 0;
     }
     if (strcmp(path, "/faults") == 0) {

@@ -330,14 +330,14 @@ public final class ApplianceDaemon: Sendable {
 
     // MARK: Cases and jobs
 
-    public func openCase(caseId: String, examiner: String, auto: Bool, client: String? = nil) throws -> CaseSessionStatus {
+    public func openCase(caseId: String, examiner: String, auto: Bool, client: String? = nil, peer: String? = nil) throws -> CaseSessionStatus {
         let record = try catalog.openCaseSession(caseId: caseId, examiner: examiner, autoAcquire: auto)
         let session = try sessionStatus(record)
         state.withLock {
             $0.session = session
             $0.sessionOpenedAt = UTCTimestamp.date(record.openedAt) ?? Date()
         }
-        try? catalog.audit(actor: examiner, action: "case-opened", object: caseId, details: ["auto": auto ? "yes" : "no", "client": client ?? "-"])
+        try? catalog.audit(actor: examiner, action: "case-opened", object: caseId, details: ["auto": auto ? "yes" : "no", "client": client ?? "-", "peer": peer ?? "-"])
         var message = StatusMessage(.session)
         message.session = session
         hub.publish(message)
@@ -345,14 +345,14 @@ public final class ApplianceDaemon: Sendable {
         return session
     }
 
-    public func closeCase(actor: String? = nil, client: String? = nil) throws -> String? {
+    public func closeCase(actor: String? = nil, client: String? = nil, peer: String? = nil) throws -> String? {
         let closed = try catalog.closeCaseSession()
         state.withLock {
             $0.session = nil
             $0.sessionOpenedAt = nil
         }
         if let closed {
-            try? catalog.audit(actor: actor ?? applianceId, action: "case-closed", object: closed, details: ["client": client ?? "-"])
+            try? catalog.audit(actor: actor ?? applianceId, action: "case-closed", object: closed, details: ["client": client ?? "-", "peer": peer ?? "-"])
             hub.publish(StatusMessage(.session))
             publishEvent("info", slot: nil, device: nil, "case \(closed) closed")
         }
@@ -360,7 +360,7 @@ public final class ApplianceDaemon: Sendable {
     }
 
     /// Starts the acquisition of a ready slot as the given exhibit of the open case.
-    public func acquire(slot number: Int, exhibitId: String, actor: String? = nil, client: String? = nil) throws(DaemonRequestError) -> SlotStatus {
+    public func acquire(slot number: Int, exhibitId: String, actor: String? = nil, client: String? = nil, peer: String? = nil) throws(DaemonRequestError) -> SlotStatus {
         let exhibit = exhibitId.trimmingCharacters(in: .whitespaces)
         guard !exhibit.isEmpty else { throw DaemonRequestError(.invalidRequest, "an exhibit number is required") }
         let chosen: (key: String, session: CaseSessionStatus) = try state.withLock { state throws(DaemonRequestError) in
@@ -380,7 +380,7 @@ public final class ApplianceDaemon: Sendable {
         }
         try? catalog.audit(
             actor: actor ?? chosen.session.examiner, action: "acquisition-requested", object: "\(chosen.session.caseId)/\(exhibit)",
-            details: ["slot": String(number), "client": client ?? "-"])
+            details: ["slot": String(number), "client": client ?? "-", "peer": peer ?? "-"])
         startJob(
             slotKey: chosen.key, exhibitId: exhibit, caseId: chosen.session.caseId, examiner: chosen.session.examiner,
             auto: false, resumeJobId: nil)
@@ -664,7 +664,7 @@ public final class ApplianceDaemon: Sendable {
     }
 
     /// Marks an alert seen: first in the audit trail, then for every client.
-    public func acknowledge(alertId: String, actor: String?, client: String?) throws(DaemonRequestError) -> AlertStatus {
+    public func acknowledge(alertId: String, actor: String?, client: String?, peer: String? = nil) throws(DaemonRequestError) -> AlertStatus {
         let now = UTCTimestamp.string(Date())
         let (found, examiner) = state.withLock { state in (state.alerts.current.first { $0.id == alertId }, state.session?.examiner) }
         guard let found else { throw DaemonRequestError(.noSuchAlert, "there is no alert \(alertId)") }
@@ -672,7 +672,7 @@ public final class ApplianceDaemon: Sendable {
         do {
             try catalog.audit(
                 actor: who, action: AlertBoard.auditAction, object: alertId,
-                details: ["kind": found.kind.rawValue, "client": client ?? "-", "detail": found.detail ?? "-"])
+                details: ["kind": found.kind.rawValue, "client": client ?? "-", "peer": peer ?? "-", "detail": found.detail ?? "-"])
         } catch {
             throw DaemonRequestError(.failed, "recording the acknowledgement of \(alertId): \(error)")
         }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 import Cryptography
 import Devices
+import Evidence
+import Acquisition
 import Foundation
 
 /// `exhibitd --config FILE`: a JSON object; every member is optional.
@@ -39,11 +41,31 @@ public struct DaemonConfiguration: Codable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(path: path, detail: "cannot read it")
         }
+        guard data.count <= 1 << 20 else { throw ConfigurationError(path: path, detail: "is \(data.count) bytes; a configuration is at most 1 MiB") }
+        let configuration: DaemonConfiguration
         do {
-            return try JSONDecoder().decode(DaemonConfiguration.self, from: data)
+            configuration = try JSONDecoder().decode(DaemonConfiguration.self, from: data)
         } catch {
-            throw ConfigurationError(path: path, detail: "not a valid configuration: \(error)")
+            throw ConfigurationError(path: path, detail: "not a valid configuration: \(JSONProblem.describe(error))")
         }
+        if let problem = configuration.problem { throw ConfigurationError(path: path, detail: problem) }
+        return configuration
+    }
+
+    /// What the daemon would otherwise drop or choke on: the same bounds as the command line's.
+    var problem: String? {
+        for name in digests ?? [] where DigestAlgorithm(rawValue: name.lowercased().replacingOccurrences(of: "-", with: "")) == nil {
+            return "unknown digest \"\(PlainText.escaped(name))\": use md5, sha1 (SHA-256 is always computed)"
+        }
+        if let segmentSize, segmentSize < ImageSegmentation.minimumSegmentSize {
+            return "segmentSize \(segmentSize) is below the minimum of \(ImageSegmentation.minimumSegmentSize) bytes"
+        }
+        if let recheckSeconds, !(0.1...3600).contains(recheckSeconds) { return "recheckSeconds must lie between 0.1 and 3600" }
+        if let checkpointSeconds, !(0.1...3600).contains(checkpointSeconds) { return "checkpointSeconds must lie between 0.1 and 3600" }
+        if let exhibitPrefix {
+            do { try PlainText.validate(exhibitPrefix, field: "exhibitPrefix", maximumBytes: 32) } catch { return "\(error)" }
+        }
+        return nil
     }
 
     public var extraDigests: [DigestAlgorithm] {

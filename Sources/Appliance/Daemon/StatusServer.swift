@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Evidence
 import Foundation
 import Logging
 import Synchronization
@@ -23,11 +24,7 @@ public final class StatusServer: Sendable {
         self.logger = logger
         let directory = (path as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // A socket left by a daemon that died is replaced; a live one is not.
-        if StatusClient.isListening(path) {
-            throw DaemonRequestError(.failed, "\(path): another exhibitd is already serving this socket")
-        }
-        unlink(path)
+        try Self.removeStaleSocket(path)
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw DaemonRequestError(.failed, "socket: \(String(cString: strerror(errno)))") }
         var address = try StatusClient.address(path)
@@ -48,6 +45,21 @@ public final class StatusServer: Sendable {
     }
 
     deinit { close(listener) }
+
+    /// A socket left by a daemon that died is replaced; a live one is not, and nothing that is not
+    /// a socket is ever removed (a mistyped --socket could name a sealed image).
+    static func removeStaleSocket(_ path: String) throws(DaemonRequestError) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            throw DaemonRequestError(
+                .failed, "\(path): exists and is not a socket; exhibitd replaces only a socket a stopped daemon left (choose another --socket)")
+        }
+        if StatusClient.isListening(path) {
+            throw DaemonRequestError(.failed, "\(path): another exhibitd is already serving this socket")
+        }
+        unlink(path)
+    }
 
     public func start() {
         let thread = Thread { [self] in
@@ -75,6 +87,7 @@ public final class StatusServer: Sendable {
 
     private func serve(_ client: Int32) {
         defer { close(client) }
+        let peer = Self.peer(of: client)
         var pending = Data()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -85,7 +98,8 @@ public final class StatusServer: Sendable {
                     request = try JSONDecoder().decode(StatusRequest.self, from: line)
                 } catch {
                     var message = StatusMessage(.error)
-                    message.error = .init(code: DaemonRequestError.Code.invalidRequest.rawValue, message: "not a status request: \(error)")
+                    message.error = .init(
+                        code: DaemonRequestError.Code.invalidRequest.rawValue, message: "not a status request: \(JSONProblem.describe(error))")
                     guard send(client, StatusCoding.line(message)) else { return }
                     continue
                 }
@@ -93,7 +107,7 @@ public final class StatusServer: Sendable {
                     stream(to: client)
                     return
                 }
-                guard send(client, StatusCoding.line(answer(request))) else { return }
+                guard send(client, StatusCoding.line(answer(request, peer: peer))) else { return }
             }
             let count = recv(client, &buffer, buffer.count, 0)
             if count < 0, errno == EINTR { continue }
@@ -103,8 +117,35 @@ public final class StatusServer: Sendable {
         }
     }
 
-    func answer(_ request: StatusRequest) -> StatusMessage {
+    /// Who is at the other end, as the kernel says (`SO_PEERCRED`): the audit trail records it
+    /// beside the `client` a request claims, which anyone who can reach the socket may write.
+    static func peer(of client: Int32) -> String {
+        var credentials = (pid: Int32(0), uid: UInt32(0), gid: UInt32(0))
+        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+        guard getsockopt(client, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
+            return "unknown (\(String(cString: strerror(errno))))"
+        }
+        return "uid \(credentials.uid) pid \(credentials.pid)"
+    }
+
+    /// Every name a request carries is refused if it holds a control character: it would be
+    /// written into the catalog, custody logs and bag-info of every bundle of the case.
+    static func validateNames(_ request: StatusRequest) throws(DaemonRequestError) {
+        let fields = [
+            ("caseId", request.caseId), ("examiner", request.examiner), ("exhibitId", request.exhibitId),
+            ("actor", request.actor), ("client", request.client),
+        ]
+        for (field, value) in fields {
+            guard let value else { continue }
+            do { try PlainText.validate(value, field: field) } catch {
+                throw DaemonRequestError(.invalidRequest, "\(error)")
+            }
+        }
+    }
+
+    func answer(_ request: StatusRequest, peer: String? = nil) -> StatusMessage {
         do {
+            try Self.validateNames(request)
             switch request.request {
             case .snapshot, .subscribe:
                 return daemon.snapshot()
@@ -114,22 +155,22 @@ public final class StatusServer: Sendable {
                 else { throw DaemonRequestError(.invalidRequest, "open-case needs caseId and examiner") }
                 var message = ok(request)
                 message.session = try daemon.openCase(
-                    caseId: caseId, examiner: examiner, auto: request.auto ?? false, client: request.client)
+                    caseId: caseId, examiner: examiner, auto: request.auto ?? false, client: request.client, peer: peer)
                 return message
             case .closeCase:
-                guard try daemon.closeCase(actor: request.actor, client: request.client) != nil else { throw DaemonRequestError(.noCase, "no case is open") }
+                guard try daemon.closeCase(actor: request.actor, client: request.client, peer: peer) != nil else { throw DaemonRequestError(.noCase, "no case is open") }
                 return ok(request)
             case .acquire:
                 guard let slot = request.slot, let exhibitId = request.exhibitId else {
                     throw DaemonRequestError(.invalidRequest, "acquire needs slot and exhibitId")
                 }
                 var message = ok(request)
-                message.slot = try daemon.acquire(slot: slot, exhibitId: exhibitId, actor: request.actor, client: request.client)
+                message.slot = try daemon.acquire(slot: slot, exhibitId: exhibitId, actor: request.actor, client: request.client, peer: peer)
                 return message
             case .acknowledge:
                 guard let alertId = request.alertId else { throw DaemonRequestError(.invalidRequest, "acknowledge needs alertId") }
                 var message = ok(request)
-                message.alerts = [try daemon.acknowledge(alertId: alertId, actor: request.actor, client: request.client)]
+                message.alerts = [try daemon.acknowledge(alertId: alertId, actor: request.actor, client: request.client, peer: peer)]
                 return message
             }
         } catch let error as DaemonRequestError {

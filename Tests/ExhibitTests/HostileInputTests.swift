@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: Apache-2.0
+import Appliance
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a bad source, a careless operator or a hostile client can do to an acquisition, the
+/// daemon or the store, and how each fails closed: refused with what and where, nothing lost.
+@Suite struct HostileInputTests {
+    // MARK: names
+
+    @Test(arguments: [
+        ("--examiner", "A\rExhibit-Media-SHA256: 0000"), ("--case", "C\nExhibit-Media-SHA256: 0000"),
+        ("--exhibit", "E1\u{1B}[2J"), ("--examiner", "bell\u{07}"), ("--case", "next\u{85}line"),
+    ])
+    func controlCharactersInNamesAreRefusedAtTheCommandLine(_ option: String, _ value: String) throws {
+        let store = try TestStore("names")
+        let source = try SourceImage.create(at: store.scratch.file("n.img"), size: 1 << 20)
+        var arguments = ["acquire", source, "--store", store.root, "--case", "C1", "--exhibit", "E1", "--examiner", "T"]
+        let index = try #require(arguments.firstIndex(of: option))
+        arguments[index + 1] = value
+        let result = try exhibit(arguments)
+        #expect(!result.succeeded)
+        #expect(result.stderr.contains("control character U+"), "\(result)")
+        #expect(store.bundles.isEmpty)
+        let jobs = try exhibit(["list", "--store", store.root, "--json"])
+        #expect(!jobs.stdout.contains("\"jobId\""), "nothing was started: \(jobs.stdout)")
+    }
+
+    @Test func namesKeepTheirScriptInBundleNames() throws {
+        let store = try TestStore("thai")
+        let source = try SourceImage.create(at: store.scratch.file("t.img"), size: 1 << 20)
+        let thai = try store.acquireBundle(source, caseId: "คดี-2569-0147", exhibit: "ของกลาง1")
+        let khmer = try store.acquireBundle(source, caseId: "សំណុំរឿង-០១", exhibit: "E1")
+        let thaiName = (thai as NSString).lastPathComponent
+        #expect(thaiName.hasPrefix("คดี-2569-0147-ของกลาง1-"), "\(thaiName)")
+        #expect((khmer as NSString).lastPathComponent.hasPrefix("សំណុំរឿង-០១-E1-"))
+        #expect(try exhibit(["verify", thai, "--trust", store.trustAnchor]).succeeded)
+        #expect(try StockChecks.bagit(thai).succeeded)
+    }
+
+    // MARK: sizes a user or a bundle gives
+
+    @Test func absurdSegmentSizesAreRefusedBeforeAnythingIsWritten() throws {
+        let store = try TestStore("segments")
+        let source = try SourceImage.create(at: store.scratch.file("s.img"), size: 4 << 20)
+        let tiny = try store.acquire(source, exhibit: "E1", ["--segment-size", "1"])
+        #expect(tiny.status != 0 && tiny.stderr.contains("--segment-size"), "\(tiny)")
+        let config = store.scratch.file("bad.json")
+        try #"{ "segmentSize": 1 }"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try Subprocess.run([
+            "timeout", "20", "\(BuiltProducts.directory)/exhibitd", "--store", store.root, "--socket", store.scratch.file("s.sock"),
+            "--config", config,
+        ])
+        #expect(daemon.status == 1 && daemon.stderr.contains("segmentSize 1 is below the minimum"), "\(daemon)")
+        #expect(store.bundles.isEmpty)
+    }
+
+    @Test func aHugeBagInfoIsRefusedWithoutReadingIt() throws {
+        let store = try TestStore("huge")
+        let source = try SourceImage.create(at: store.scratch.file("h.img"), size: 1 << 20)
+        let bundle = try store.acquireBundle(source)
+        try #require(try Subprocess.shell("chmod -R u+w '\(bundle)' && head -c 300M /dev/zero | tr '\\0' A >> '\(bundle)/bag-info.txt'").succeeded)
+        let measured = try Subprocess.run(["/usr/bin/time", "-f", "%M", BuiltProducts.exhibit, "verify", bundle, "--trust", store.trustAnchor])
+        #expect(measured.status == 1 && measured.stdout.contains("at most 65536 are read"), "\(measured)")
+        let peakKiB = UInt64(measured.stderr.split(separator: "\n").last.map(String.init) ?? "") ?? .max
+        #expect(peakKiB < 128 << 10, "verify's peak RSS was \(peakKiB) KiB")
+    }
+
+    // MARK: the daemon
+
+    @Test func theDaemonRemovesOnlyAStaleSocket() throws {
+        let store = try TestStore("socket")
+        let precious = store.scratch.file("E1.raw")
+        try Data("a sealed image\n".utf8).write(to: URL(fileURLWithPath: precious))
+        let result = try Subprocess.run(["timeout", "20", "\(BuiltProducts.directory)/exhibitd", "--store", store.root, "--socket", precious])
+        #expect(result.status == 1 && result.stderr.contains("is not a socket"), "\(result)")
+        #expect(try String(contentsOfFile: precious, encoding: .utf8) == "a sealed image\n")
+    }
+
+    @Test func aSecondDaemonOnOneStoreIsRefused() throws {
+        let daemon = try TestDaemon("two-daemons")
+        let second = try Subprocess.run([
+            "timeout", "20", "\(BuiltProducts.directory)/exhibitd", "--store", daemon.store.root, "--socket", daemon.store.scratch.file("second.sock"),
+        ])
+        #expect(second.status == 1 && second.stderr.contains("already serves this store"), "\(second)")
+        #expect(try daemon.snapshot().daemon != nil, "the first daemon still serves")
+    }
+
+    @Test func theAuditTrailRecordsThePeerBesideTheClaimedClient() throws {
+        let daemon = try TestDaemon("peer")
+        let answer = try StatusClient(path: daemon.socket).send(
+            StatusRequest(.openCase, caseId: "C-PEER", examiner: "Examiner", auto: false, client: "panel /dev/tty1"))
+        #expect(answer.error == nil, "\(answer)")
+        let list = try exhibit(["list", "--store", daemon.store.root, "--json"])
+        #expect(list.stdout.contains("panel /dev/tty1"), "\(list.stdout)")
+        #expect(list.stdout.contains("uid \(getuid()) pid \(getpid())"), "the kernel's peer credentials are recorded: \(list.stdout)")
+    }
+
+    @Test func theSocketRefusesControlCharactersAndAnswersMalformedRequestsInWords() throws {
+        let daemon = try TestDaemon("socket-names")
+        let forged = try StatusClient(path: daemon.socket).send(
+            StatusRequest(.openCase, caseId: "C\nExhibit-Media-SHA256: 0000", examiner: "E", auto: false, client: "test"))
+        #expect(forged.error?.code == "invalid-request" && forged.error?.message.contains("U+000A") == true, "\(forged)")
+        #expect(try daemon.snapshot().session == nil, "no case was opened")
+        let cli = try daemon.cli(["case", "open", "--case", "C\rX", "--examiner", "E"])
+        #expect(!cli.succeeded && cli.stderr.contains("control character"), "\(cli)")
+        let raw = try Subprocess.run([
+            "python3", "-c",
+            "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{\"request\": 5}\\n'); print(s.makefile().readline())",
+            daemon.socket,
+        ])
+        #expect(raw.stdout.contains("the member \\\"request\\\""), "\(raw)")
+        #expect(!raw.stdout.contains("DecodingError") && !raw.stdout.contains("CodingKeys"), "\(raw)")
+    }
+}
+
+/// The same for sources that change under the job: they need root, loop devices and FUSE for a
+/// disk slow enough to change while it is read.
+@Suite(.serialized, .enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+struct ChangingSourceTests {
+    /// `exhibit acquire` in the background; its journal tells how far it got.
+    final class Run {
+        let process = Process()
+        let stderrPath: String
+
+        init(_ arguments: [String], scratch: ScratchDirectory, label: String) throws {
+            stderrPath = scratch.file("\(label).err")
+            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            process.executableURL = URL(fileURLWithPath: BuiltProducts.exhibit)
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+            try process.run()
+        }
+
+        var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+        /// Waits until a journal in `store`'s work says at least `bytes` are durable.
+        func waitForJournal(store: String, atLeast bytes: UInt64, timeout: TimeInterval = 60) -> Bool {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline, process.isRunning {
+                for job in (try? FileManager.default.contentsOfDirectory(atPath: "\(store)/work")) ?? [] {
+                    guard let data = FileManager.default.contents(atPath: "\(store)/work/\(job)/journal.json"),
+                        let journal = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                        let copied = (journal["copiedBytes"] as? NSNumber)?.uint64Value
+                    else { continue }
+                    if copied >= bytes { return true }
+                }
+                usleep(50_000)
+            }
+            return false
+        }
+    }
+
+    static func record(_ bundle: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(bundle)/data/acquisition.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    static func bundlePath(_ result: Subprocess.Result) throws -> String {
+        try #require((try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["bundlePath"] as? String, "\(result)")
+    }
+
+    @Test func anOperatorStopIsRecordedAndResumesWithAProofOfContinuity() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("stop")
+        let backing = try SourceImage.create(at: store.scratch.file("disk.img"), size: 64 << 20, seed: 11)
+        let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = [
+            "acquire", device.loop.path, "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
+            "--checkpoint-seconds", "0.2",
+        ]
+        let run = try Run(arguments, scratch: store.scratch, label: "stopped")
+        try #require(run.waitForJournal(store: store.root, atLeast: 16 << 20), "the job never got going: \(run.stderr)")
+        kill(run.process.processIdentifier, SIGTERM)
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus == 128 + SIGTERM, "\(run.stderr)")
+        #expect(run.stderr.contains("stopped by the operator (SIGTERM)") && run.stderr.split(separator: "\n").count == 1, "one line: \(run.stderr)")
+        let list = try exhibit(["list", "--store", store.root])
+        #expect(list.succeeded && list.stdout.contains("interrupted") && list.stdout.contains("stopped by the operator (SIGTERM)"), "\(list)")
+
+        let resumed = try exhibit(arguments)
+        try #require(resumed.succeeded, "\(resumed)")
+        let bundle = try Self.bundlePath(resumed)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: sourceSHA256)
+        let interruptions = try Self.record(bundle)["interruptions"] as? [[String: Any]] ?? []
+        #expect(interruptions.count == 1)
+        #expect((interruptions.first?["reason"] as? String)?.contains("stopped by the operator (SIGTERM)") == true, "\(interruptions)")
+        #expect((interruptions.first?["continuityCheck"] as? String)?.contains("compared byte for byte with the stored image: identical") == true, "\(interruptions)")
+    }
+
+    @Test func aSourceChangedWhileTheJobWasStoppedStartsANewJobAndSaysWhy() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("changed")
+        let backing = try SourceImage.create(at: store.scratch.file("disk.img"), size: 64 << 20, seed: 12)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = [
+            "acquire", device.loop.path, "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
+            "--checkpoint-seconds", "0.2",
+        ]
+        let run = try Run(arguments, scratch: store.scratch, label: "first")
+        try #require(run.waitForJournal(store: store.root, atLeast: 32 << 20), "the job never got going: \(run.stderr)")
+        kill(run.process.processIdentifier, SIGINT)
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus == 128 + SIGINT, "\(run.stderr)")
+        // Bytes at 16 MiB (already imaged) and at 56 MiB (not yet read) change, away from the first
+        // and last MiB that identify the device; the loop device's cache is dropped as an unplug would.
+        for offset in [16 << 20, 56 << 20] {
+            try #require(try Subprocess.shell("printf 'CHANGED' | dd of='\(backing)' bs=1 seek=\(offset) conv=notrunc status=none").succeeded)
+        }
+        try #require(try Subprocess.run(["blockdev", "--flushbufs", device.loop.path]).succeeded)
+        let changedSHA256 = try StockChecks.sum("sha256sum", backing)
+
+        let second = try exhibit(arguments)
+        try #require(second.succeeded, "\(second)")
+        let bundle = try Self.bundlePath(second)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: changedSHA256)
+        let record = try Self.record(bundle)
+        #expect((record["interruptions"] as? [Any])?.isEmpty ?? true, "the sealed job is a new one")
+        let warnings = record["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("was not continued") && $0.contains("byte \(16 << 20)") }, "\(warnings)")
+        let list = try exhibit(["list", "--store", store.root])
+        #expect(list.stdout.contains("failed") && list.stdout.contains("source changed since the interruption"), "\(list)")
+    }
+
+    @Test func anImageFileThatChangesWhileItIsReadIsRefused() throws {
+        let store = try TestStore("growing")
+        let backing = try SourceImage.create(at: store.scratch.file("file.img"), size: 32 << 20, seed: 13)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = [
+            "acquire", device.imagePath, "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
+            "--checkpoint-seconds", "0.2",
+        ]
+        let run = try Run(arguments, scratch: store.scratch, label: "growing")
+        try #require(run.waitForJournal(store: store.root, atLeast: 8 << 20), "the job never got going: \(run.stderr)")
+        try #require(try Subprocess.shell("head -c 1M /dev/urandom >> '\(backing)'").succeeded)
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus == 1, "\(run.stderr)")
+        #expect(run.stderr.contains("changed while it was read") && run.stderr.contains("size went from \(32 << 20)"), "\(run.stderr)")
+        #expect(store.bundles.isEmpty)
+    }
+
+    @Test func aStoreFilledByAnotherProcessIsNamedAndStaysReadable() throws {
+        try StockChecks.requireTools()
+        let scratch = try ScratchDirectory("full")
+        let mount = scratch.file("store-fs")
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        try #require(try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200M", "tmpfs", mount]).succeeded)
+        defer { _ = try? Subprocess.run(["umount", "-l", mount]) }
+        let root = "\(mount)/store"
+        try #require(try exhibit(["provision", "--store", root]).succeeded)
+        let backing = try SourceImage.create(at: scratch.file("slow.img"), size: 64 << 20, seed: 14)
+        let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = [
+            "acquire", device.loop.path, "--store", root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
+            "--checkpoint-seconds", "0.2",
+        ]
+        let run = try Run(arguments, scratch: scratch, label: "full")
+        try #require(run.waitForJournal(store: root, atLeast: 8 << 20), "the job never got going: \(run.stderr)")
+        // Another process takes every free byte of the store's file system.
+        let filler = "\(mount)/filler"
+        _ = try Subprocess.shell("dd if=/dev/zero of='\(filler)' bs=1M status=none; true")
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus != 0)
+        #expect(run.stderr.contains("store full") || run.stderr.contains("the store is full"), "\(run.stderr)")
+        #expect(!run.stderr.contains("SQLite error"), "\(run.stderr)")
+        let list = try exhibit(["list", "--store", root])
+        #expect(list.succeeded && list.stdout.contains("interrupted"), "the full store still lists: \(list)")
+        #expect(!list.stdout.contains("killed, crashed or power lost"), "\(list)")
+        unlink(filler)
+        let resumed = try exhibit(arguments)
+        try #require(resumed.succeeded, "after freeing space: \(resumed)")
+        try StockChecks.expectAllPass(try Self.bundlePath(resumed), trust: "\(root)/keys/agency-root.pem", sourceSHA256: sourceSHA256)
+    }
+}
