@@ -201,10 +201,12 @@ public final class SyncSession {
                 if replyId == "DONE" { return entries }
                 guard replyId == (listV2 ? "DNT2" : "DENT") else { throw unexpected(header, operation, stream) }
                 let length = Int(Self.u32(header, size - 4))
-                guard length <= 4096 else {
+                // A name no file system holds is still read, for the walk to refuse; only one
+                // longer than any sync message is not trusted to be followed by a next entry.
+                guard length <= Self.maximumData else {
                     throw ADBError(
                         .protocolViolation, operation: operation, device: device, offset: stream.bytesRead,
-                        "an entry name of \(length) bytes")
+                        "an entry name of \(length) bytes; sync messages carry \(Self.maximumData) at most")
                 }
                 let name = try stream.read(exactly: length, for: operation)
                 if listV2 {

@@ -575,8 +575,12 @@ public enum SimulatedPhoneTree {
 /// forged entries, if anyone asks for them, are served as `forgedContent`.
 public enum HostileListing {
     public static let directory = "/sdcard/Hostile"
-    /// Listed as regular files; each would name another path, or none.
-    public static let forgedNames: [[UInt8]] = [Array("../evil".utf8), Array("a/b".utf8), Array("..".utf8), [], Array("nul\u{0}byte".utf8)]
+    /// Listed as regular files; each would name another path, or none. The last is longer
+    /// than any file system's names and than sync's paths.
+    public static let forgedNames: [[UInt8]] = [
+        Array("../evil".utf8), Array("a/b".utf8), Array("..".utf8), [], Array("nul\u{0}byte".utf8), longForgedName,
+    ]
+    public static let longForgedName = Array(String(repeating: "N", count: 5000).utf8)
     public static let forgedContent = Array("EVIL: a forged entry was pulled\n".utf8)
     /// A real file; printed raw, its name would forge a line of a log.
     public static let controlCharacterName = "x\rforged"

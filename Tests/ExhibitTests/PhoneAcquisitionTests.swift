@@ -236,11 +236,12 @@ import TestSupport
     }
 
     /// A tampered adbd (`HostileListing`) lists names that would climb out of the bag or name
-    /// another path (`../evil`, `a/b`, a `..` file, an empty name, one with NUL), a file whose
-    /// name holds a carriage return, a directory that lists itself and two that list a new one
-    /// at every level without end. Each trap costs only its own entry: the job seals the rest,
-    /// the record lists every trap by its escaped raw name, nothing is written outside
-    /// `data/files/`, and the endless directories stop at the depth and path bounds.
+    /// another path (`../evil`, `a/b`, a `..` file, an empty name, one with NUL, one of 5000
+    /// bytes), a file whose name holds a carriage return, a directory that lists itself and two
+    /// that list a new one at every level without end. Each trap costs only its own entry: the
+    /// job seals the rest, the record lists every trap by its escaped raw name, nothing is
+    /// written outside `data/files/`, and the endless directories stop at the depth and path
+    /// bounds.
     @Test func aBoobyTrappedListingCostsOnlyItsOwnEntries() throws {
         try StockChecks.requireTools()
         let store = try TestStore("phone-hostile")
@@ -302,6 +303,8 @@ import TestSupport
             ("name-with-nul", "\(directory)/nul\\x00byte", "nul\\x00byte", "skipped"),
             ("unprintable-name", "\(directory)/x\\x0Dforged", "x\\x0Dforged", "stored-under-safe-name"),
             ("directory-cycle", "\(directory)/self/self", "self", "not-walked"),
+            ("path-too-long", "\(directory)/\(String(decoding: HostileListing.longForgedName, as: UTF8.self))",
+             String(decoding: HostileListing.longForgedName, as: UTF8.self), "skipped"),
         ]
         for trap in expected {
             #expect(
@@ -321,13 +324,13 @@ import TestSupport
         let longest = directory + String(repeating: "/\(HostileListing.endlessLong)", count: 10)
         #expect(longest.utf8.count == 1025)
         #expect(anomalies.contains { $0["kind"] as? String == "path-too-long" && $0["path"] as? String == longest && $0["action"] as? String == "skipped" })
-        #expect(byPath.keys.allSatisfy { $0.utf8.count <= 1025 })
+        #expect(byPath.filter { $0.value["status"] as? String != "refused" }.keys.allSatisfy { $0.utf8.count <= 1024 })
         #expect(anomalies.count == expected.count + 2, "\(anomalies)")
 
         // files.jsonl marks the refused entries; the counts and acquisition.log say the same.
         let refused = byPath.values.filter { $0["status"] as? String == "refused" }
-        #expect(refused.count == 6 && refused.allSatisfy { $0["anomaly"] != nil && $0["error"] != nil }, "\(refused)")
-        #expect((phone["files"] as? [String: Any])?["refused"] as? Int == 6)
+        #expect(refused.count == 7 && refused.allSatisfy { $0["anomaly"] != nil && $0["error"] != nil }, "\(refused)")
+        #expect((phone["files"] as? [String: Any])?["refused"] as? Int == 7)
         let log = try String(contentsOfFile: "\(bundle)/data/acquisition.log", encoding: .utf8)
         #expect(!log.contains("\r"))
         for line in ["anomaly name-with-slash: \(directory)/..\\x2Fevil (skipped)", "anomaly unprintable-name: \(directory)/x\\x0Dforged", "anomaly too-deep: \(deepest)"] {
