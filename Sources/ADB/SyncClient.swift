@@ -41,7 +41,10 @@ public struct RemoteFileStatus: Sendable, Equatable, Codable {
     }
 }
 
-/// One entry of a directory listing; `name` is the raw bytes the phone's file system holds.
+/// One entry of a directory listing. `name` is the raw bytes the phone sent, unchecked: a
+/// tampered adbd may list `.`, `..`, an empty name, or one holding `/` or NUL, and whoever
+/// walks the tree decides what such an entry is (Evidence's `DeviceTreePolicy`); one bad name
+/// must not end the listing of the rest.
 public struct RemoteDirectoryEntry: Sendable, Equatable {
     public var name: [UInt8]
     public var status: RemoteFileStatus
@@ -182,7 +185,8 @@ public final class SyncSession {
             "the phone answered \"\(shown)\", not a reply to this request")
     }
 
-    /// The entries of a directory (without `.` and `..`).
+    /// The entries of a directory as the phone listed them, `.` and `..` included, names
+    /// unchecked (see `RemoteDirectoryEntry`). Only what breaks the framing is an error.
     public func list(_ path: [UInt8]) throws(ADBError) -> [RemoteDirectoryEntry] {
         let id = listV2 ? "LIS2" : "LIST"
         let operation = "\(id) \(String(decoding: path, as: UTF8.self))"
@@ -197,18 +201,14 @@ public final class SyncSession {
                 if replyId == "DONE" { return entries }
                 guard replyId == (listV2 ? "DNT2" : "DENT") else { throw unexpected(header, operation, stream) }
                 let length = Int(Self.u32(header, size - 4))
-                guard length <= 4096 else {
+                // A name no file system holds is still read, for the walk to refuse; only one
+                // longer than any sync message is not trusted to be followed by a next entry.
+                guard length <= Self.maximumData else {
                     throw ADBError(
                         .protocolViolation, operation: operation, device: device, offset: stream.bytesRead,
-                        "an entry name of \(length) bytes")
+                        "an entry name of \(length) bytes; sync messages carry \(Self.maximumData) at most")
                 }
                 let name = try stream.read(exactly: length, for: operation)
-                if name == [46] || name == [46, 46] { continue }
-                guard !name.isEmpty, !name.contains(47), !name.contains(0) else {
-                    throw ADBError(
-                        .protocolViolation, operation: operation, device: device, offset: stream.bytesRead,
-                        "an entry name that is empty or holds '/' or NUL")
-                }
                 if listV2 {
                     let error = Self.u32(header, 4)
                     entries.append(RemoteDirectoryEntry(name: name, status: Self.statusV2(header, at: 8), errno: error == 0 ? nil : error))

@@ -318,10 +318,14 @@ public struct PhoneAcquisition: Sendable {
             let pulledBytes = files.records.reduce(UInt64(0)) { $0 + ($1.bytesReceived ?? 0) }
             log.note(
                 "files under \(request.roots.joined(separator: ", ")): \(files.records.count) entries, \(counts[.complete] ?? 0) complete, "
-                    + "\(counts[.partial] ?? 0) partial, \(counts[.denied] ?? 0) denied, \(counts[.notPulled] ?? 0) not pulled; \(pulledBytes) bytes")
+                    + "\(counts[.partial] ?? 0) partial, \(counts[.denied] ?? 0) denied, \(counts[.notPulled] ?? 0) not pulled, "
+                    + "\(counts[.refused] ?? 0) refused; \(pulledBytes) bytes")
             for record in files.records where record.status == .partial || record.status == .denied || record.status == .error {
-                log.note("  \(record.status.rawValue): \(record.path): \(record.error ?? "")", level: .warning)
+                // The phone chose the path: one printable line, whatever it holds.
+                let shown = DeviceTreePolicy.printable(record.pathHex.map(Self.bytes(fromHex:)) ?? Array(record.path.utf8))
+                log.note("  \(record.status.rawValue): \(shown): \(record.error ?? "")", level: .warning)
             }
+            for anomaly in files.anomalies { log.note("  \(anomaly.logLine)", level: .warning) }
 
             // Physical image.
             var imageFiles: [AcquisitionRecord.ImageFile] = []
@@ -413,6 +417,7 @@ public struct PhoneAcquisition: Sendable {
                 actor: identity.applianceId, action: "logical-extraction-written", object: object,
                 details: [
                     "files": String(counts[.complete] ?? 0), "partial": String(counts[.partial] ?? 0), "denied": String(counts[.denied] ?? 0),
+                    "refused": String(counts[.refused] ?? 0), "anomalies": String(files.anomalies.count),
                     "commands": String(commands.records.count), "inventory_sha256": inventorySHA256,
                 ])
 
@@ -424,6 +429,11 @@ public struct PhoneAcquisition: Sendable {
             }
             if lockState == "locked" {
                 warnings.append("The phone's lock screen was showing: files protected until first unlock may be missing.")
+            }
+            if !files.anomalies.isEmpty {
+                warnings.append(
+                    "The phone's listings held \(files.anomalies.count) entries that were not followed as they stood (names that are no "
+                        + "file name, a directory listing itself, a walk past its bounds); see phone.anomalies and \(PhoneExtraction.fileLogPath).")
             }
             if counts[.partial] ?? 0 > 0 || counts[.denied] ?? 0 > 0 {
                 warnings.append("\(counts[.partial] ?? 0) files are partial and \(counts[.denied] ?? 0) entries were denied; see \(PhoneExtraction.fileLogPath).")
@@ -441,8 +451,8 @@ public struct PhoneAcquisition: Sendable {
                 commandsFailed: commands.failed,
                 files: .init(
                     roots: request.roots, entries: files.records.count, complete: counts[.complete] ?? 0, partial: counts[.partial] ?? 0,
-                    denied: counts[.denied] ?? 0, notPulled: counts[.notPulled] ?? 0, bytes: pulledBytes),
-                inventorySHA256: inventorySHA256, physical: physicalRecord)
+                    denied: counts[.denied] ?? 0, notPulled: counts[.notPulled] ?? 0, refused: counts[.refused] ?? 0, bytes: pulledBytes),
+                inventorySHA256: inventorySHA256, physical: physicalRecord, anomalies: files.anomalies)
             let finished = Date()
             let elapsed = finished.timeIntervalSince(started)
             let sectorSize: UInt32 = partition != nil ? 512 : 1
@@ -514,6 +524,12 @@ public struct PhoneAcquisition: Sendable {
             }
             throw error
         }
+    }
+
+    /// The bytes of `FileRecord.pathHex` (a path that is not UTF-8).
+    static func bytes(fromHex hex: String) -> [UInt8] {
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...($0 + 1)], as: UTF8.self), radix: 16) }
     }
 
     /// Clears a resumed bag's `data/phone` of everything but the earlier commands' outputs.

@@ -42,6 +42,13 @@ final class HashingFile {
         guard descriptor >= 0 else { throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "creating an extracted file") }
     }
 
+    /// A file extracted from the device, created below `bag/data/files` one checked component
+    /// at a time (`DeviceTreePolicy.createStoredFile`): never outside it, never through a link.
+    init(bag: String, storedPath: String) throws(AcquisitionError) {
+        path = "\(bag)/\(storedPath)"
+        descriptor = try DeviceTreePolicy.createStoredFile(bag: bag, storedPath: storedPath)
+    }
+
     deinit { close(descriptor) }
 
     func write(_ chunk: [UInt8]) throws(AcquisitionError) {
@@ -155,6 +162,8 @@ struct FileRecord: Codable, Sendable {
         case notPulled = "not-pulled"
         /// The phone could not describe it (an errno from LIS2).
         case error
+        /// The listing's name or path cannot be followed (`anomaly` says why): recorded only.
+        case refused
     }
 
     var path: String
@@ -174,16 +183,24 @@ struct FileRecord: Codable, Sendable {
     var bytesReceived: UInt64?
     var sha256: String?
     var error: String?
+    /// What `DeviceTreePolicy` found odd about this entry (a `FileTreeAnomaly.Kind`), and the
+    /// listed name as one printable line (a name with a slash makes `path` ambiguous).
+    var anomaly: String? = nil
+    var listedName: String? = nil
 }
 
 /// Walks the phone's shared storage with sync (v2 when offered), records every entry, and
-/// pulls every regular file into `data/files/<original path>`, hashing it as it streams.
+/// pulls every regular file into `data/files/<original path>`, hashing it as it streams. The
+/// phone's listing is data: `DeviceTreePolicy` decides what of it is followed, and whatever it
+/// refuses is recorded (`anomalies`) while the rest of the phone is pulled.
 final class FileExtraction {
     private let connection: ADBConnection
     private let commands: CommandAudit
     private let bag: String
     private let sync: SyncSession
     private(set) var records: [FileRecord] = []
+    /// Entries of the listings not followed as they stood, in walk order.
+    private(set) var anomalies: [FileTreeAnomaly] = []
     private var storedNames: Set<String> = []
 
     init(connection: ADBConnection, commands: CommandAudit, bag: String) {
@@ -197,25 +214,50 @@ final class FileExtraction {
 
     struct Listed {
         var path: [UInt8]
+        /// The name as the phone listed it (a root: its path).
+        var name: [UInt8]
         var status: RemoteFileStatus?
         var errno: UInt32?
+        /// What the policy found; with `.skipped` the entry is recorded and never pulled.
+        var anomaly: FileTreeAnomaly? = nil
+
+        var isRefused: Bool { anomaly?.action == .skipped }
     }
 
-    /// Lists every entry under `roots` (depth first, names in byte order).
+    /// A directory's device and inode from a v2 stat; nil when the phone gives none (v1, or 0).
+    struct DirectoryIdentity: Hashable {
+        var device: UInt64
+        var inode: UInt64
+
+        init?(_ status: RemoteFileStatus?) {
+            guard let device = status?.device, let inode = status?.inode, inode != 0 else { return nil }
+            self.device = device
+            self.inode = inode
+        }
+    }
+
+    /// Lists every entry under `roots` (depth first, names in byte order), at most
+    /// `DeviceTreePolicy.maximumDepth` levels deep, never into a directory already on the path.
     func walk(_ roots: [String]) throws -> [Listed] {
         var listed: [Listed] = []
         for root in roots {
             let rootBytes = Array(root.utf8)
             let top = try sync.stat(rootBytes)
-            listed.append(Listed(path: rootBytes, status: top.status, errno: top.errno))
-            if top.status?.type == .directory { try walk(directory: rootBytes, into: &listed) }
+            listed.append(Listed(path: rootBytes, name: rootBytes, status: top.status, errno: top.errno))
+            if top.status?.type == .directory {
+                let ancestors = Set([DirectoryIdentity(top.status)].compactMap { $0 })
+                try walk(directory: rootBytes, depth: 0, ancestors: ancestors, into: &listed)
+            }
         }
         return listed
     }
 
-    private func walk(directory: [UInt8], into listed: inout [Listed]) throws {
+    /// `ancestors`: the identities of the directories from the root down to `directory`.
+    private func walk(directory: [UInt8], depth: Int, ancestors: Set<DirectoryIdentity>, into listed: inout [Listed]) throws {
         // A trailing slash lists a symlinked root such as /sdcard the way adbd follows it.
-        let entries = try sync.list(directory + [47]).sorted { $0.name.lexicographicallyPrecedes($1.name) }
+        let entries = try sync.list(directory + [47])
+            .filter { DeviceTreePolicy.verdict(forName: $0.name, isDirectory: $0.errno == nil && $0.status.type == .directory) != .selfOrParent }
+            .sorted { $0.name.lexicographicallyPrecedes($1.name) }
         if entries.isEmpty, let index = listed.lastIndex(where: { $0.path == directory }) {
             // adbd lists an unreadable directory as empty: ask the shell to tell the two apart.
             let quoted = "'" + String(decoding: directory, as: UTF8.self).replacingOccurrences(of: "'", with: "'\\''") + "'"
@@ -224,41 +266,71 @@ final class FileExtraction {
             return
         }
         for entry in entries {
-            let path = directory + [47] + entry.name
-            listed.append(Listed(path: path, status: entry.errno == nil ? entry.status : nil, errno: entry.errno))
-            if entry.errno == nil, entry.status.type == .directory { try walk(directory: path, into: &listed) }
+            let (item, walkInto) = judge(entry, in: directory, depth: depth + 1, ancestors: ancestors)
+            listed.append(item)
+            guard walkInto else { continue }
+            let below = ancestors.union([DirectoryIdentity(entry.status)].compactMap { $0 })
+            try walk(directory: item.path, depth: depth + 1, ancestors: below, into: &listed)
         }
     }
 
-    /// Where a device path is kept in the bag: `data/files` + the path, each byte that a file
-    /// name, a manifest or `sha256sum -c` could not carry as is written `#xNN` (and `#` too).
-    func storedPath(for path: [UInt8]) -> String {
-        var result = "data/files"
-        for component in path.split(separator: 47, omittingEmptySubsequences: true) {
-            result += "/"
-            var bytes = Array(component)
-            var text = ""
-            while !bytes.isEmpty {
-                // Take the longest valid UTF-8 prefix of a scalar, else escape one byte.
-                var taken = false
-                for length in (1...min(4, bytes.count)).reversed() {
-                    if let scalar = String(validating: bytes[0..<length], as: UTF8.self), scalar.unicodeScalars.count == 1,
-                        let value = scalar.unicodeScalars.first?.value, value >= 0x20, value != 0x7F, value != 0x5C, value != 0x23,
-                        value != 0x25
-                    {
-                        text += scalar
-                        bytes.removeFirst(length)
-                        taken = true
-                        break
-                    }
-                }
-                if !taken {
-                    text += String(format: "#x%02X", bytes[0])
-                    bytes.removeFirst()
-                }
-            }
-            result += text
+    /// One listed entry under the policy: refused, recorded without walking into it, or
+    /// ordinary; and whether it is a directory to walk into. `depth`: levels below the root.
+    private func judge(
+        _ entry: RemoteDirectoryEntry, in directory: [UInt8], depth: Int, ancestors: Set<DirectoryIdentity>
+    ) -> (Listed, walkInto: Bool) {
+        let path = directory + [47] + entry.name
+        var item = Listed(path: path, name: entry.name, status: entry.errno == nil ? entry.status : nil, errno: entry.errno)
+        let isDirectory = entry.errno == nil && entry.status.type == .directory
+        func found(_ kind: FileTreeAnomaly.Kind, _ action: FileTreeAnomaly.Action, _ reason: String) {
+            item.anomaly = FileTreeAnomaly(kind: kind, devicePath: path, name: entry.name, action: action, reason: reason)
         }
+        switch DeviceTreePolicy.verdict(forName: entry.name, isDirectory: isDirectory) {
+        case .refused(let kind):
+            found(kind, .skipped, Self.refusalReason(kind))
+            return (item, false)
+        case .unprintable:
+            found(.unprintableName, .storedUnderSafeName, "the name holds control characters or bytes that are not UTF-8")
+        case .ordinary, .selfOrParent:
+            break
+        }
+        let limit = DeviceTreePolicy.maximumPathBytes
+        if path.count > limit {
+            found(.pathTooLong, .skipped, "the path is \(path.count) bytes; sync allows \(limit)")
+            return (item, false)
+        }
+        guard isDirectory else { return (item, false) }
+        if let identity = DirectoryIdentity(entry.status), ancestors.contains(identity) {
+            found(
+                .directoryCycle, .notWalked,
+                "device \(identity.device) inode \(identity.inode) is a directory already on this path (a link loop or a tampered listing)")
+            return (item, false)
+        }
+        if depth >= DeviceTreePolicy.maximumDepth {
+            found(.tooDeep, .notWalked, "\(depth) levels below the root; \(DeviceTreePolicy.maximumDepth) are walked at most")
+            return (item, false)
+        }
+        if path.count + 1 > limit {
+            found(.pathTooLong, .notWalked, "listing it takes a path of \(path.count + 1) bytes; sync allows \(limit)")
+            return (item, false)
+        }
+        return (item, true)
+    }
+
+    static func refusalReason(_ kind: FileTreeAnomaly.Kind) -> String {
+        switch kind {
+        case .emptyName: "an empty name is no file name"
+        case .nameWithNUL: "a name holding NUL is no file name"
+        case .nameWithSlash: "a name holding '/' is no file name: it would name another path"
+        case .dotName: "'.' and '..' are the directory and its parent, listed here as something else"
+        default: kind.rawValue
+        }
+    }
+
+    /// Where a device path is kept in the bag (`DeviceTreePolicy.storedPath`), made unique
+    /// when two device names escape alike.
+    func storedPath(for path: [UInt8]) -> String {
+        let result = DeviceTreePolicy.storedPath(for: path)
         var unique = result
         var suffix = 2
         while storedNames.contains(unique) {
@@ -279,32 +351,32 @@ final class FileExtraction {
     ) throws {
         var pulled: UInt64 = 0
         for entry in listed {
-            let pathText = String(decoding: entry.path, as: UTF8.self)
-            var record = FileRecord(
-                path: pathText, pathHex: String(validating: entry.path, as: UTF8.self) == nil ? entry.path.map { String(format: "%02x", $0) }.joined() : nil,
-                storedAs: nil, type: entry.status?.type.rawValue ?? "unknown", status: .notPulled)
-            if let status = entry.status {
-                record.mode = String(status.mode, radix: 8)
-                record.uid = status.uid
-                record.gid = status.gid
-                record.size = status.size
-                record.atime = status.atime
-                record.mtime = status.mtime
-                record.ctime = status.ctime
-                record.inode = status.inode
-            }
-            if let errno = entry.errno {
-                record.status = errno == UInt32(EACCES) ? .denied : .error
-                record.error = String(cString: strerror(Int32(errno)))
-            }
-            guard entry.errno == nil, let status = entry.status, status.type == .regular else {
+            var record = Self.describe(entry)
+            guard !entry.isRefused, entry.errno == nil, let status = entry.status, status.type == .regular else {
+                if let anomaly = entry.anomaly { anomalies.append(anomaly) }
                 records.append(record)
                 try onFile(record)
                 continue
             }
             let stored = storedPath(for: entry.path)
+            guard stored.utf8.count <= DeviceTreePolicy.maximumStoredPathBytes else {
+                let anomaly = FileTreeAnomaly(
+                    kind: .pathTooLong, devicePath: entry.path, name: entry.name, action: .skipped,
+                    reason: "stored with its escapes the path would be \(stored.utf8.count) bytes; "
+                        + "\(DeviceTreePolicy.maximumStoredPathBytes) are kept at most")
+                anomalies.append(anomaly)
+                Self.refuse(&record, anomaly)
+                records.append(record)
+                try onFile(record)
+                continue
+            }
+            // A file's anomaly is noted once its stored name is known.
+            if var anomaly = entry.anomaly {
+                anomaly.storedAs = stored
+                anomalies.append(anomaly)
+            }
             record.storedAs = stored
-            if let earlier = previous[pathText], earlier.status == .complete, earlier.size == status.size, earlier.mtime == status.mtime,
+            if let earlier = previous[record.path], earlier.status == .complete, earlier.size == status.size, earlier.mtime == status.mtime,
                 earlier.storedAs == stored, DurableFile.size(of: "\(bag)/\(stored)") == earlier.bytesReceived
             {
                 // Pulled and hashed before the interruption; the read-back check re-hashes it.
@@ -313,47 +385,93 @@ final class FileExtraction {
                 progress(pulled)
                 continue
             }
-            let target = "\(bag)/\(stored)"
-            try FileManager.default.createDirectory(
-                atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let file = try HashingFile(target)
-            let base = pulled
             do {
-                let received = try sync.receive(entry.path) { chunk in
-                    try file.write(chunk)
-                    progress(base + file.bytes)
-                }
-                pulled += received.bytes
-                record.bytesReceived = received.bytes
-                record.sha256 = file.finish()
-                switch received.end {
-                case .complete:
-                    record.status = .complete
-                    if received.bytes != status.size {
-                        record.error = "the phone listed \(status.size) bytes and sent \(received.bytes): the file changed while it was read"
-                    }
-                case .failed(let message):
-                    record.status = received.bytes == 0 && message.contains("open failed") ? .denied : .partial
-                    record.error = message
-                    if record.status == .denied {
-                        try? FileManager.default.removeItem(atPath: target)
-                        record.storedAs = nil
-                        record.sha256 = nil
-                        record.bytesReceived = nil
-                    }
-                }
+                try pull(entry.path, listedSize: status.size, into: &record, pulled: &pulled, progress: progress)
             } catch {
-                // The connection failed mid-file: keep what arrived, marked partial, then stop.
-                record.status = .partial
-                record.bytesReceived = file.bytes
-                record.sha256 = file.finish()
-                record.error = "\(error)"
                 records.append(record)
                 try? onFile(record)
                 throw error
             }
             records.append(record)
             try onFile(record)
+        }
+    }
+
+    /// An entry's record before anything is pulled: its metadata, the errno the listing gave,
+    /// and what the policy found.
+    static func describe(_ entry: Listed) -> FileRecord {
+        var record = FileRecord(
+            path: String(decoding: entry.path, as: UTF8.self),
+            pathHex: String(validating: entry.path, as: UTF8.self) == nil ? entry.path.map { String(format: "%02x", $0) }.joined() : nil,
+            storedAs: nil, type: entry.status?.type.rawValue ?? "unknown", status: .notPulled)
+        if let status = entry.status {
+            record.mode = String(status.mode, radix: 8)
+            record.uid = status.uid
+            record.gid = status.gid
+            record.size = status.size
+            record.atime = status.atime
+            record.mtime = status.mtime
+            record.ctime = status.ctime
+            record.inode = status.inode
+        }
+        if let errno = entry.errno {
+            record.status = errno == UInt32(EACCES) ? .denied : .error
+            record.error = String(cString: strerror(Int32(errno)))
+        }
+        if let anomaly = entry.anomaly {
+            record.anomaly = anomaly.kind.rawValue
+            record.listedName = anomaly.name
+            if entry.isRefused { refuse(&record, anomaly) }
+        }
+        return record
+    }
+
+    static func refuse(_ record: inout FileRecord, _ anomaly: FileTreeAnomaly) {
+        record.status = .refused
+        record.error = anomaly.reason
+        record.anomaly = anomaly.kind.rawValue
+        record.listedName = anomaly.name
+    }
+
+    /// Streams one file into its stored copy, hashing it; fills the record's status, bytes and
+    /// SHA-256. A connection that fails mid-file leaves the record partial and throws.
+    private func pull(
+        _ path: [UInt8], listedSize: UInt64, into record: inout FileRecord, pulled: inout UInt64, progress: (UInt64) -> Void
+    ) throws {
+        guard let stored = record.storedAs else { return }
+        let file = try HashingFile(bag: bag, storedPath: stored)
+        let base = pulled
+        do {
+            let received = try sync.receive(path) { chunk in
+                try file.write(chunk)
+                progress(base + file.bytes)
+            }
+            pulled += received.bytes
+            record.bytesReceived = received.bytes
+            record.sha256 = file.finish()
+            switch received.end {
+            case .complete:
+                record.status = .complete
+                if received.bytes != listedSize {
+                    record.error = "the phone listed \(listedSize) bytes and sent \(received.bytes): the file changed while it was read"
+                }
+            case .failed(let message):
+                record.status = received.bytes == 0 && message.contains("open failed") ? .denied : .partial
+                record.error = message
+                if record.status == .denied {
+                    try? FileManager.default.removeItem(atPath: file.path)
+                    record.storedAs = nil
+                    record.sha256 = nil
+                    record.bytesReceived = nil
+                }
+            }
+        } catch {
+            // The connection failed mid-file: keep what arrived, marked partial, then stop.
+            record.status = .partial
+            record.bytesReceived = file.bytes
+            record.sha256 = file.finish()
+            record.error = "\(error)"
+            throw error
         }
     }
 

@@ -85,14 +85,20 @@ public struct PhoneExtraction: Codable, Sendable {
         public var denied: Int
         /// Directories, symlinks and special files: recorded, not pulled.
         public var notPulled: Int
+        /// Entries whose listed name or path could not be followed: recorded, not pulled (see
+        /// `anomalies`). Nil in bundles of versions that did not count them.
+        public var refused: Int?
         public var bytes: UInt64
-        public init(roots: [String], entries: Int, complete: Int, partial: Int, denied: Int, notPulled: Int, bytes: UInt64) {
+        public init(
+            roots: [String], entries: Int, complete: Int, partial: Int, denied: Int, notPulled: Int, refused: Int? = nil, bytes: UInt64
+        ) {
             self.roots = roots
             self.entries = entries
             self.complete = complete
             self.partial = partial
             self.denied = denied
             self.notPulled = notPulled
+            self.refused = refused
             self.bytes = bytes
         }
     }
@@ -125,10 +131,14 @@ public struct PhoneExtraction: Codable, Sendable {
     public var inventory: String
     public var inventorySHA256: String
     public var physical: Physical?
+    /// What the phone's listings held that was not followed as it stood (names that are no file
+    /// name, a directory that lists itself, a walk past its bounds) and what was done instead,
+    /// each path as one printable line. Nil in bundles of versions that did not look.
+    public var anomalies: [FileTreeAnomaly]?
 
     public init(
         connection: Connection, device: Device, methodAchieved: String, methodsNotAchieved: [Method], commands: Int,
-        commandsFailed: Int, files: Files, inventorySHA256: String, physical: Physical?
+        commandsFailed: Int, files: Files, inventorySHA256: String, physical: Physical?, anomalies: [FileTreeAnomaly]? = nil
     ) {
         self.connection = connection
         self.device = device
@@ -142,6 +152,7 @@ public struct PhoneExtraction: Codable, Sendable {
         self.inventory = PhoneExtraction.inventoryPath
         self.inventorySHA256 = inventorySHA256
         self.physical = physical
+        self.anomalies = anomalies
     }
 
     public static let commandLogPath = "data/phone/commands.jsonl"

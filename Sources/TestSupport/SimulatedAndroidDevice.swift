@@ -62,6 +62,9 @@ public struct SimulatedPhone: Sendable {
     public var packages: [Package]
     public var maximumPayload: Int
     public var fault: Fault?
+    /// A tampered adbd: its listings of `HostileListing.directory` hold names no file can have
+    /// and directories that list themselves (see `HostileListing`).
+    public var hostileListings = false
 
     public init(root: String, serial: String = "SIM0123456789") {
         self.root = root
@@ -560,5 +563,70 @@ public enum SimulatedPhoneTree {
         }
         try FileManager.default.createSymbolicLink(atPath: root + "/sdcard/link-to-camera", withDestinationPath: "DCIM/Camera")
         return files.map(\.0)
+    }
+}
+
+/// What a phone with `hostileListings` lists besides its real files, all in `directory`
+/// (created by `create(at:)`): forged entries whose names are no file name, a real file whose
+/// name holds a carriage return, a directory that lists itself (same name, device and inode,
+/// as a link loop reported as a directory would), and two that list a new directory of the
+/// same name with a new inode at every level, without end: one with a short name (the walk's
+/// depth bound stops it) and one with a long name (the 1024-byte path bound stops it). The
+/// forged entries, if anyone asks for them, are served as `forgedContent`.
+public enum HostileListing {
+    public static let directory = "/sdcard/Hostile"
+    /// Listed as regular files; each would name another path, or none. The last is longer
+    /// than any file system's names and than sync's paths.
+    public static let forgedNames: [[UInt8]] = [
+        Array("../evil".utf8), Array("a/b".utf8), Array("..".utf8), [], Array("nul\u{0}byte".utf8), longForgedName,
+    ]
+    public static let longForgedName = Array(String(repeating: "N", count: 5000).utf8)
+    public static let forgedContent = Array("EVIL: a forged entry was pulled\n".utf8)
+    /// A real file; printed raw, its name would forge a line of a log.
+    public static let controlCharacterName = "x\rforged"
+    public static let selfListing = "self"
+    /// A real file inside the self-listing directory: pulled once, at its one real path.
+    public static let insideSelfListing = "inside.txt"
+    public static let endlessShort = "deeper"
+    public static let endlessLong = String(repeating: "L", count: 100)
+
+    /// Creates the directory's real part under `root`; returns the device paths of its files.
+    @discardableResult
+    public static func create(at root: String) throws -> [String] {
+        let files: [(String, Int)] = [
+            ("\(directory)/ordinary.txt", 777),
+            ("\(directory)/\(controlCharacterName)", 4321),
+            ("\(directory)/\(selfListing)/\(insideSelfListing)", 99),
+        ]
+        for (index, (path, size)) in files.enumerated() {
+            let host = root + path
+            try FileManager.default.createDirectory(atPath: (host as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try SourceImage.create(at: host, size: size, seed: 0xBAD + UInt64(index))
+        }
+        for name in [endlessShort, endlessLong] {
+            try FileManager.default.createDirectory(atPath: "\(root)\(directory)/\(name)", withIntermediateDirectories: true)
+        }
+        return files.map(\.0)
+    }
+
+    /// A device path inside one of the directories that list themselves, as the host directory
+    /// that stands for it and how many levels below that directory it is: `…/deeper/deeper`
+    /// is `…/deeper` one level down. Nil for any other path.
+    static func chain(_ path: String) -> (devicePath: String, level: Int, name: String)? {
+        let prefix = directory + "/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let components = path.dropFirst(prefix.count).split(separator: "/").map(String.init)
+        guard let name = components.first, [selfListing, endlessShort, endlessLong].contains(name),
+            components.allSatisfy({ $0 == name })
+        else { return nil }
+        return (prefix + name, components.count - 1, name)
+    }
+
+    /// The forged name a device path asks for, if it is `directory` + "/" + one of them.
+    static func forgedName(of path: [UInt8]) -> [UInt8]? {
+        let prefix = Array((directory + "/").utf8)
+        guard path.starts(with: prefix) else { return nil }
+        let rest = Array(path.dropFirst(prefix.count))
+        return forgedNames.first { $0 == rest }
     }
 }

@@ -260,13 +260,16 @@ struct SyncService {
 
     func list(_ path: String, v2: Bool) {
         var names: [String] = []
-        if !DeviceServices.isDenied(path, phone: phone), let host = DeviceServices.hostPath(path, phone: phone) {
+        // A tampered adbd lists `…/deeper/deeper` as the directory `…/deeper` stands for.
+        let chain = phone.hostileListings ? HostileListing.chain(Self.trimmed(path)) : nil
+        let listedPath = chain?.devicePath ?? path
+        if !DeviceServices.isDenied(listedPath, phone: phone), let host = DeviceServices.hostPath(listedPath, phone: phone) {
             names = ((try? FileManager.default.contentsOfDirectory(atPath: host)) ?? []).sorted()
         }
-        let base = path.hasSuffix("/") ? path : path + "/"
-        for name in names {
-            let info = status(base + name, follow: false)
-            let nameBytes = Array(name.utf8)
+        let base = listedPath.hasSuffix("/") ? listedPath : listedPath + "/"
+        var entries = names.map { (name: Array($0.utf8), info: status(base + $0, follow: false)) }
+        if phone.hostileListings { entries += hostileEntries(Self.trimmed(path)) }
+        for (nameBytes, info) in entries {
             if v2 {
                 stream.write(Array("DNT2".utf8) + Self.le32(info.errno) + Self.statV2(info.status) + Self.le32(UInt32(nameBytes.count)) + nameBytes)
             } else {
@@ -281,9 +284,46 @@ struct SyncService {
         stream.write(Array("DONE".utf8) + [UInt8](repeating: 0, count: v2 ? 72 : 16))
     }
 
+    static func trimmed(_ path: String) -> String {
+        var trimmed = path
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        return trimmed
+    }
+
+    /// What a tampered adbd adds to the listing of `path` (`HostileListing`): in its directory
+    /// the usual `.` and `..` and the forged entries; in a self-listing directory, itself.
+    func hostileEntries(_ path: String) -> [(name: [UInt8], info: (status: stat?, errno: UInt32))] {
+        if let chain = HostileListing.chain(path) {
+            guard var info = status(chain.devicePath, follow: false).status else { return [] }
+            if chain.name != HostileListing.selfListing {
+                // A new directory at every level: only the walk's bounds can stop it.
+                info.st_ino += (chain.name == HostileListing.endlessShort ? 1 << 40 : 1 << 41) + UInt(chain.level + 1)
+            }
+            return [(Array(chain.name.utf8), (info, 0))]
+        }
+        guard path == HostileListing.directory, let directory = status(path, follow: false).status,
+            let parent = status((path as NSString).deletingLastPathComponent, follow: false).status
+        else { return [] }
+        var entries: [(name: [UInt8], info: (status: stat?, errno: UInt32))] = [(Array(".".utf8), (directory, 0)), (Array("..".utf8), (parent, 0))]
+        for (index, name) in HostileListing.forgedNames.enumerated() {
+            var forged = directory
+            forged.st_mode = mode_t(0o100644)
+            forged.st_nlink = 1
+            forged.st_size = HostileListing.forgedContent.count
+            forged.st_ino = UInt(900_000 + index)
+            entries.append((name, (forged, 0)))
+        }
+        return entries
+    }
+
     /// False when the service must end (after FAIL, as adbd does, or when the host is gone).
     func receive(_ path: String) -> Bool {
         stream.connection.device.recordReceive(path)
+        if phone.hostileListings, HostileListing.forgedName(of: Array(path.utf8)) != nil {
+            // A host that follows a forged name gets content for it, and a test sees it.
+            return stream.write(Array("DATA".utf8) + Self.le32(UInt32(HostileListing.forgedContent.count)) + HostileListing.forgedContent)
+                && stream.write(Array("DONE".utf8) + Self.le32(0))
+        }
         guard !DeviceServices.isDenied(path, phone: phone), let host = DeviceServices.hostPath(path, phone: phone) else {
             fail("open failed: Permission denied")
             return false

@@ -27,9 +27,10 @@ struct PhoneFixture {
         device = try SimulatedAndroidDevice(phone)
     }
 
-    /// `sha256sum` of a device path's host file: the ground truth, from a stock tool.
+    /// `sha256sum` of a device path's host file: the ground truth, from a stock tool. (Read from
+    /// stdin: for a name with a backslash or a line break sha256sum escapes its output line.)
     func sha256(_ devicePath: String) throws -> String {
-        let result = try Subprocess.run(["sha256sum", root + devicePath])
+        let result = try Subprocess.run(["sh", "-c", "sha256sum < \"$1\"", "sh", root + devicePath])
         return String(result.stdout.prefix(64))
     }
 }

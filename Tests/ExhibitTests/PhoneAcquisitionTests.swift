@@ -235,6 +235,111 @@ import TestSupport
         #expect(try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8).contains("\"acquisition-resumed\""))
     }
 
+    /// A tampered adbd (`HostileListing`) lists names that would climb out of the bag or name
+    /// another path (`../evil`, `a/b`, a `..` file, an empty name, one with NUL, one of 5000
+    /// bytes), a file whose name holds a carriage return, a directory that lists itself and two
+    /// that list a new one at every level without end. Each trap costs only its own entry: the
+    /// job seals the rest, the record lists every trap by its escaped raw name, nothing is
+    /// written outside `data/files/`, and the endless directories stop at the depth and path
+    /// bounds.
+    @Test func aBoobyTrappedListingCostsOnlyItsOwnEntries() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("phone-hostile")
+        let fixture = try PhoneFixture("phone-hostile") { $0.hostileListings = true }
+        defer { fixture.device.stop() }
+        let hostileFiles = try HostileListing.create(at: fixture.root)
+        let result = try store.acquire("adb:tcp:127.0.0.1:\(fixture.device.port)", case: "CASE-H", exhibit: "PHONE-H")
+        try #require(result.succeeded, "\(result)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let bundle = try #require(summary["bundlePath"] as? String)
+
+        // The hub's checks hold for what was sealed.
+        let bag = try StockChecks.bagit(bundle)
+        #expect(bag.succeeded, "\(bag)")
+        #expect(try Subprocess.run(["sha256sum", "--quiet", "-c", "manifest-sha256.txt"], directory: bundle).succeeded)
+        #expect(try Subprocess.run(["sha256sum", "--quiet", "-c", "data/phone/inventory.sha256"], directory: bundle).succeeded)
+        #expect(try StockChecks.cms(bundle, trust: store.trustAnchor).succeeded)
+        let graph = try StockChecks.caseValidate(bundle)
+        #expect(graph.succeeded && graph.stdout.contains("Conforms: True"), "\(graph)")
+        let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
+        #expect(verify.succeeded && verify.stdout.contains("INTACT"), "\(verify)")
+
+        // Every ordinary file is in data/files with the phone's SHA-256; the one whose name
+        // holds a carriage return is kept under its escaped name.
+        var byPath: [String: [String: Any]] = [:]
+        for file in try lines("\(bundle)/data/phone/files.jsonl") { byPath[file["path"] as? String ?? ""] = file }
+        let ordinary = fixture.files.filter { $0.hasPrefix("/sdcard/") && !$0.hasPrefix(SimulatedPhoneTree.deniedDirectory) }
+        for path in ordinary + hostileFiles {
+            let entry = try #require(byPath[path], "\(path) is not in files.jsonl")
+            let truth = try fixture.sha256(path)
+            #expect(entry["status"] as? String == "complete" && entry["sha256"] as? String == truth, "\(path): \(entry)")
+            let stored = try #require(entry["storedAs"] as? String)
+            #expect(try StockChecks.sum("sha256sum", "\(bundle)/\(stored)") == truth, "\(path)")
+        }
+        let escapedFile = "data/files\(HostileListing.directory)/x#x0Dforged"
+        #expect(byPath["\(HostileListing.directory)/\(HostileListing.controlCharacterName)"]?["storedAs"] as? String == escapedFile)
+        let insideSelf = byPath.keys.filter { $0.hasSuffix("/\(HostileListing.insideSelfListing)") }
+        #expect(insideSelf == ["\(HostileListing.directory)/\(HostileListing.selfListing)/\(HostileListing.insideSelfListing)"])
+
+        // No forged entry was asked for, and nothing of one exists anywhere near the store.
+        let asked = fixture.device.receivedPaths.filter { $0.hasPrefix(HostileListing.directory + "/") }
+        #expect(Set(asked) == Set(hostileFiles), "\(asked)")
+        let strays = try Subprocess.run(["find", store.scratch.path, "-name", "*evil*"])
+        #expect(strays.succeeded && strays.stdout.isEmpty, "\(strays)")
+        let parent = (store.scratch.path as NSString).deletingLastPathComponent
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).allSatisfy { !$0.contains("evil") })
+        let everything = try Subprocess.run(["grep", "-rl", "EVIL: a forged entry", store.scratch.path])
+        #expect(everything.stdout.isEmpty, "\(everything)")
+
+        // The record names each trap by its escaped raw name, and what was done instead.
+        let phone = try #require(try record(bundle)["phone"] as? [String: Any])
+        let anomalies = try #require(phone["anomalies"] as? [[String: Any]])
+        let directory = HostileListing.directory
+        let expected: [(kind: String, path: String, name: String, action: String)] = [
+            ("name-with-slash", "\(directory)/..\\x2Fevil", "../evil", "skipped"),
+            ("name-with-slash", "\(directory)/a\\x2Fb", "a/b", "skipped"),
+            ("dot-name", "\(directory)/..", "..", "skipped"),
+            ("empty-name", "\(directory)/", "", "skipped"),
+            ("name-with-nul", "\(directory)/nul\\x00byte", "nul\\x00byte", "skipped"),
+            ("unprintable-name", "\(directory)/x\\x0Dforged", "x\\x0Dforged", "stored-under-safe-name"),
+            ("directory-cycle", "\(directory)/self/self", "self", "not-walked"),
+            ("path-too-long", "\(directory)/\(String(decoding: HostileListing.longForgedName, as: UTF8.self))",
+             String(decoding: HostileListing.longForgedName, as: UTF8.self), "skipped"),
+        ]
+        for trap in expected {
+            #expect(
+                anomalies.contains {
+                    $0["kind"] as? String == trap.kind && $0["path"] as? String == trap.path && $0["name"] as? String == trap.name
+                        && $0["action"] as? String == trap.action
+                }, "\(trap) is not in \(anomalies)")
+        }
+        #expect(anomalies.first { $0["kind"] as? String == "unprintable-name" }?["storedAs"] as? String == escapedFile)
+        // The ordinary `.` and `..` directories of the listing are no anomaly.
+        #expect(anomalies.filter { $0["kind"] as? String == "dot-name" }.count == 1)
+
+        // The endless directories stop at the bounds: 128 levels below /sdcard, 1024-byte paths.
+        let deepest = directory + String(repeating: "/\(HostileListing.endlessShort)", count: 127)
+        #expect(anomalies.contains { $0["kind"] as? String == "too-deep" && $0["path"] as? String == deepest && $0["action"] as? String == "not-walked" })
+        #expect(byPath[deepest]?["type"] as? String == "directory" && byPath[deepest + "/\(HostileListing.endlessShort)"] == nil)
+        let longest = directory + String(repeating: "/\(HostileListing.endlessLong)", count: 10)
+        #expect(longest.utf8.count == 1025)
+        #expect(anomalies.contains { $0["kind"] as? String == "path-too-long" && $0["path"] as? String == longest && $0["action"] as? String == "skipped" })
+        #expect(byPath.filter { $0.value["status"] as? String != "refused" }.keys.allSatisfy { $0.utf8.count <= 1024 })
+        #expect(anomalies.count == expected.count + 2, "\(anomalies)")
+
+        // files.jsonl marks the refused entries; the counts and acquisition.log say the same.
+        let refused = byPath.values.filter { $0["status"] as? String == "refused" }
+        #expect(refused.count == 7 && refused.allSatisfy { $0["anomaly"] != nil && $0["error"] != nil }, "\(refused)")
+        #expect((phone["files"] as? [String: Any])?["refused"] as? Int == 7)
+        let log = try String(contentsOfFile: "\(bundle)/data/acquisition.log", encoding: .utf8)
+        #expect(!log.contains("\r"))
+        for line in ["anomaly name-with-slash: \(directory)/..\\x2Fevil (skipped)", "anomaly unprintable-name: \(directory)/x\\x0Dforged", "anomaly too-deep: \(deepest)"] {
+            #expect(log.contains(line), "\(line) is not in acquisition.log")
+        }
+        let warnings = try #require(try record(bundle)["warnings"] as? [String])
+        #expect(warnings.contains { $0.contains("not followed") }, "\(warnings)")
+    }
+
     /// A USB phone that is not there, or a badly written port, is a clear error that names the
     /// source, and leaves no job, work or bundle behind.
     @Test func aUSBPhoneThatIsNotThereIsAClearErrorAndLeavesNothing() throws {
