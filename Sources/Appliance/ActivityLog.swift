@@ -26,7 +26,10 @@ final class ActivityLog: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
+    /// One line per note, whatever the message holds: a name or a phone's file name with a line
+    /// break in it cannot forge a line of the log.
     func note(_ message: String, level: Logger.Level = .info) {
+        let message = PlainText.oneLine(message)
         let line = Array("\(UTCTimestamp.string(Date()))  \(message)\n".utf8)
         lock.withLock {
             // A log line that cannot be written must not stop the acquisition; the logger still has it.

@@ -330,19 +330,25 @@ public struct DiskAcquisition: Sendable {
                     actor: identity.applianceId, action: "acquisition-restarted", object: object,
                     details: ["job": jobId, "superseded_job": superseded.jobId, "reason": superseded.reason])
             }
-            if let existing, existing.phase != .imaged, existing.copiedBytes > 0 {
-                let proof = try proveContinuity(
-                    source: source, journal: existing, imageDirectory: imageDirectory, cancellation: cancellation, progress: progress)
-                log.note(proof)
-                custody.append(actor: identity.applianceId, action: "continuity-verified", object: object, details: ["job": jobId, "method": proof])
-                try keeper.update { $0.interruptions[$0.interruptions.count - 1].continuityCheck = proof }
-            }
             log.note("write protection: \(sourceIdentity.writeProtection.summary)")
             custody.append(
                 actor: identity.applianceId, action: "write-protection-verified", object: sourceIdentity.path,
                 details: ["evidence": sourceIdentity.writeProtection.summary])
             let custodyLines = custody.lines
             try keeper.update { $0.custody = custodyLines }
+            // After the custody of this start is durable: a run stopped during the comparison is
+            // one more interruption of its own, recorded as such.
+            if let existing, existing.phase != .imaged, existing.copiedBytes > 0 {
+                let proof = try proveContinuity(
+                    source: source, journal: existing, imageDirectory: imageDirectory, cancellation: cancellation, progress: progress)
+                log.note(proof)
+                custody.append(actor: identity.applianceId, action: "continuity-verified", object: object, details: ["job": jobId, "method": proof])
+                let lines = custody.lines
+                try keeper.update {
+                    $0.interruptions[$0.interruptions.count - 1].continuityCheck = proof
+                    $0.custody = lines
+                }
+            }
 
             var warnings: [String] = []
             if let blocker = sourceIdentity.writeProtection.hardwareWriteBlocker {

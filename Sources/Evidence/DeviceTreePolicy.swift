@@ -55,64 +55,13 @@ public enum DeviceTreePolicy {
 
     // MARK: One printable line
 
-    /// The name as one printable line, for logs and records: a control or format character, a
-    /// line or paragraph separator and a byte that is not UTF-8 are written `\xNN` per byte, a
-    /// backslash `\\`; everything else (Thai, accents) as it is. Distinct names stay distinct.
-    /// `escapingSlash`: a listed name's `/` is written `\x2F` too, so that a path ending in it
-    /// is not read as another path.
+    /// The name as one printable line, for logs and records (`PlainText.escaped(bytes:)`).
     public static func printable(_ bytes: some Collection<UInt8>, escapingSlash: Bool = false) -> String {
-        var text = ""
-        for unit in scalarUnits(Array(bytes)) {
-            switch unit {
-            case .scalar(let scalar, _) where scalar == "\\": text += "\\\\"
-            case .scalar(let scalar, let raw) where escapingSlash && scalar == "/": text += raw.map { String(format: "\\x%02X", $0) }.joined()
-            case .scalar(let scalar, _) where isShown(scalar): text.unicodeScalars.append(scalar)
-            case .scalar(_, let raw), .invalid(let raw): text += raw.map { String(format: "\\x%02X", $0) }.joined()
-            }
-        }
-        return text
+        PlainText.escaped(bytes: bytes, escapingSlash: escapingSlash)
     }
 
     static func isPrintable(_ name: [UInt8]) -> Bool {
-        scalarUnits(name).allSatisfy { if case .scalar(let scalar, _) = $0 { isShown(scalar) } else { false } }
-    }
-
-    /// Whether a scalar may appear as itself in one line of a log, a record or a manifest.
-    /// (Python's `splitlines`, which bagit.py's readers may use, also breaks at U+0085, U+2028
-    /// and U+2029; format characters such as U+202E reorder what a reader sees.)
-    static func isShown(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.properties.generalCategory {
-        case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate: false
-        default: true
-        }
-    }
-
-    enum ScalarUnit {
-        case scalar(Unicode.Scalar, [UInt8])
-        case invalid([UInt8])
-    }
-
-    /// Splits bytes into UTF-8 scalars, and single bytes where they are not UTF-8.
-    static func scalarUnits(_ bytes: [UInt8]) -> [ScalarUnit] {
-        var units: [ScalarUnit] = []
-        var index = 0
-        while index < bytes.count {
-            var taken = false
-            for length in (1...min(4, bytes.count - index)).reversed() {
-                let slice = Array(bytes[index..<(index + length)])
-                if let text = String(validating: slice, as: UTF8.self), text.unicodeScalars.count == 1, let scalar = text.unicodeScalars.first {
-                    units.append(.scalar(scalar, slice))
-                    index += length
-                    taken = true
-                    break
-                }
-            }
-            if !taken {
-                units.append(.invalid([bytes[index]]))
-                index += 1
-            }
-        }
-        return units
+        PlainText.scalarUnits(name).allSatisfy { if case .scalar(let scalar, _) = $0 { !PlainText.isForbidden(scalar) } else { false } }
     }
 
     // MARK: Stored names
@@ -133,9 +82,9 @@ public enum DeviceTreePolicy {
     static func storedComponent(_ name: [UInt8]) -> String {
         if name == [0x2E] || name == [0x2E, 0x2E] { return String(repeating: "#x2E", count: name.count) }
         var pieces: [String] = []
-        for unit in scalarUnits(name) {
+        for unit in PlainText.scalarUnits(name) {
             switch unit {
-            case .scalar(let scalar, _) where isShown(scalar) && !"#%\\".unicodeScalars.contains(scalar):
+            case .scalar(let scalar, _) where !PlainText.isForbidden(scalar) && !"#%\\".unicodeScalars.contains(scalar):
                 pieces.append(String(scalar))
             case .scalar(_, let raw), .invalid(let raw):
                 pieces += raw.map { String(format: "#x%02X", $0) }

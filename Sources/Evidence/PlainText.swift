@@ -20,9 +20,8 @@ public enum PlainText {
     /// on what a client can make the appliance write into every record.
     public static let maximumBytes = 256
 
-    /// Refuses control characters (C0, DEL, C1), the line and paragraph separators, and the
-    /// format characters that reorder how a line reads (bidirectional overrides and isolates);
-    /// an empty value; and more than `maximumBytes`.
+    /// Refuses the characters `isForbidden` names (controls, format characters, separators), an
+    /// empty value, and more than `maximumBytes`.
     public static func validate(_ value: String, field: String, maximumBytes: Int = maximumBytes) throws(Refusal) {
         if value.trimmingCharacters(in: .whitespaces).isEmpty {
             throw Refusal(field: field, reason: "is empty")
@@ -38,45 +37,80 @@ public enum PlainText {
         }
     }
 
-    /// `value` with every forbidden character written as `\u{XXXX}` and the backslash doubled,
-    /// so that it is one printable line and the original can be read back from it.
+    /// `value` as one printable line: every forbidden character written `\xNN` per UTF-8 byte,
+    /// a backslash `\\`; everything else (Thai, Khmer, accents) as it is. Distinct values stay
+    /// distinct, and the original can be read back from the escaped one.
     public static func escaped(_ value: String) -> String {
         guard value.unicodeScalars.contains(where: { isForbidden($0) || $0 == "\\" }) else { return value }
+        return escaped(bytes: Array(value.utf8))
+    }
+
+    /// Raw bytes (a name a phone listed, a directory entry) as one printable line: as above, and a
+    /// byte that is not UTF-8 written `\xNN`. `escapingSlash`: a `/` inside one listed name is
+    /// written `\x2F`, so that a path ending in it is not read as another path.
+    public static func escaped(bytes: some Collection<UInt8>, escapingSlash: Bool = false) -> String {
         var text = ""
-        for scalar in value.unicodeScalars {
-            if scalar == "\\" {
-                text += "\\\\"
-            } else if isForbidden(scalar) {
-                text += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-            } else {
-                text.unicodeScalars.append(scalar)
+        for unit in scalarUnits(Array(bytes)) {
+            switch unit {
+            case .scalar(let scalar, _) where scalar == "\\": text += "\\\\"
+            case .scalar(let scalar, let raw) where escapingSlash && scalar == "/": text += hex(raw)
+            case .scalar(let scalar, _) where !isForbidden(scalar): text.unicodeScalars.append(scalar)
+            case .scalar(_, let raw), .invalid(let raw): text += hex(raw)
             }
         }
         return text
     }
 
-    /// Raw bytes (a file name from a phone or a directory entry) as one printable line: valid
-    /// UTF-8 is kept and escaped as above, every other byte written as `\xNN`.
-    public static func escaped(bytes: some Collection<UInt8>) -> String {
-        if let text = String(validating: Array(bytes), as: UTF8.self) { return escaped(text) }
-        var text = ""
-        for byte in bytes {
-            if byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "\\") {
-                text.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                text += String(format: "\\x%02X", byte)
-            }
+    /// `text` kept on one line for a log whose parts are already escaped: only forbidden
+    /// characters are written `\xNN` (a backslash stays, so escaped names are not escaped twice).
+    public static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isForbidden) else { return text }
+        var line = ""
+        for scalar in text.unicodeScalars {
+            if isForbidden(scalar) { line += hex(Array(String(scalar).utf8)) } else { line.unicodeScalars.append(scalar) }
         }
-        return text
+        return line
     }
 
+    private static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "\\x%02X", $0) }.joined() }
+
+    /// What may not appear as itself in one line of a tag file, a log or a terminal: controls
+    /// (C0, DEL, C1), format characters (U+202E and the other bidirectional controls reorder what
+    /// a reader sees), and the line and paragraph separators (Python's `splitlines`, which
+    /// bagit.py's readers may use, breaks at U+0085, U+2028 and U+2029).
     public static func isForbidden(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.value {
-        case 0x00...0x1F, 0x7F...0x9F: return true  // C0, DEL, C1
-        case 0x2028, 0x2029: return true  // line and paragraph separators
-        case 0x202A...0x202E, 0x2066...0x2069: return true  // bidirectional embeddings, overrides, isolates
-        default: return false
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate: true
+        default: false
         }
+    }
+
+    enum ScalarUnit {
+        case scalar(Unicode.Scalar, [UInt8])
+        case invalid([UInt8])
+    }
+
+    /// Splits bytes into UTF-8 scalars, and single bytes where they are not UTF-8.
+    static func scalarUnits(_ bytes: [UInt8]) -> [ScalarUnit] {
+        var units: [ScalarUnit] = []
+        var index = 0
+        while index < bytes.count {
+            var taken = false
+            for length in (1...min(4, bytes.count - index)).reversed() {
+                let slice = Array(bytes[index..<(index + length)])
+                if let text = String(validating: slice, as: UTF8.self), text.unicodeScalars.count == 1, let scalar = text.unicodeScalars.first {
+                    units.append(.scalar(scalar, slice))
+                    index += length
+                    taken = true
+                    break
+                }
+            }
+            if !taken {
+                units.append(.invalid([bytes[index]]))
+                index += 1
+            }
+        }
+        return units
     }
 
     public static func codePoint(_ scalar: Unicode.Scalar) -> String {

@@ -28,8 +28,8 @@ import TestSupport
     @Test func segmentedImageConcatenatesToTheSource() throws {
         try StockChecks.requireTools()
         let store = try TestStore("segments")
-        let source = try SourceImage.create(at: store.scratch.file("seg.img"), size: 1_000_000)
-        let bundle = try store.acquireBundle(source, ["--segment-size", "300000"])
+        let source = try SourceImage.create(at: store.scratch.file("seg.img"), size: 3_500_000)
+        let bundle = try store.acquireBundle(source, ["--segment-size", "1M"])
         let files = try FileManager.default.contentsOfDirectory(atPath: "\(bundle)/data/image").sorted()
         #expect(files == ["E1.raw.000", "E1.raw.001", "E1.raw.002", "E1.raw.003"])
         try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", source))

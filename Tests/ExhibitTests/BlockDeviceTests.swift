@@ -19,6 +19,11 @@ struct BlockDeviceTests {
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("source is writable") && refused.stderr.contains("blockdev --setro \(loop.path)"))
         #expect(store.bundles.isEmpty)
+        // Named through a link (as /dev/disk/by-id/… is), the fix still names the device itself.
+        let link = store.scratch.file("by-id-link")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: loop.path)
+        let throughLink = try store.acquire(link)
+        #expect(throughLink.stderr.contains("blockdev --setro \(loop.path)"), "\(throughLink)")
 
         try loop.setReadOnly(true)
         let bundle = try store.acquireBundle(loop.path)
@@ -52,7 +57,7 @@ struct BlockDeviceTests {
         let bundle = try store.acquireBundle(loop.path, ["--allow-writable-source"])
         let record = try String(contentsOfFile: "\(bundle)/data/acquisition.json", encoding: .utf8)
         #expect(record.contains("\"writableOverride\" : true") && record.contains("allow-writable-source"))
-        #expect(try exhibit(["verify", bundle]).succeeded)
+        #expect(try exhibit(["verify", bundle, "--store", store.root]).succeeded)
     }
 
     /// A store on a small tmpfs: refused before anything is written, with the sizes.
@@ -72,6 +77,7 @@ struct BlockDeviceTests {
         let result = try exhibit(["acquire", source, "--store", store, "--case", "C", "--exhibit", "E", "--examiner", "X"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("not enough space in the store") && result.stderr.contains("bytes"))
+        #expect(result.stderr.contains("acquire failed: store: "), "a store error is named as the store's: \(result)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store)/bundles").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store)/work").isEmpty)
     }
@@ -110,6 +116,6 @@ struct BlockDeviceTests {
         let small = try SourceImage.create(at: store.scratch.file("small.img"), size: 1 << 20)
         let bundle = try store.acquireBundle(small, exhibit: "E2")
         #expect(store.bundles.count == 1)
-        #expect(try exhibit(["verify", bundle]).succeeded)
+        #expect(try exhibit(["verify", bundle, "--store", store.root]).succeeded)
     }
 }

@@ -171,6 +171,22 @@ import TestSupport
         #expect(own.succeeded && own.stdout.contains("(the seal's chain ends here)"), "\(own)")
     }
 
+    @Test func aMissingTrustFileIsNamedPlainly() throws {
+        let fixture = try fixture()
+        let missing = try exhibit(["verify", fixture.bundle, "--trust", "/nonexistent/agency-root.pem"])
+        #expect(missing.status == 1 && missing.stderr.contains("trust anchor /nonexistent/agency-root.pem: no such file"), "\(missing)")
+        #expect(!missing.stderr.contains("NSCocoaErrorDomain"), "\(missing)")
+    }
+
+    @Test func aFailedAcquisitionStillAnswersInJSON() throws {
+        let fixture = try fixture()
+        let failed = try fixture.store.acquire("/nonexistent/disk.img", exhibit: "E5")
+        #expect(failed.status == 1)
+        let answer = try JSONSerialization.jsonObject(with: Data(failed.stdout.utf8)) as? [String: Any]
+        let error = answer?["error"] as? [String: Any]
+        #expect((error?["message"] as? String)?.contains("/nonexistent/disk.img") == true, "\(failed)")
+    }
+
     @Test func aTagManifestEntryOutsideTheTagFilesIsNamedNotOpened() throws {
         let fixture = try fixture()
         let bag = try fixture.copy("tag-escape")

@@ -97,7 +97,7 @@ import TestSupport
             StatusRequest(.openCase, caseId: "C-PEER", examiner: "Examiner", auto: false, client: "panel /dev/tty1"))
         #expect(answer.error == nil, "\(answer)")
         let list = try exhibit(["list", "--store", daemon.store.root, "--json"])
-        #expect(list.stdout.contains("panel /dev/tty1"), "\(list.stdout)")
+        #expect(list.stdout.contains("panel \\\\/dev\\\\/tty1"), "the claimed client, as JSON escapes it: \(list.stdout)")
         #expect(list.stdout.contains("uid \(getuid()) pid \(getpid())"), "the kernel's peer credentials are recorded: \(list.stdout)")
     }
 
@@ -116,6 +116,9 @@ import TestSupport
         ])
         #expect(raw.stdout.contains("the member \\\"request\\\""), "\(raw)")
         #expect(!raw.stdout.contains("DecodingError") && !raw.stdout.contains("CodingKeys"), "\(raw)")
+        #expect(try daemon.cli(["case", "open", "--case", "C-OK", "--examiner", "E"]).succeeded)
+        let closed = try daemon.cli(["case", "close", "--json"])
+        #expect(closed.succeeded && closed.stdout.contains("\"type\""), "case close --json: \(closed)")
     }
 }
 
