@@ -3,11 +3,13 @@ import PackageDescription
 
 // Each C library is imported by exactly one Swift module:
 //   COpenSSL (libcrypto)      -> Cryptography
-//   CBlockDevice (ioctls)     -> Acquisition
+//   CBlockDevice (ioctls)     -> EvidenceSources
 //   SQLite (through GRDB)     -> Store
 //   CUdev (libudev)           -> Devices
 //   CTerminal (wcwidth)       -> Panel
 //   CUSB (libusb-1.0)         -> ADB
+// Dependencies point down: HumanText, Cryptography → Imaging → Evidence → Store; Devices →
+// EvidenceSources; ADB → Android; all of them → Jobs → Daemon; StatusAPI ← Panel, Daemon.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
@@ -49,18 +51,19 @@ let package = Package(
             dependencies: ["COpenSSL"],
             swiftSettings: strictSettings
         ),
+        // What people type and read: names refused or escaped, byte counts (Foundation only).
+        .target(name: "HumanText", swiftSettings: strictSettings),
+        // The read → digests → image pipeline, image files and formats: no device code, so the
+        // hub's verifier links it without the appliance's ioctls.
         .target(
-            name: "Acquisition",
-            dependencies: [
-                "CBlockDevice",
-                "Cryptography",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            name: "Imaging",
+            dependencies: ["Cryptography"],
             swiftSettings: strictSettings
         ),
+        // The sealed bundle: records, BagIt, bag-info schema, seal, custody, CASE, verifier.
         .target(
             name: "Evidence",
-            dependencies: ["Cryptography", "Acquisition"],
+            dependencies: ["Cryptography", "HumanText", "Imaging"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -68,53 +71,73 @@ let package = Package(
             dependencies: [
                 "Cryptography",
                 "Evidence",
+                "HumanText",
+                "StatusAPI",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
+        // Device discovery: sysfs, libudev, USB classification, system disks.
         .target(
             name: "Devices",
             dependencies: [
-                "Acquisition",
                 "CUdev",
+                "HumanText",
+                "Imaging",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
+        // Read-only disks and image files, proven read-only and read with skip-and-recover.
         .target(
-            name: "Appliance",
+            name: "EvidenceSources",
+            dependencies: ["CBlockDevice", "Cryptography", "Devices", "Imaging"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ADB",
+            dependencies: ["CUSB"],
+            swiftSettings: strictSettings
+        ),
+        // Android phones: the phone source and the logical and physical extraction over ADB.
+        .target(
+            name: "Android",
+            dependencies: ["ADB", "Cryptography", "Evidence", "HumanText", "Imaging", "StatusAPI"],
+            swiftSettings: strictSettings
+        ),
+        // The acquisition jobs: journal, activity log, publication, the disk and phone jobs.
+        .target(
+            name: "Jobs",
             dependencies: [
-                "ADB",
-                "Acquisition",
-                "Devices",
-                "Cryptography",
-                "Evidence",
-                "Store",
+                "ADB", "Android", "Cryptography", "Evidence", "EvidenceSources", "HumanText", "Imaging", "StatusAPI", "Store",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The daemon's status protocol and its client (Foundation only): the panel's one link to it.
+        .target(name: "StatusAPI", dependencies: ["HumanText"], swiftSettings: strictSettings),
+        // The daemon: slots, alerts, case session, status server, sd_notify.
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "Android", "Cryptography", "Devices", "Evidence", "EvidenceSources", "HumanText", "Imaging", "Jobs",
+                "StatusAPI", "Store",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .target(name: "CTerminal"),
         .target(
-            name: "ADB",
-            dependencies: ["CUSB"],
-            swiftSettings: strictSettings
-        ),
-        .target(
             name: "Panel",
-            dependencies: ["Appliance", "CTerminal", "Evidence", "Store"],
+            dependencies: ["CTerminal", "HumanText", "StatusAPI"],
             resources: [.copy("Messages")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "exhibit",
             dependencies: [
-                "Acquisition",
-                "Appliance",
-                "Panel",
-                "Evidence",
-                "Store",
+                "ADB", "Android", "Cryptography", "Evidence", "HumanText", "Imaging", "Jobs", "Panel", "StatusAPI", "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -123,9 +146,7 @@ let package = Package(
         .executableTarget(
             name: "exhibitd",
             dependencies: [
-                "Appliance",
-                "Devices",
-                "Store",
+                "Daemon", "Devices", "StatusAPI", "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -145,15 +166,8 @@ let package = Package(
         .testTarget(
             name: "ExhibitTests",
             dependencies: [
-                "ADB",
-                "Acquisition",
-                "Appliance",
-                "Devices",
-                "Cryptography",
-                "Evidence",
-                "Panel",
-                "Store",
-                "TestSupport",
+                "ADB", "Android", "Cryptography", "Daemon", "Devices", "Evidence", "EvidenceSources", "HumanText", "Imaging",
+                "Jobs", "Panel", "StatusAPI", "Store", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

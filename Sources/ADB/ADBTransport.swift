@@ -4,6 +4,7 @@ import Synchronization
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// Carries whole ADB messages to and from one phone. A transport has one reader (the

@@ -33,4 +33,5 @@ public struct DeviceError: Error, CustomStringConvertible, Sendable {
 
 #if canImport(Glibc)
     import Glibc
+
 #endif

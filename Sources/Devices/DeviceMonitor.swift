@@ -6,6 +6,7 @@ import Synchronization
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// One device seen by discovery: at start (`present`) or in a uevent.

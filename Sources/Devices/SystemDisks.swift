@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-import Acquisition
 import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The appliance's own disks: those that hold `/`, `/boot`, `/usr`, `/var`, the evidence store or
@@ -44,7 +44,7 @@ public enum SystemDisks {
             guard stat(path, &status) == 0 else { continue }
             let isBlock = status.st_mode & S_IFMT == S_IFBLK
             let device = isBlock ? status.st_rdev : status.st_dev
-            mark("\(EvidenceSource.major(device)):\(EvidenceSource.minor(device))", "holds swap (\(path))")
+            mark("\(DeviceNumber.major(device)):\(DeviceNumber.minor(device))", "holds swap (\(path))")
         }
         for name in configured where reasons[name] == nil { reasons[name] = "listed as a system disk in the configuration" }
         return reasons
@@ -69,7 +69,7 @@ public enum SystemDisks {
             var status = stat()
             if stat(backing, &status) == 0 {
                 found.formUnion(
-                    wholeDisks(holding: "\(EvidenceSource.major(status.st_dev)):\(EvidenceSource.minor(status.st_dev))", sysfsRoot: sysfsRoot, depth: depth + 1))
+                    wholeDisks(holding: "\(DeviceNumber.major(status.st_dev)):\(DeviceNumber.minor(status.st_dev))", sysfsRoot: sysfsRoot, depth: depth + 1))
             }
         }
         return found

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-import Acquisition
 import Foundation
 
 /// A USB device's ids and interfaces, read from its sysfs directory.

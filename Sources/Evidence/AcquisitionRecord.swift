@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-import Acquisition
 import Foundation
+import Imaging
 
 /// `data/acquisition.json`: the machine-readable record of one acquisition.
 public struct AcquisitionRecord: Codable, Sendable {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HumanText
 
 /// The labels of `bag-info.txt`, written by the sealer and read by the verifier from this one list.
 public enum BagInfoLabel: String, CaseIterable, Sendable {

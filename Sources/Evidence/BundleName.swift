@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HumanText
 
 /// A bundle's directory name, `CASE-EXHIBIT-YYYYMMDDTHHMMSSZ-xxxxxxxx`: sortable, unique, safe
 /// as a file name, and written into `bag-info.txt` (`Exhibit-Bundle-Id`) so that a bundle

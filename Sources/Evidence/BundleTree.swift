@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 import Cryptography
 import Foundation
+import HumanText
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// A bundle directory read by descriptor, the only way the verifier touches a bundle.

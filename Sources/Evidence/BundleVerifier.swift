@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-import Acquisition
 import Cryptography
 import Foundation
+import HumanText
+import Imaging
 
 /// An inclusive byte range.
 public struct ByteRange: Codable, Sendable, Equatable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HumanText
 
 /// `data/case.jsonld`: the CASE 1.5 / UCO graph of an acquisition, for the hub's tools
 /// (`case_validate` must report that it conforms).

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Cryptography
 import Foundation
+import HumanText
 
 /// One custody event: who did what to which object, and when.
 public struct CustodyEvent: Codable, Sendable, Equatable {

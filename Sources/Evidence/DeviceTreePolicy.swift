@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-import Acquisition
 import Cryptography
 import Foundation
+import HumanText
+import Imaging
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// What a seized device's file listing may make Exhibit do, for every platform that walks one

@@ -4,6 +4,7 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// Small files written so that they survive a power cut once the call returns.

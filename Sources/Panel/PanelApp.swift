@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import Foundation
+import StatusAPI
 import Synchronization
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// `exhibit panel`: subscribes to the daemon and redraws when a message, a key, a resize or the

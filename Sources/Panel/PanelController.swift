@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
-import Evidence
 import Foundation
+import HumanText
+import StatusAPI
 
 /// What the panel's keys do. Every action is a request to the daemon (which records it in the
 /// audit trail with `client`); the controller only keeps what is being typed and selected.

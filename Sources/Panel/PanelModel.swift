@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import Foundation
+import StatusAPI
 
 /// What the panel knows of the daemon, built from the status API's messages.
 public struct PanelModel: Sendable {

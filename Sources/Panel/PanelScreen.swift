@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import Foundation
-import Store
+import HumanText
+import StatusAPI
 
 /// How a stretch of text looks. Alerts differ by text as well as colour ("ALERT", "seen"), so a
 /// technician who cannot tell red from green, or a monochrome panel, loses nothing.
@@ -251,7 +251,7 @@ public struct PanelScreen {
         let stateStyle = selected ? .selected : style(of: slot.state)
         var first: PanelLine
         if wide {
-            let kind = text(slot.kind == "phone" ? .kindPhone : .kindDisk)
+            let kind = text(slot.kind.isPhone ? .kindPhone : .kindDisk)
             let name = [
                 [slot.vendor, slot.model].compactMap { $0.map(clean) }.joined(separator: " "),
                 clean(slot.device),

@@ -3,6 +3,7 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The panel's terminal: raw keys in, the alternate screen out, and each frame written as the

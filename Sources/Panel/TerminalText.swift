@@ -4,6 +4,7 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// Text measured and cut in terminal columns. Widths come from the C library's `wcwidth`, as

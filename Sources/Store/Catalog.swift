@@ -1,31 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import GRDB
-
-/// A row of `exhibit list`: one acquisition job and, once sealed, its bundle.
-public struct CatalogEntry: Codable, Sendable {
-    public var jobId: String
-    public var caseId: String
-    public var exhibitId: String
-    public var examiner: String
-    public var sourcePath: String
-    public var sourceModel: String?
-    public var sourceSerial: String?
-    public var sizeBytes: UInt64
-    /// `acquiring`, `verifying`, `sealing`, `sealed`, `failed` or `interrupted`.
-    public var state: String
-    public var startedAt: String
-    public var finishedAt: String?
-    public var error: String?
-    public var bundleId: String?
-    public var bundlePath: String?
-    public var mediaSHA256: String?
-    public var md5: String?
-    public var sha1: String?
-    public var unreadableSectors: UInt64?
-    public var verification: String?
-    public var sealSHA256: String?
-}
+import StatusAPI
 
 /// The store's SQLite catalog (`STORE/catalog.sqlite`): cases, exhibits, jobs, bundles with their
 /// digests and states, and an audit of events. The sealed bundles are the evidence; the catalog is
@@ -193,15 +169,15 @@ public final class Catalog: Sendable {
     }
 
     /// A sealed job stays sealed: an error after its bundle was recorded does not undo the record.
-    public func setJobState(_ id: String, state: String, error: String? = nil) throws(StoreError) {
-        let finished = ["sealed", "failed", "interrupted"].contains(state) ? Self.now() : nil
+    public func setJobState(_ id: String, state: JobState, error: String? = nil) throws(StoreError) {
+        let finished = state.hasStopped ? Self.now() : nil
         try write("updating job \(id)") { db in
             try db.execute(
                 sql: """
                     UPDATE jobs SET state = ?, error = COALESCE(?, error), finished_at = COALESCE(?, finished_at)
                     WHERE id = ? AND state != 'sealed'
                     """,
-                arguments: [state, error, finished, id])
+                arguments: [state.rawValue, error, finished, id])
         }
     }
 
@@ -280,9 +256,9 @@ public final class Catalog: Sendable {
     }
 
     /// A job's state (`acquiring` … `sealed`, `failed`, `interrupted`), or nil for no such job.
-    public func jobState(_ id: String) throws(StoreError) -> String? {
+    public func jobState(_ id: String) throws(StoreError) -> JobState? {
         try read("reading job \(id)") { db in
-            try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id])
+            try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]).flatMap(JobState.init(rawValue:))
         }
     }
 
@@ -314,7 +290,7 @@ public final class Catalog: Sendable {
             try String.fetchAll(db, sql: "SELECT id FROM jobs WHERE state IN ('acquiring', 'verifying', 'sealing')")
         }
         for id in active where !isRunning(id) {
-            try setJobState(id, state: "interrupted", error: "the acquiring process ended before the bundle was sealed")
+            try setJobState(id, state: .interrupted, error: "the acquiring process ended before the bundle was sealed")
         }
     }
 
@@ -331,7 +307,7 @@ public final class Catalog: Sendable {
                 CatalogEntry(
                     jobId: row["id"], caseId: row["case_id"], exhibitId: row["exhibit_id"], examiner: row["examiner"],
                     sourcePath: row["source_path"], sourceModel: row["source_model"], sourceSerial: row["source_serial"],
-                    sizeBytes: UInt64(row["size_bytes"] as Int64), state: row["state"], startedAt: row["started_at"],
+                    sizeBytes: UInt64(row["size_bytes"] as Int64), state: JobState(rawValue: row["state"]) ?? .failed, startedAt: row["started_at"],
                     finishedAt: row["finished_at"], error: row["error"], bundleId: row["bundle_id"],
                     bundlePath: row["bundle_path"], mediaSHA256: row["media_sha256"], md5: row["md5"], sha1: row["sha1"],
                     unreadableSectors: (row["unreadable_sectors"] as Int64?).map { UInt64($0) },

@@ -2,9 +2,11 @@
 import Cryptography
 import Evidence
 import Foundation
+import HumanText
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The appliance's local store:
@@ -67,6 +69,7 @@ public struct EvidenceStore: Sendable {
             throw StoreError(
                 .notProvisioned, path: deviceCertificatePath,
                 detail: "no device certificate; run `exhibit provision --store \(root)` (or import the agency's)")
+
         }
         let key = try loadKey(deviceKeyPath)
         let certificate = try loadCertificates(deviceCertificatePath)[0]
@@ -266,7 +269,7 @@ public struct EvidenceStore: Sendable {
     /// published here, by the same one rename, before the work goes.
     public func reconcile(catalog: Catalog) throws(StoreError) {
         try catalog.markAbandonedJobs(isRunning: isJobRunning)
-        for entry in try catalog.entries() where entry.state == "sealed" {
+        for entry in try catalog.entries() where entry.state == .sealed {
             let work = "\(workDirectory)/\(entry.jobId)"
             guard FileManager.default.fileExists(atPath: work), !isJobRunning(entry.jobId) else { continue }
             if let bundleId = entry.bundleId {
@@ -344,19 +347,5 @@ public struct EvidenceStore: Sendable {
     public func removeWork(_ lease: JobLease) {
         lease.release()
         try? FileManager.default.removeItem(atPath: lease.directory)
-    }
-}
-
-/// Byte counts for people: binary units with one decimal, everywhere Exhibit shows a size.
-public enum ByteCount {
-    public static func format(_ bytes: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
     }
 }

@@ -2,9 +2,11 @@
 import Cryptography
 import Evidence
 import Foundation
+import HumanText
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// Creates a store and the appliance's identity in it. Every step is skipped when its result

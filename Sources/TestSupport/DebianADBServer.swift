@@ -3,6 +3,7 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// A private Debian `adb` server (own port and HOME, so neither a user's server nor a user's

@@ -3,6 +3,7 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The simulated phone on USB, as adbd is on a real phone: a FunctionFS function whose `ep0`

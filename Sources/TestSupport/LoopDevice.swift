@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 
 /// A real kernel loop device over a file, detached when released.
 public final class LoopDevice: @unchecked Sendable {
     public let path: String
+    private let attached = Mutex(true)
 
     /// Why loop devices cannot be used here, or nil when they can (root and /dev/loop-control).
     public static var unavailableReason: String? {
@@ -29,7 +31,13 @@ public final class LoopDevice: @unchecked Sendable {
         guard result.succeeded else { throw LoopError(message: "blockdev failed: \(result.stderr)") }
     }
 
+    /// The read-only flag is cleared first: the next test to attach this loop number would see
+    /// it for an instant (a daemon's uevent lands before `init` resets it) and take a writable
+    /// device for a read-only one.
+    /// Only once: after it, the loop number may already be another test's device.
     public func detach() {
+        guard attached.withLock({ was in defer { was = false }; return was }) else { return }
+        _ = try? Subprocess.run(["blockdev", "--setrw", path])
         _ = try? Subprocess.run(["losetup", "-d", path])
     }
 

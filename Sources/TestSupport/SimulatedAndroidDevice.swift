@@ -5,6 +5,7 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// What a simulated phone is: its banner, properties, file system (a host directory standing

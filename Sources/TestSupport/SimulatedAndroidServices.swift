@@ -4,6 +4,7 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The services of the simulated adbd: shell (v1 and v2), `exec:` and `sync:`.

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 import ADB
-import Acquisition
-import Appliance
+import Android
 import ArgumentParser
 import Cryptography
-import Evidence
 import Foundation
+import HumanText
+import Imaging
+import Jobs
+import StatusAPI
 import Store
 
 struct Acquire: ParsableCommand {

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import ArgumentParser
-import Evidence
 import Foundation
-import Store
+import HumanText
+import StatusAPI
 
 struct Case: ParsableCommand {
     static let configuration = CommandConfiguration(

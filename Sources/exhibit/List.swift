@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import Foundation
+import HumanText
+import StatusAPI
 import Store
 
 struct List: ParsableCommand {

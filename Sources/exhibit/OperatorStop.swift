@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-import Acquisition
 import Dispatch
 import Foundation
+import Imaging
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// SIGINT (Ctrl-C) and SIGTERM during `exhibit acquire`: the job is cancelled at its next buffer,

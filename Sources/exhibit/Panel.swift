@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import ArgumentParser
 import Foundation
 import Panel
+import StatusAPI
 
 struct PanelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

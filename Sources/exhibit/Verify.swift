@@ -3,6 +3,7 @@ import ArgumentParser
 import Cryptography
 import Evidence
 import Foundation
+import HumanText
 import Store
 
 struct Verify: ParsableCommand {

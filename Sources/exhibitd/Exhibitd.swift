@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import ArgumentParser
+import Daemon
 import Devices
 import Foundation
 import Logging
+import StatusAPI
 import Store
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 @main

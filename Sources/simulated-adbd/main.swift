@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
+import TestSupport
+
 // The simulated phone as a process, for the benchmark, the USB test in a VM and trying Exhibit
 // by hand:
 //   simulated-adbd --root DIR [--tree [--userdata-mib N]] [--rooted] [--auth off|allow|never] [--allow-after SECONDS]
@@ -7,8 +10,6 @@
 // that list themselves; see HostileListing)
 // prints "port N" once it listens on 127.0.0.1 (and "functionfs FFS_DIR" once the USB
 // function's descriptors are written) and serves until killed.
-import Foundation
-import TestSupport
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 func value(_ name: String, in arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String? {

@@ -2,10 +2,10 @@
 import ADB
 import Foundation
 import Testing
-import TestSupport
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 @Suite struct ADBCodecTests {

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 import ADB
-import Acquisition
 import Cryptography
 import Foundation
-import Testing
+import Imaging
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// A phone tree in a scratch directory with its simulated adbd.
@@ -41,11 +42,8 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
 
 /// The simulated phone judged by Debian's real `adb` client: if adb accepts it, it speaks ADB.
 @Suite(.serialized) struct SimulatedPhoneConformanceTests {
-    @Test func debiansAdbAuthenticatesRunsShellPullsAndStreams() throws {
-        guard Subprocess.has("adb") else {
-            reportSkip("Debian's adb is not installed (scripts/install-deps)", "debiansAdbAuthenticatesRunsShellPullsAndStreams")
-            return
-        }
+    @Test(.enabled(if: Subprocess.has("adb"), "Debian's adb is not installed (scripts/install-deps)"))
+    func debiansAdbAuthenticatesRunsShellPullsAndStreams() throws {
         let fixture = try PhoneFixture("adb-conformance") {
             $0.authorization = .allowWhenAsked
             $0.rooted = true

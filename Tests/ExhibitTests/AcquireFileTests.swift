@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Acquisitions from regular image files, judged by the hub's stock tools.
 @Suite struct AcquireFileTests {

@@ -1,17 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 import Cryptography
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The ADB host key, judged by Debian's `adb` (its public-key file) and by `openssl pkeyutl`
 /// (the AUTH signature).
 @Suite struct AndroidDebugKeyTests {
-    @Test func publicKeyLineIsWhatAdbWritesForTheSameKey() throws {
-        guard Subprocess.has("adb") else {
-            reportSkip("Debian's adb is not installed (scripts/install-deps)", "publicKeyLineIsWhatAdbWritesForTheSameKey")
-            return
-        }
+    @Test(.enabled(if: Subprocess.has("adb"), "Debian's adb is not installed (scripts/install-deps)"))
+    func publicKeyLineIsWhatAdbWritesForTheSameKey() throws {
         let scratch = try ScratchDirectory("adbkey")
         let keygen = try Subprocess.run(["env", "HOME=\(scratch.path)", "adb", "keygen", scratch.file("adbkey")])
         #expect(keygen.succeeded, "\(keygen)")

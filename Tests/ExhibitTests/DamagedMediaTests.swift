@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import Foundation
-import Store
-import Testing
+import StatusAPI
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The NIST CFTT-style harness: real loop devices over a FUSE file that fails chosen byte ranges
@@ -327,11 +327,11 @@ struct DamagedMediaTests {
         var stopped: CatalogEntry? = nil
         let deadline = Date().addingTimeInterval(30)
         while stopped == nil, Date() < deadline {
-            stopped = try daemon.snapshot().jobs?.first { $0.jobId == first.jobId && $0.state != "acquiring" }
+            stopped = try daemon.snapshot().jobs?.first { $0.jobId == first.jobId && $0.state != .acquiring }
             if stopped == nil { usleep(100_000) }
         }
         let interrupted = try #require(stopped, "no interruption: \(daemon.process.log)")
-        #expect(interrupted.state == "interrupted" && interrupted.error?.contains("source vanished") == true, "\(interrupted)")
+        #expect(interrupted.state == .interrupted && interrupted.error?.contains("source vanished") == true, "\(interrupted)")
 
         // Another disk of the same size: a new job, never the interrupted one.
         let otherImage = try SourceImage.create(at: scratch.file("other.img"), size: size, seed: 22)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 import Devices
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct DeviceClassificationTests {
     @Test func phonesAreRecognisedByInterfaceNotVendorList() {
@@ -26,12 +26,15 @@ import TestSupport
         #expect(catalog.name(of: nil) == nil)
     }
 
-    @Test func theDiskHoldingRootIsASystemDisk() throws {
+    static var rootOnABlockDevice: Bool {
+        let root = (try? Subprocess.shell("findmnt -no MAJ:MIN /").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "0:"
+        return !root.hasPrefix("0:") && (try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/dev/block/\(root)")) != nil
+    }
+
+    @Test(.enabled(if: rootOnABlockDevice, "/ is not on a block device here"))
+    func theDiskHoldingRootIsASystemDisk() throws {
         let root = try Subprocess.shell("findmnt -no MAJ:MIN /").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !root.hasPrefix("0:"), let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/dev/block/\(root)") else {
-            reportSkip("/ is not on a block device here (\(root))", "theDiskHoldingRootIsASystemDisk")
-            return
-        }
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: "/sys/dev/block/\(root)")
         var disk = (link as NSString).lastPathComponent
         if FileManager.default.fileExists(atPath: "/sys/dev/block/\(root)/partition") {
             disk = ((link as NSString).deletingLastPathComponent as NSString).lastPathComponent

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 import Evidence
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The one policy every phone platform's file walk goes through: what a listed name may make

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A provisioned store in a scratch directory, driven through the real `exhibit` binary.
 final class TestStore: @unchecked Sendable {

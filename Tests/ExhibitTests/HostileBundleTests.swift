@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// What a hostile carrier can do to a sealed bundle that no manifest covers: entries planted

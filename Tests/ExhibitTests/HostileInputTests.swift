@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import Foundation
-import Testing
+import StatusAPI
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// What a bad source, a careless operator or a hostile client can do to an acquisition, the
@@ -112,6 +113,7 @@ import TestSupport
         let raw = try Subprocess.run([
             "python3", "-c",
             "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{\"request\": 5}\\n'); print(s.makefile().readline())",
+
             daemon.socket,
         ])
         #expect(raw.stdout.contains("the member \\\"request\\\""), "\(raw)")

@@ -1,22 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import Foundation
 import Panel
-import Testing
+import StatusAPI
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The panel in real terminals against a live daemon acquiring real loop devices.
 @Suite(.serialized, .enabled(if: loopUnavailable == nil, loopSkipComment))
 struct PanelConsoleTests {
-    @Test func followsALiveAcquisitionTakesKeysAndSurvivesTheDaemon() throws {
-        if let reason = TmuxSession.unavailableReason ?? FaultyLoopDevice.unavailableReason {
-            reportSkip(reason, "followsALiveAcquisitionTakesKeysAndSurvivesTheDaemon")
-            return
-        }
+    @Test(.enabled(if: TmuxSession.unavailableReason == nil && FaultyLoopDevice.unavailableReason == nil, "needs tmux, FUSE and loop devices"))
+    func followsALiveAcquisitionTakesKeysAndSurvivesTheDaemon() throws {
         let daemon = try TestDaemon("panel-live")
         let scratch = daemon.store.scratch
         let english = try MessageCatalog.load(.en)
@@ -162,11 +160,8 @@ struct PanelConsoleTests {
         _ = daemon.process.terminate()
     }
 
-    @Test func panelUnitPassesSystemdAnalyzeVerify() throws {
-        guard Subprocess.has("systemd-analyze"), Subprocess.has("cage") else {
-            reportSkip("systemd-analyze or cage is not installed (scripts/install-deps)", "panelUnitPassesSystemdAnalyzeVerify")
-            return
-        }
+    @Test(.enabled(if: Subprocess.has("systemd-analyze") && Subprocess.has("cage"), "systemd-analyze or cage is not installed (scripts/install-deps)"))
+    func panelUnitPassesSystemdAnalyzeVerify() throws {
         let scratch = try ScratchDirectory("panel-unit")
         let unit = try String(contentsOfFile: fixturePath("../../Systemd/exhibit-panel.service"), encoding: .utf8)
         try unit.write(toFile: scratch.file("exhibit-panel.service"), atomically: true, encoding: .utf8)

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-import Appliance
 import Foundation
 import Panel
-import Testing
+import StatusAPI
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 @Suite struct PanelCatalogueTests {
@@ -16,12 +17,9 @@ import TestSupport
         let entries = try MessageCatalog.entries(of: language)
         #expect(MessageCatalog.problems(in: entries, of: language, english: english) == [])
         // gettext's own checker is the judge of the file format and of c-format placeholders.
-        if Subprocess.has("msgfmt") {
-            let check = try Subprocess.run(["msgfmt", "--check", "-o", "/dev/null", try MessageCatalog.file(of: language)])
-            #expect(check.succeeded && check.stderr.isEmpty, "\(check)")
-        } else {
-            reportSkip("msgfmt is not installed (gettext)", "msgfmt --check \(language.rawValue).po")
-        }
+        try #require(Subprocess.has("msgfmt"), "msgfmt (gettext) is installed by scripts/install-deps")
+        let check = try Subprocess.run(["msgfmt", "--check", "-o", "/dev/null", try MessageCatalog.file(of: language)])
+        #expect(check.succeeded && check.stderr.isEmpty, "\(check)")
     }
 
     @Test func theCheckFindsAMissingEmptyOrBrokenEntry() throws {

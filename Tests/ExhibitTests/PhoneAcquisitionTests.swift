@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `exhibit acquire adb:tcp:…` against the simulated phone, judged by the stock tools.
 @Suite(.serialized) struct PhoneAcquisitionTests {
@@ -177,6 +177,11 @@ import TestSupport
         #expect(verify.succeeded, "\(verify)")
     }
 
+    /// Every file under `directory` with its SHA-256 and modification time.
+    static func snapshot(of directory: String) throws -> String {
+        try Subprocess.shell("cd '\(directory)' && find . -type f ! -name .lock -printf '%p %T@ ' -exec sha256sum {} \\; | LC_ALL=C sort").stdout
+    }
+
     @Test func aPhoneUnpluggedMidTransferLeavesAnInterruptedJobThatResumesWithoutPullingAgain() throws {
         try StockChecks.requireTools()
         let store = try TestStore("phone-resume")
@@ -194,10 +199,13 @@ import TestSupport
         var other = SimulatedPhone(root: broken.root, serial: "OTHER0000")
         other.properties["ro.serialno"] = "OTHER0000"
         let stranger = try SimulatedAndroidDevice(other)
+        let workBefore = try Self.snapshot(of: "\(store.root)/work")
         let refused = try store.acquire("adb:tcp:127.0.0.1:\(stranger.port)", case: "CASE-R", exhibit: "PHONE-3")
         stranger.stop()
         #expect(!refused.succeeded && refused.stderr.contains("was of the phone with serial SIM0123456789"), "\(refused)")
         #expect(stranger.receivedPaths.isEmpty && store.bundles.isEmpty)
+        // Proved before anything was touched: not one file of the job's work changed or appeared.
+        #expect(try Self.snapshot(of: "\(store.root)/work") == workBefore, "the refused phone changed the interrupted job's work")
 
         // Plugged back (a new connection to the same phone and tree): the job resumes.
         var phone = SimulatedPhone(root: broken.root)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Each tampering must make `exhibit verify` fail and name the cause, and the stock check that
 /// should catch it must fail too.

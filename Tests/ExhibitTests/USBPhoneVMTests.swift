@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A phone on real USB: in a QEMU guest (virtme-ng, Debian's kernel, software emulation) the
 /// simulated phone is a FunctionFS gadget on dummy_hcd, so the guest's kernel, udev and libusb
@@ -33,10 +33,9 @@ import TestSupport
                 as? [String: Any])
     }
 
-    @Test func theDaemonAndTheCLIAcquireAPhoneOnRealUSBInAGuest() throws {
-        let (kernel, unavailable) = Self.kernel()
-        reportSkip(unavailable, "USBPhoneVMTests")
-        guard let kernel else { return }
+    @Test(.enabled(if: kernel().path != nil, "needs QEMU, vng and a Debian kernel with dummy_hcd (scripts/install-deps)"))
+    func theDaemonAndTheCLIAcquireAPhoneOnRealUSBInAGuest() throws {
+        let kernel = try #require(Self.kernel().path)
         try StockChecks.requireTools()
         let scratch = try ScratchDirectory("usb-vm")
         let work = scratch.path

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+import Cryptography
+import Devices
+import Foundation
+import HumanText
+import Imaging
+
+/// `exhibitd --config FILE`: a JSON object; every member is optional.
+///
+/// ```json
+/// { "socket": "/run/exhibit/exhibitd.sock", "socketGroup": "exhibit",
+///   "digests": ["md5"], "segmentSize": 2147483648, "verify": true,
+///   "systemDisks": ["nvme0n1"], "writeBlockers": { "1234:5678": "Lab bridge X" },
+///   "exhibitPrefix": "E", "recheckSeconds": 1, "phonePhysicalPartition": "/dev/block/by-name/userdata" }
+/// ```
+public struct DaemonConfiguration: Codable, Sendable {
+    public var socket: String?
+    /// The group that may use the status socket (mode 0660).
+    public var socketGroup: String?
+    /// Digests besides SHA-256.
+    public var digests: [String]?
+    public var segmentSize: UInt64?
+    public var verify: Bool?
+    /// Kernel names of disks that are the appliance's own, besides those found from mounts and swap.
+    public var systemDisks: [String]?
+    /// `vvvv:pppp` → name, added to the built-in write blocker ids.
+    public var writeBlockers: [String: String]?
+    /// Automatic exhibit numbers are this prefix and a number: E1, E2, …
+    public var exhibitPrefix: String?
+    /// How often sysfs is re-read: `blockdev --setro` emits no uevent, and events can be lost.
+    public var recheckSeconds: Double?
+    /// How far a job's resume journal may lag behind its first pass (default 5 s).
+    public var checkpointSeconds: Double?
+    /// A phone's block device to image when the phone gives root (`su`), besides the logical
+    /// extraction, e.g. `/dev/block/by-name/userdata`; none by default.
+    public var phonePhysicalPartition: String?
+
+    public init() {}
+
+    public static func load(_ path: String) throws -> DaemonConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(path: path, detail: "cannot read it")
+        }
+        guard data.count <= 1 << 20 else { throw ConfigurationError(path: path, detail: "is \(data.count) bytes; a configuration is at most 1 MiB") }
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try JSONDecoder().decode(DaemonConfiguration.self, from: data)
+        } catch {
+            throw ConfigurationError(path: path, detail: "not a valid configuration: \(JSONProblem.describe(error))")
+        }
+        if let problem = configuration.problem { throw ConfigurationError(path: path, detail: problem) }
+        return configuration
+    }
+
+    /// What the daemon would otherwise drop or choke on: the same bounds as the command line's.
+    var problem: String? {
+        for name in digests ?? [] where DigestAlgorithm(rawValue: name.lowercased().replacingOccurrences(of: "-", with: "")) == nil {
+            return "unknown digest \"\(PlainText.escaped(name))\": use md5, sha1 (SHA-256 is always computed)"
+        }
+        if let segmentSize, segmentSize < ImageSegmentation.minimumSegmentSize {
+            return "segmentSize \(segmentSize) is below the minimum of \(ImageSegmentation.minimumSegmentSize) bytes"
+        }
+        if let recheckSeconds, !(0.1...3600).contains(recheckSeconds) { return "recheckSeconds must lie between 0.1 and 3600" }
+        if let checkpointSeconds, !(0.1...3600).contains(checkpointSeconds) { return "checkpointSeconds must lie between 0.1 and 3600" }
+        if let exhibitPrefix {
+            do { try PlainText.validate(exhibitPrefix, field: "exhibitPrefix", maximumBytes: 32) } catch { return "\(error)" }
+        }
+        return nil
+    }
+
+    public var extraDigests: [DigestAlgorithm] {
+        (digests ?? []).compactMap { DigestAlgorithm(rawValue: $0.lowercased().replacingOccurrences(of: "-", with: "")) }
+            .filter { $0 != .sha256 }
+    }
+
+    public var writeBlockerCatalog: WriteBlockerCatalog {
+        var extra: [USBProductID: String] = [:]
+        for (id, name) in writeBlockers ?? [:] {
+            let parts = id.split(separator: ":")
+            if parts.count == 2 { extra[USBProductID(vendor: String(parts[0]), product: String(parts[1]))] = name }
+        }
+        return WriteBlockerCatalog(extra: extra)
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let detail: String
+    public var description: String { "configuration \(path): \(detail)" }
+}

@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+
+#endif
+
+/// The bounds on splitting an image into segments: a segment size a user or a configuration
+/// gives is refused outside them, before anything is written (one byte per segment would create
+/// billions of files).
+public enum ImageSegmentation {
+    public static let minimumSegmentSize: UInt64 = 1 << 20
+    public static let maximumSegments: UInt64 = 10_000
+
+    public static func check(segmentSize: UInt64?, totalSize: UInt64, source: String) throws(AcquisitionError) {
+        guard let segmentSize else { return }
+        guard segmentSize >= minimumSegmentSize else {
+            throw AcquisitionError(
+                .invalidRequest, path: source, detail: "segment size \(segmentSize) bytes is below the minimum of \(minimumSegmentSize)")
+        }
+        let count = (totalSize + segmentSize - 1) / segmentSize
+        guard count <= maximumSegments else {
+            let smallest = (totalSize + maximumSegments - 1) / maximumSegments
+            throw AcquisitionError(
+                .invalidRequest, path: source,
+                detail: "segment size \(segmentSize) bytes would make \(count) segments of a \(totalSize)-byte source; "
+                    + "at most \(maximumSegments) are written (use at least \(smallest) bytes)")
+        }
+    }
+}
+
+/// Writes the media stream into the store as one raw file or fixed-size segments
+/// (`NAME.raw`, or `NAME.raw.000`, `.001` … with a width that sorts for `cat`).
+///
+/// All-zero buffers are not written but left as holes, which read back as zeros: an unused disk
+/// costs no store space and a 32 TiB sparse source no memory. Before each write the store must
+/// keep `keepFree` bytes free for records, journal and catalog; otherwise the job stops as
+/// "store full" while there is still room to say so, and resumes once space is freed.
+public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
+    public let directory: String
+    /// File names relative to `directory`, in stream order.
+    public let fileNames: [String]
+    public let segmentSize: UInt64?
+    public let totalSize: UInt64
+    private let keepFree: UInt64
+    private var descriptor: Int32 = -1
+    private var fileIndex = -1
+    private var writtenInFile: UInt64 = 0
+    private var writtenSinceSpaceCheck: UInt64 = .max
+
+    public var name: String { "image writer" }
+
+    /// A writer for a new image (whose files must not exist yet), or, with `resumingAt`, one that
+    /// continues an image whose first `resumingAt` bytes are already written (later bytes and
+    /// files are discarded; 0 starts the job's image again).
+    public init(
+        directory: String, baseName: String, totalSize: UInt64, segmentSize: UInt64?, keepFree: UInt64 = 0,
+        resumingAt resumeOffset: UInt64? = nil
+    ) throws(AcquisitionError) {
+        self.directory = directory
+        self.segmentSize = segmentSize
+        self.totalSize = totalSize
+        self.keepFree = keepFree
+        self.fileNames = Self.fileNames(baseName: baseName, totalSize: totalSize, segmentSize: segmentSize)
+        if let resumeOffset { try reopen(at: resumeOffset) }
+    }
+
+    public static func fileNames(baseName: String, totalSize: UInt64, segmentSize: UInt64?) -> [String] {
+        guard let segmentSize, segmentSize < totalSize else { return ["\(baseName).raw"] }
+        let count = Int((totalSize + segmentSize - 1) / segmentSize)
+        let width = max(3, String(count - 1).count)
+        return (0..<count).map { index in
+            let digits = String(index)
+            return "\(baseName).raw.\(String(repeating: "0", count: width - digits.count))\(digits)"
+        }
+    }
+
+    public var paths: [String] { fileNames.map { "\(directory)/\($0)" } }
+
+    /// The file holding stream byte `offset`, and where in it.
+    private func location(of offset: UInt64) -> (index: Int, offset: UInt64) {
+        guard let segmentSize, fileNames.count > 1 else { return (0, offset) }
+        let index = min(Int(offset / segmentSize), fileNames.count - 1)
+        return (index, offset - UInt64(index) * segmentSize)
+    }
+
+    private func reopen(at offset: UInt64) throws(AcquisitionError) {
+        let (index, inFile) = location(of: offset)
+        for later in paths.dropFirst(index + 1) { unlink(later) }
+        let path = paths[index]
+        descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw AcquisitionError(.openFailed, path: path, offset: inFile, errno: errno) }
+        fileIndex = index
+        guard ftruncate(descriptor, off_t(inFile)) == 0 else {
+            throw AcquisitionError(.writeFailed, path: path, offset: inFile, errno: errno, detail: "truncating to the journal's offset")
+        }
+        writtenInFile = inFile
+    }
+
+    public func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+        var rest = bytes
+        var position = offset
+        while !rest.isEmpty {
+            if descriptor < 0 || (segmentSize.map { writtenInFile == $0 } ?? false) {
+                try openNext(at: position)
+            }
+            let room = segmentSize.map { Int(min(UInt64(rest.count), $0 - writtenInFile)) } ?? rest.count
+            let chunk = UnsafeRawBufferPointer(rebasing: rest.prefix(room))
+            if !Self.isAllZero(chunk) {
+                try ensureSpace(for: UInt64(room), at: position)
+                try Self.writeAll(chunk, to: descriptor, at: writtenInFile, path: paths[fileIndex], streamOffset: position)
+            }
+            writtenInFile += UInt64(room)
+            position += UInt64(room)
+            rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(room))
+        }
+    }
+
+    /// Stops before the store is so full that the records, the journal or the catalog could not be written.
+    private func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
+        guard keepFree > 0 else { return }
+        if writtenSinceSpaceCheck < Self.spaceCheckInterval {
+            writtenSinceSpaceCheck += count
+            return
+        }
+        writtenSinceSpaceCheck = count
+        var info = statvfs()
+        guard fstatvfs(descriptor, &info) == 0 else { return }
+        let free = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        // Room for this check interval's writes plus the reserve.
+        let needed = keepFree + Self.spaceCheckInterval
+        if free < needed {
+            throw AcquisitionError(
+                .storeFull, path: paths[fileIndex], offset: offset,
+                detail: "\(free) bytes free, \(keepFree) kept for records and \(totalSize - offset) still to write; "
+                    + "free space in the store and the job resumes here")
+        }
+    }
+
+    /// Bytes written between two looks at the store's free space.
+    static let spaceCheckInterval: UInt64 = 16 << 20
+
+    static func isAllZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let words = bytes.count / 8
+        let wordPointer = base.assumingMemoryBound(to: UInt64.self)
+        var index = 0
+        // Eight words at a time: the first non-zero block ends the scan, so real data costs little.
+        while index + 8 <= words {
+            if (wordPointer[index] | wordPointer[index + 1] | wordPointer[index + 2] | wordPointer[index + 3]
+                | wordPointer[index + 4] | wordPointer[index + 5] | wordPointer[index + 6] | wordPointer[index + 7]) != 0
+            {
+                return false
+            }
+            index += 8
+        }
+        for byte in UnsafeRawBufferPointer(rebasing: bytes[(index * 8)...]) where byte != 0 { return false }
+        return true
+    }
+
+    /// A job that fails or is cancelled drops its writer without `finish()`; the open segment's
+    /// descriptor goes with it (unsynced: the journal never named those bytes durable).
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    public func finish() throws(AcquisitionError) {
+        try closeCurrent()
+        try Self.syncDirectory(directory)
+    }
+
+    /// Makes what was written so far durable, so a journal may name it.
+    public func checkpoint() throws(AcquisitionError) -> Data? {
+        guard descriptor >= 0 else { return nil }
+        try settleCurrent()
+        return nil
+    }
+
+    /// Writes recovered bytes over the (zero) bytes of a skipped area, after the first pass.
+    public func patch(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+        var position = offset
+        var rest = bytes
+        while !rest.isEmpty {
+            let (index, inFile) = location(of: position)
+            let room = segmentSize.map { Int(min(UInt64(rest.count), $0 - inFile)) } ?? rest.count
+            let path = paths[index]
+            let file = open(path, O_WRONLY | O_CLOEXEC)
+            guard file >= 0 else { throw AcquisitionError(.openFailed, path: path, offset: inFile, errno: errno) }
+            defer { close(file) }
+            try Self.writeAll(
+                UnsafeRawBufferPointer(rebasing: rest.prefix(room)), to: file, at: inFile, path: path, streamOffset: position)
+            guard fdatasync(file) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+            position += UInt64(room)
+            rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(room))
+        }
+    }
+
+    /// Writes all of `bytes` at `offset` of one image file; a full store is `store full`, naming
+    /// the stream offset.
+    private static func writeAll(
+        _ bytes: UnsafeRawBufferPointer, to descriptor: Int32, at offset: UInt64, path: String, streamOffset: UInt64
+    ) throws(AcquisitionError) {
+        var done = 0
+        while done < bytes.count {
+            let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if result < 0 {
+                if errno == EINTR { continue }
+                let error = errno
+                let full = error == ENOSPC || error == EDQUOT
+                throw AcquisitionError(
+                    full ? .storeFull : .writeFailed, path: path, offset: streamOffset + UInt64(done), errno: error,
+                    detail: full ? "the store has no room left for the image" : nil)
+            }
+            done += result
+        }
+    }
+
+    /// Makes every image file read-only, once nothing will be written to them any more.
+    public func makeReadOnly() throws(AcquisitionError) {
+        for path in paths where chmod(path, 0o444) != 0 {
+            throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "chmod 0444")
+        }
+    }
+
+    private func openNext(at offset: UInt64) throws(AcquisitionError) {
+        try closeCurrent()
+        fileIndex += 1
+        let path = paths[fileIndex]
+        descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            let error = errno
+            throw AcquisitionError(
+                error == EEXIST ? .destinationExists : .writeFailed, path: path, offset: offset, errno: error)
+        }
+        writtenInFile = 0
+    }
+
+    /// Gives the file its full length (trailing holes included) and flushes it to stable storage.
+    private func settleCurrent() throws(AcquisitionError) {
+        let path = paths[fileIndex]
+        guard ftruncate(descriptor, off_t(writtenInFile)) == 0 else {
+            throw AcquisitionError(.writeFailed, path: path, offset: writtenInFile, errno: errno, detail: "setting the length")
+        }
+        guard fdatasync(descriptor) == 0 else {
+            let error = errno
+            throw AcquisitionError(
+                error == ENOSPC || error == EDQUOT ? .storeFull : .syncFailed, path: path, errno: error)
+        }
+    }
+
+    /// Flushes the file and drops it from the page cache, so a read-back really reads the store.
+    private func closeCurrent() throws(AcquisitionError) {
+        guard descriptor >= 0 else { return }
+        defer {
+            close(descriptor)
+            descriptor = -1
+        }
+        try settleCurrent()
+        _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+    }
+
+    static func syncDirectory(_ path: String) throws(AcquisitionError) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+    }
+}
+
+/// The image files of a bundle read back as one stream, to re-hash what the store holds.
+public final class ImageFiles: StreamSource, @unchecked Sendable {
+    public let path: String
+    public let size: UInt64
+    private let files: [(path: String, descriptor: Int32, start: UInt64, size: UInt64)]
+
+    public convenience init(paths: [String]) throws(AcquisitionError) {
+        var opened: [(path: String, descriptor: Int32)] = []
+        for path in paths {
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                let error = errno
+                for file in opened { close(file.descriptor) }
+                throw AcquisitionError(.openFailed, path: path, errno: error)
+            }
+            opened.append((path, descriptor))
+        }
+        try self.init(opened: opened)
+    }
+
+    /// The image files opened by the caller (a verifier that opens them by descriptor, refusing
+    /// links and special files); the descriptors are owned from here on, also when this throws.
+    public init(opened: [(path: String, descriptor: Int32)]) throws(AcquisitionError) {
+        var files: [(String, Int32, UInt64, UInt64)] = []
+        var start: UInt64 = 0
+        for (index, file) in opened.enumerated() {
+            var status = stat()
+            guard fstat(file.descriptor, &status) == 0 else {
+                let error = errno
+                for other in opened[index...] { close(other.descriptor) }
+                for other in files { close(other.1) }
+                throw AcquisitionError(.openFailed, path: file.path, errno: error)
+            }
+            _ = posix_fadvise(file.descriptor, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+            files.append((file.path, file.descriptor, start, UInt64(status.st_size)))
+            start += UInt64(status.st_size)
+        }
+        self.files = files
+        self.size = start
+        let paths = opened.map(\.path)
+        self.path = paths.count == 1 ? paths[0] : "\(paths.first ?? "") … \(paths.last ?? "")"
+    }
+
+    deinit { for file in files { close(file.descriptor) } }
+
+    public func fill(
+        _ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64
+    ) throws(AcquisitionError) -> [ByteSpan] {
+        var done = 0
+        while done < count {
+            let position = offset + UInt64(done)
+            guard let file = files.last(where: { $0.start <= position && position < $0.start + $0.size }) else {
+                throw AcquisitionError(.readFailed, path: path, offset: position, detail: "past the end of the image")
+            }
+            let want = Int(min(UInt64(count - done), file.start + file.size - position))
+            let result = pread(file.descriptor, destination + done, want, off_t(position - file.start))
+            if result > 0 {
+                done += result
+            } else if result < 0, errno == EINTR {
+                continue
+            } else {
+                throw AcquisitionError(
+                    .readFailed, path: file.path, offset: position - file.start, errno: result < 0 ? errno : nil)
+            }
+        }
+        return []
+    }
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+import EvidenceSources
+import Foundation
+import Imaging
+
+/// Before a resumed job reads on, it proves that the bytes it already holds are still what the
+/// source gives: the stored image is compared with the source, byte for byte, over everything
+/// the job wrote before it stopped. Without this, a source changed while the job was stopped
+/// (same serial, model, size, first and last MiB) would be sealed as a mix of two states that
+/// matches neither, and the read-back would still say "matched".
+struct ResumeContinuity {
+    /// Areas the first pass skipped are not compared: the image holds zeros there until the
+    /// second pass reads them.
+    let skipped: [ByteSpan]
+    let chunkSize = 4 << 20
+
+    /// Compares `[0, length)`; returns how it was proved, for the record, or throws
+    /// `changedSinceInterruption` naming the first byte that differs.
+    func prove(
+        source: SourceReader, image: ImageFiles, length: UInt64, cancellation: CancellationFlag,
+        progress: (UInt64) -> Void
+    ) throws(AcquisitionError) -> String {
+        let started = Date()
+        let sourceBuffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 4096)
+        let imageBuffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 4096)
+        defer {
+            sourceBuffer.deallocate()
+            imageBuffer.deallocate()
+        }
+        var offset: UInt64 = 0
+        var unreadableNow: UInt64 = 0
+        while offset < length {
+            if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: source.path, offset: offset) }
+            let count = Int(min(UInt64(chunkSize), length - offset))
+            let missing = try source.fill(sourceBuffer, count: count, at: offset)
+            _ = try image.fill(imageBuffer, count: count, at: offset)
+            unreadableNow += missing.reduce(0) { $0 + $1.length }
+            let excluded = (skipped + missing).compactMap { $0.clipped(to: ByteSpan(start: offset, length: UInt64(count))) }
+            if let differing = Self.firstDifference(sourceBuffer, imageBuffer, count: count, at: offset, excluding: excluded) {
+                throw AcquisitionError(
+                    .changedSinceInterruption, path: source.path, offset: differing,
+                    detail: "byte \(differing) of the source is not what the job stored before it was interrupted: "
+                        + "the device was changed while the job was stopped, so its image cannot be continued")
+            }
+            offset += UInt64(count)
+            progress(offset)
+        }
+        let skippedBytes = skipped.reduce(0) { $0 + $1.length }
+        return "on resuming, source bytes 0-\(length - 1) were read again and compared byte for byte with the stored image: "
+            + "identical"
+            + (skippedBytes > 0 ? " (the \(skippedBytes) bytes of areas the first pass had skipped excluded)" : "")
+            + (unreadableNow > 0 ? " (\(unreadableNow) bytes the source no longer gave excluded)" : "")
+            + String(format: "; %.2f s", Date().timeIntervalSince(started))
+    }
+
+    private static func firstDifference(
+        _ a: UnsafeMutableRawPointer, _ b: UnsafeMutableRawPointer, count: Int, at offset: UInt64, excluding: [ByteSpan]
+    ) -> UInt64? {
+        if memcmp(a, b, count) == 0 { return nil }
+        let bytesA = a.assumingMemoryBound(to: UInt8.self)
+        let bytesB = b.assumingMemoryBound(to: UInt8.self)
+        for index in 0..<count where bytesA[index] != bytesB[index] {
+            let position = offset + UInt64(index)
+            if !excluding.contains(where: { $0.start <= position && position < $0.end }) { return position }
+        }
+        return nil
+    }
+}
+
+extension ByteSpan {
+    /// The part of this span inside `window`, if any.
+    func clipped(to window: ByteSpan) -> ByteSpan? {
+        let start = max(self.start, window.start)
+        let end = min(self.end, window.end)
+        return start < end ? ByteSpan(start: start, length: end - start) : nil
+    }
+}

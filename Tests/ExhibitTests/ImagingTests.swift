@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+import Cryptography
+import Foundation
+import Imaging
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The pipeline, the raw image writer and the image reader, in process: no device, no store.
+@Suite struct ImagingTests {
+    /// A source of bytes made from their own offsets, so any reordering shows.
+    final class CountingSource: StreamSource, @unchecked Sendable {
+        let path = "counting source"
+        let size: UInt64
+        let failAt: UInt64?
+        init(size: UInt64, failAt: UInt64? = nil) {
+            self.size = size
+            self.failAt = failAt
+        }
+        static func byte(at offset: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: offset &* 2_654_435_761 >> 7) }
+        func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
+            if let failAt, offset + UInt64(count) > failAt {
+                throw AcquisitionError(.readFailed, path: path, offset: failAt, errno: EIO)
+            }
+            let bytes = destination.assumingMemoryBound(to: UInt8.self)
+            for index in 0..<count { bytes[index] = Self.byte(at: offset + UInt64(index)) }
+            return []
+        }
+    }
+
+    /// Records the offsets it sees, and fails at one if asked; it may be slow, to fill the queues.
+    final class RecordingConsumer: StreamConsumer, @unchecked Sendable {
+        let name: String
+        let failAt: UInt64?
+        let delay: useconds_t
+        private let lock = NSLock()
+        private(set) var offsets: [UInt64] = []
+        private(set) var mismatch = false
+        init(_ name: String, failAt: UInt64? = nil, delay: useconds_t = 0) {
+            self.name = name
+            self.failAt = failAt
+            self.delay = delay
+        }
+        func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+            if delay > 0 { usleep(delay) }
+            if let failAt, offset + UInt64(bytes.count) > failAt {
+                throw AcquisitionError(.writeFailed, path: name, offset: failAt, errno: ENOSPC)
+            }
+            for (index, byte) in bytes.enumerated() where byte != CountingSource.byte(at: offset + UInt64(index)) {
+                lock.withLock { mismatch = true }
+                break
+            }
+            lock.withLock { offsets.append(offset) }
+        }
+        func finish() throws(AcquisitionError) {}
+        func checkpoint() throws(AcquisitionError) -> Data? { nil }
+    }
+
+    static let small = PipelineConfiguration(bufferSize: 64 << 10, bufferCount: 3)
+
+    @Test func everyConsumerSeesEveryByteInOrder() throws {
+        let size: UInt64 = (1 << 20) + 12_345
+        let consumers = (0..<3).map { RecordingConsumer("consumer \($0)", delay: $0 == 1 ? 200 : 0) }
+        let outcome = try Pipeline.run(CountingSource(size: size), into: consumers, configuration: Self.small)
+        #expect(outcome.bytesRead == size)
+        for consumer in consumers {
+            #expect(!consumer.mismatch, "\(consumer.name) got wrong bytes")
+            #expect(consumer.offsets == Array(stride(from: 0, to: size, by: 64 << 10)), "\(consumer.name) got buffers out of order")
+        }
+    }
+
+    @Test func theFirstFailureWinsAndStopsTheOthers() throws {
+        let size: UInt64 = 4 << 20
+        let other = RecordingConsumer("other")
+        do {
+            _ = try Pipeline.run(CountingSource(size: size), into: [other, RecordingConsumer("failing", failAt: 1 << 20)], configuration: Self.small)
+            Issue.record("a failing consumer must fail the run")
+        } catch {
+            #expect(error.code == .writeFailed && error.offset == 1 << 20, "the consumer's own failure, with its offset: \(error)")
+        }
+        // The other consumer stopped within the buffers in flight, not at the end of the source.
+        #expect((other.offsets.last ?? 0) < (1 << 20) + UInt64(Self.small.bufferCount + 1) * (64 << 10), "\(other.offsets.last ?? 0)")
+        do {
+            _ = try Pipeline.run(CountingSource(size: size, failAt: 2 << 20), into: [RecordingConsumer("y")], configuration: Self.small)
+            Issue.record("a failing reader must fail the run")
+        } catch {
+            #expect(error.code == .readFailed && error.offset == 2 << 20)
+        }
+    }
+
+    @Test func theReaderNeverRunsMoreThanTheBuffersAhead() throws {
+        let slow = RecordingConsumer("slow", delay: 2000)
+        let source = TrackingSource(size: 2 << 20, ahead: { slow.offsets.count })
+        _ = try Pipeline.run(source, into: [slow], configuration: Self.small)
+        #expect(source.maximumAhead <= Self.small.bufferCount, "the reader was \(source.maximumAhead) buffers ahead")
+    }
+
+    /// How far the reader gets ahead of the slowest consumer, in buffers.
+    final class TrackingSource: StreamSource, @unchecked Sendable {
+        let path = "tracking source"
+        let size: UInt64
+        let ahead: () -> Int
+        private(set) var maximumAhead = 0
+        private var filled = 0
+        init(size: UInt64, ahead: @escaping () -> Int) {
+            self.size = size
+            self.ahead = ahead
+        }
+        func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
+            filled += 1
+            maximumAhead = max(maximumAhead, filled - ahead())
+            memset(destination, 1, count)
+            return []
+        }
+    }
+
+    @Test func segmentsWrittenAndReadBackAreTheStream() throws {
+        let scratch = try ScratchDirectory("imaging")
+        let size: UInt64 = (3 << 20) + 777
+        let writer = try RawImageWriter(directory: scratch.path, baseName: "E1", totalSize: size, segmentSize: 1 << 20)
+        let digest = StreamDigester(.sha256)
+        _ = try Pipeline.run(CountingSource(size: size), into: [digest, writer], configuration: Self.small)
+        #expect(writer.fileNames == ["E1.raw.000", "E1.raw.001", "E1.raw.002", "E1.raw.003"])
+        let readBack = StreamDigester(.sha256)
+        let image = try ImageFiles(paths: writer.paths)
+        #expect(image.size == size)
+        _ = try Pipeline.run(image, into: [readBack], configuration: Self.small)
+        #expect(readBack.result == digest.result)
+    }
+
+    @Test func aWriterDroppedWithoutFinishingClosesItsFile() throws {
+        let scratch = try ScratchDirectory("imaging-fd")
+        func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+        let before = openDescriptors()
+        do {
+            let writer = try RawImageWriter(directory: scratch.path, baseName: "E1", totalSize: 1 << 20, segmentSize: nil)
+            let chunk = [UInt8](repeating: 7, count: 4096)
+            try chunk.withUnsafeBytes { try writer.consume($0, at: 0) }
+            #expect(openDescriptors() == before + 1)
+        }
+        #expect(openDescriptors() == before, "the writer's descriptor leaked")
+    }
+}
