@@ -446,18 +446,13 @@ public final class ApplianceDaemon: Sendable {
                 }
                 finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
             } catch {
-                let interrupted = (error.underlying as? AcquisitionError)?.interruptsJob ?? false
+                // The job's own decision; before it was catalogued, the kind of error decides.
+                let interrupted = error.stoppedAs.map { $0 == .interrupted } ?? ((error.underlying as? AcquisitionError)?.interruptsJob ?? false)
                 finish(
-                    slotKey: slotKey, jobId: jobId, state: interrupted || recordedInterrupted(jobId) ? .interrupted : .failed,
+                    slotKey: slotKey, jobId: jobId, state: interrupted ? .interrupted : .failed,
                     detail: "\(error)", summary: nil)
             }
         }
-    }
-
-    /// Whether the job kept its work to resume, by its own record: a job also stays interrupted
-    /// for errors of kinds that fail others (one whose image was complete, one stopped while sealing).
-    private func recordedInterrupted(_ jobId: String) -> Bool {
-        (try? catalog.jobState(jobId)) == .interrupted
     }
 
     private func jobLogger(slot: Int) -> Logger {
@@ -510,7 +505,7 @@ public final class ApplianceDaemon: Sendable {
                 } else {
                     finish(
                         slotKey: slotKey, jobId: jobId,
-                        state: outcome.interrupted || recordedInterrupted(jobId) ? .interrupted : .failed, detail: "\(error)",
+                        state: (error.stoppedAs.map { $0 == .interrupted } ?? outcome.interrupted) ? .interrupted : .failed, detail: "\(error)",
                         summary: nil)
                 }
             }

@@ -6,6 +6,7 @@ import Foundation
 import HumanText
 import Imaging
 import Logging
+import StatusAPI
 import Store
 
 /// What the technician asked for.
@@ -104,6 +105,10 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { "\(stage): \(underlying)" }
 
+    /// How the job ended when it had started (`interrupted` or `failed`, as its catalog entry
+    /// says); nil when it stopped before it was catalogued.
+    public var stoppedAs: JobState? { (underlying as? JobStop)?.state }
+
     /// Runs one stage of a job; a failure is reported with the stage's name.
     /// The store's own failures are named as the store's, whatever stage met them.
     static func during<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
@@ -153,10 +158,11 @@ public struct DiskAcquisition: Sendable {
                     return try acquire(
                         source: source, request: request, journal: journal, settings: settings, identity: identity,
                         catalog: catalog, cancellation: cancellation, progress: progress)
-                } catch let error as AcquisitionError where error.code == .changedSinceInterruption {
+                } catch let stop as JobStop where (stop.underlying as? AcquisitionError)?.code == .changedSinceInterruption {
                     // The interrupted job was failed with the reason; the device as it is now is a
                     // new acquisition, whose record says why the old one was not continued.
-                    guard let journal else { throw error }
+                    let error = stop.underlying
+                    guard let journal else { throw stop }
                     logger.warning("\(source.identity.path): interrupted job \(journal.jobId) not continued: \(error)")
                     try store.ensureRoom(forImageOf: source.identity.sizeBytes)
                     var fresh = request
@@ -257,19 +263,13 @@ public struct DiskAcquisition: Sendable {
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(jobId)"
         jobLogger[metadataKey: "device.path"] = "\(sourceIdentity.path)"
-        let object = "exhibit \(exhibitId) of case \(caseId)"
-
-        let lease = resumed ? try store.resumeJob(id: jobId) : try store.beginJob(id: jobId)
-        if resumed {
-            try catalog.resumeJob(jobId)
-        } else {
-            try catalog.beginJob(
-                id: jobId, caseId: caseId, exhibitId: exhibitId, examiner: examiner, sourcePath: sourceIdentity.path,
-                sourceModel: sourceIdentity.model, sourceSerial: sourceIdentity.serial, sizeBytes: size)
-        }
-        try catalog.audit(
-            actor: examiner, action: resumed ? "acquisition-resumed" : "acquisition-started", object: object,
-            details: ["job": jobId, "source": sourceIdentity.path, "offset": String(existing?.copiedBytes ?? 0)])
+        let lifecycle = JobLifecycle(
+            store: store, catalog: catalog, identity: identity, jobId: jobId, caseId: caseId, exhibitId: exhibitId, examiner: examiner)
+        let object = lifecycle.object
+        let lease = try lifecycle.lease(resuming: resumed)
+        try lifecycle.recordStart(
+            resuming: resumed, sourcePath: sourceIdentity.path, model: sourceIdentity.model, serial: sourceIdentity.serial,
+            sizeBytes: size, details: ["offset": String(existing?.copiedBytes ?? 0)])
         let keeper = JournalKeeper(
             try existing
                 ?? AcquisitionJournal(
@@ -685,33 +685,16 @@ public struct DiskAcquisition: Sendable {
             }
             var knownDigests: [String: String] = [:]
             for file in imageFiles { knownDigests[file.path] = file.sha256 }
-            let summary = try BundlePublication(store: store, catalog: catalog, identity: identity).publish(
-                record: record, bag: bag, jobId: jobId, custody: &custody, log: log, knownDigests: knownDigests)
-            store.removeWork(lease)
-            try catalog.audit(
-                actor: identity.applianceId, action: "bundle-sealed", object: bundleId,
-                details: ["media_sha256": mediaSHA256, "seal_sha256": summary.sealSHA256])
+            let summary = try lifecycle.publish(
+                record: record, bag: bag, lease: lease, custody: &custody, log: log, knownDigests: knownDigests)
             jobLogger.info("sealed \(summary.bundlePath)")
             return summary
         } catch {
             // Once the image is complete, whatever stops the job (the store full while sealing, a
             // rename or catalog error) leaves it to finish from the store: the source is not read
             // again, and a complete image is never thrown away.
-            let interrupted =
-                ((error as? AcquisitionError)?.interruptsJob ?? false) || (error as? StoreError)?.code == .storeFull
-                || keeper.current.phase == .imaged
-            // A store filled by another process has no room left for the records of the stop:
-            // the reserve the job set aside is given back first.
-            if (error as? StoreError)?.code == .storeFull || (error as? AcquisitionError)?.code == .storeFull {
-                store.releaseSpaceReserve()
-            }
-            let reason = Self.stopReason(error, cancellation: cancellation)
-            try? catalog.setJobState(jobId, state: interrupted ? .interrupted : .failed, error: reason)
-            try? catalog.audit(
-                actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",
-                object: object, details: ["job": jobId, "error": reason])
-            if interrupted {
-                // The partial work and its journal stay for resumption; the lock goes with the lease.
+            let interrupted = ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
+            throw lifecycle.stop(error, interrupted: interrupted, cancellation: cancellation, lease: lease) { reason in
                 custody.append(
                     actor: identity.applianceId, action: "acquisition-interrupted", object: object,
                     details: ["job": jobId, "offset": String(keeper.current.copiedBytes), "reason": reason])
@@ -720,11 +703,7 @@ public struct DiskAcquisition: Sendable {
                     $0.stop = .init(at: UTCTimestamp.string(Date()), offset: $0.copiedBytes, reason: reason)
                     $0.custody = lines
                 }
-                lease.release()
-            } else {
-                store.removeWork(lease)
             }
-            throw error
         }
     }
 
@@ -744,14 +723,6 @@ public struct DiskAcquisition: Sendable {
         ) { done in
             progress(JobProgress(phase: .verifying, bytesDone: done, totalBytes: length, unreadableSectors: 0, elapsed: Date().timeIntervalSince(started)))
         }
-    }
-
-    /// Why a job stopped, in the words its record keeps: a cancellation says who stopped it.
-    static func stopReason(_ error: any Error, cancellation: CancellationFlag) -> String {
-        if let error = error as? AcquisitionError, error.code == .cancelled, let reason = cancellation.reason {
-            return error.offset.map { "\(reason) at byte \($0)" } ?? reason
-        }
-        return "\(error)"
     }
 
     /// A digest for the first pass or for finishing from the store: new, or continued from the journal.

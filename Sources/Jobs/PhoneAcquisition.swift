@@ -154,12 +154,14 @@ public struct PhoneAcquisition: Sendable {
         let exhibitId = request.exhibitId
         let examiner = existing?.examiner ?? request.examiner
         let bundleId = existing?.bundleId ?? BundleName.make(caseId: caseId, exhibitId: exhibitId, at: started, jobId: jobId)
-        let object = "exhibit \(exhibitId) of case \(caseId)"
+        let lifecycle = JobLifecycle(
+            store: store, catalog: catalog, identity: identity, jobId: jobId, caseId: caseId, exhibitId: exhibitId, examiner: examiner)
+        let object = lifecycle.object
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(jobId)"
         jobLogger[metadataKey: "device.path"] = "\(sourceName)"
 
-        let lease = existing != nil ? try store.resumeJob(id: jobId) : try store.beginJob(id: jobId)
+        let lease = try lifecycle.lease(resuming: existing != nil)
         let bag = "\(lease.directory)/\(bundleId)"
         var custody = CustodyLog(restoring: existing?.custody ?? [])
         var state =
@@ -236,17 +238,10 @@ public struct PhoneAcquisition: Sendable {
                 device.clockOffsetSeconds = (phoneClock.timeIntervalSince(clockRead) * 10).rounded() / 10
             }
 
-            if !catalogued {
-                try catalog.beginJob(
-                    id: jobId, caseId: caseId, exhibitId: exhibitId, examiner: examiner, sourcePath: sourceName,
-                    sourceModel: model, sourceSerial: serial, sizeBytes: 0)
-                catalogued = true
-            } else {
-                try catalog.resumeJob(jobId)
-            }
-            try catalog.audit(
-                actor: examiner, action: existing != nil ? "acquisition-resumed" : "acquisition-started", object: object,
-                details: ["job": jobId, "source": sourceName, "serial": serial ?? ""])
+            try lifecycle.recordStart(
+                resuming: catalogued, sourcePath: sourceName, model: model, serial: serial, sizeBytes: 0,
+                details: ["serial": serial ?? ""])
+            catalogued = true
             if let existing {
                 let stop = existing.interruptions.last
                 log.note("\(ToolVersion.name) \(ToolVersion.version) on appliance \(identity.applianceId); job \(jobId) resumed after: \(stop?.reason ?? "an interruption")")
@@ -509,12 +504,8 @@ public struct PhoneAcquisition: Sendable {
             for file in imageFiles { knownDigests[file.path] = file.sha256 }
             knownDigests[PhoneExtraction.inventoryPath] = inventorySHA256
             sealing = true
-            let summary = try BundlePublication(store: store, catalog: catalog, identity: identity).publish(
-                record: record, bag: bag, jobId: jobId, custody: &custody, log: log, knownDigests: knownDigests)
-            store.removeWork(lease)
-            try catalog.audit(
-                actor: identity.applianceId, action: "bundle-sealed", object: bundleId,
-                details: ["media_sha256": summary.mediaSHA256, "seal_sha256": summary.sealSHA256])
+            let summary = try lifecycle.publish(
+                record: record, bag: bag, lease: lease, custody: &custody, log: log, knownDigests: knownDigests)
             jobLogger.info("sealed \(summary.bundlePath)")
             return summary
         } catch {
@@ -527,25 +518,14 @@ public struct PhoneAcquisition: Sendable {
             // while sealing (a rename refused, the catalog): what was pulled is not thrown away,
             // and the phone may no longer hold it. Anything else fails the job.
             let interrupted = Self.outcome(of: error).interrupted || sealing
-            let reason = DiskAcquisition.stopReason(error, cancellation: cancellation)
-            if catalogued {
-                try? catalog.setJobState(jobId, state: interrupted ? .interrupted : .failed, error: reason)
-                try? catalog.audit(
-                    actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",
-                    object: object, details: ["job": jobId, "error": reason])
-            }
-            if interrupted && catalogued {
+            throw lifecycle.stop(error, interrupted: interrupted, catalogued: catalogued, cancellation: cancellation, lease: lease) { reason in
                 custody.append(
                     actor: identity.applianceId, action: "acquisition-interrupted", object: object,
                     details: ["job": jobId, "reason": reason])
                 state.interruptions.append(.init(at: UTCTimestamp.string(Date()), offset: 0, reason: reason))
                 if let audit { state.commands = audit.records }
                 try? saveState(&state, custody: custody, directory: lease.directory)
-                lease.release()
-            } else {
-                store.removeWork(lease)
             }
-            throw error
         }
     }
 
@@ -606,8 +586,9 @@ public struct PhoneAcquisition: Sendable {
     /// How a failed phone job ends: interrupted (a phone that went away or went silent; the
     /// same phone resumes it) or failed, and the phone state the technician must act on.
     public static func outcome(of error: any Error) -> (interrupted: Bool, phoneState: PhoneState?) {
-        let adb = (error as? ADBError) ?? ((error as? JobError)?.underlying as? ADBError)
-        let acquisition = (error as? AcquisitionError) ?? ((error as? JobError)?.underlying as? AcquisitionError)
+        let cause = JobStop.cause(of: error)
+        let adb = cause as? ADBError
+        let acquisition = cause as? AcquisitionError
         let state: PhoneState? =
             switch adb?.code {
             case .unauthorized: .unauthorized

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-import Cryptography
 import Foundation
 import Imaging
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
+
 #endif
 
 /// The pipeline, the raw image writer and the image reader, in process: no device, no store.

@@ -86,7 +86,7 @@ snapshot() {
     "$bin/exhibit" status --socket "$socket" --json > "$work/status.json"
     jq -r '.alerts[]? | "\(.kind) \(.slot) \(.detail)"' "$work/status.json" >> "$work/alerts-seen"
 }
-phone_slot() { jq -r "[.slots[]? | select(.kind == \"phone\")][0] | .$1" "$work/status.json"; }
+phone_slot() { jq -r "[.slots[]? | select(.kind == \"android-phone\")][0] | .$1" "$work/status.json"; }
 : > "$work/alerts-seen"
 pulled=""
 deadline=$((SECONDS + 240))
