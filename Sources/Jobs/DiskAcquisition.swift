@@ -372,7 +372,9 @@ public struct DiskAcquisition: Sendable {
             let algorithms = [DigestAlgorithm.sha256] + extraDigests.filter { $0 != .sha256 }.sorted()
             let baseName = BundleName.fileSafe(exhibitId)
             let windowSize = VerificationWindows.size(for: size)
-            let segmented = RawImageWriter.fileNames(baseName: baseName, totalSize: size, segmentSize: segmentSize).count > 1
+            // The one place the job names its image format; everything else asks the format.
+            let format = RawImage(segmentSize: segmentSize)
+            let segmented = format.isSegmented(totalSize: size)
             let segmentLabel = "segment SHA-256"
             var recovery = source.makeRecovery()
             recovery.secondsPerArea = request.secondsPerArea
@@ -383,9 +385,9 @@ public struct DiskAcquisition: Sendable {
                 let frontier = SkipFrontier(journal.skipped.first?.start ?? .max)
                 let reader = source.makeReader()
                 reader.frontier = frontier
-                let writer = try RawImageWriter(
-                    directory: imageDirectory, baseName: baseName, totalSize: size, segmentSize: segmentSize,
-                    keepFree: EvidenceStore.recordReserve, resumingAt: journal.copiedBytes)
+                let writer = try format.writer(
+                    directory: imageDirectory, baseName: baseName, totalSize: size, keepFree: EvidenceStore.recordReserve,
+                    resumingAt: journal.copiedBytes)
                 let digesters = try algorithms.map { algorithm throws(AcquisitionError) in
                     try Self.digester(algorithm, journal: journal, frontier: frontier)
                 }
@@ -465,7 +467,11 @@ public struct DiskAcquisition: Sendable {
             // Second pass: the skipped areas again, sector by sector; then the digests finished from the store.
             if keeper.current.phase == .recovering {
                 let journal = keeper.current
-                let writer = try RawImageWriter(directory: imageDirectory, baseName: baseName, totalSize: size, segmentSize: segmentSize)
+                guard format.patchableInPlace else {
+                    throw AcquisitionError(
+                        .invalidRequest, path: imageDirectory, detail: "the \(format.name) image cannot take recovered bytes in place")
+                }
+                let writer = try format.writer(directory: imageDirectory, baseName: baseName, totalSize: size)
                 let skippedTotal = journal.skipped.reduce(0) { $0 + $1.length }
                 var recoveredBytes = journal.recovered.reduce(0) { $0 + $1.span.length }
                 var unreadableSoFar = journal.recovered.reduce(0) { $0 + $1.unreadable.reduce(0) { $0 + $1.sectorCount } }
@@ -530,7 +536,7 @@ public struct DiskAcquisition: Sendable {
                     windowDigests: frontierWindows.digests, skipped: current.skipped, areas: current.recovered)
                 consumers += [windows, check] as [any StreamConsumer]
                 let readback = try Pipeline.run(
-                    try ImageFiles(paths: writer.paths), into: consumers, configuration: request.pipeline, cancellation: cancellation
+                    try format.reader(paths: writer.paths), into: consumers, configuration: request.pipeline, cancellation: cancellation
                 ) {
                     progress(
                         JobProgress(
@@ -565,7 +571,7 @@ public struct DiskAcquisition: Sendable {
             guard let digests = journal.digests, let mediaSHA256 = digests["sha256"] else {
                 throw Self.journalLacks("final digests", journal: journal, directory: lease.directory)
             }
-            let writer = try RawImageWriter(directory: imageDirectory, baseName: baseName, totalSize: size, segmentSize: segmentSize)
+            let writer = try format.writer(directory: imageDirectory, baseName: baseName, totalSize: size)
             let unreadable = UnreadableRange.merged(journal.recovered.flatMap(\.unreadable))
             let unreadableCount = unreadable.reduce(0) { $0 + $1.sectorCount }
             if unreadable.isEmpty {
@@ -610,7 +616,7 @@ public struct DiskAcquisition: Sendable {
                 let stream = StreamDigester(.sha256)
                 let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
                 let readback = try Pipeline.run(
-                    try ImageFiles(paths: writer.paths), into: [stream, windows], configuration: request.pipeline,
+                    try format.reader(paths: writer.paths), into: [stream, windows], configuration: request.pipeline,
                     cancellation: cancellation
                 ) {
                     progress(
@@ -666,7 +672,7 @@ public struct DiskAcquisition: Sendable {
                 media: .init(
                     sizeBytes: size, logicalSectors: sectors.sectors, trailingBytes: sectors.remainderBytes,
                     digests: digests),
-                image: .init(format: "raw", segmentSize: segmented ? segmentSize : nil, files: imageFiles),
+                image: .init(format: format.name, segmentSize: segmented ? segmentSize : nil, files: imageFiles),
                 readPolicy: .init(
                     bufferBytes: request.pipeline.bufferSize, attemptsPerSector: recovery.attemptsPerSector,
                     errorGranularity: "one logical sector (\(sourceIdentity.logicalSectorSize) bytes)",
@@ -714,9 +720,10 @@ public struct DiskAcquisition: Sendable {
     ) throws -> String {
         let size = source.identity.sizeBytes
         let length = journal.phase == .copying ? journal.copiedBytes : size
-        let names = RawImageWriter.fileNames(baseName: BundleName.fileSafe(journal.exhibitId), totalSize: size, segmentSize: journal.segmentSize)
+        let format = RawImage(segmentSize: journal.segmentSize)
+        let names = format.fileNames(baseName: BundleName.fileSafe(journal.exhibitId), totalSize: size)
         let lastFile = journal.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
-        let image = try ImageFiles(paths: names[0...lastFile].map { "\(imageDirectory)/\($0)" })
+        let image = try format.reader(paths: names[0...lastFile].map { "\(imageDirectory)/\($0)" })
         let started = Date()
         return try ResumeContinuity(skipped: journal.skipped).prove(
             source: source.makeCheckReader(), image: image, length: length, cancellation: cancellation

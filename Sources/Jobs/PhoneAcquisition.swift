@@ -355,9 +355,10 @@ public struct PhoneAcquisition: Sendable {
                 let command = wrap("cat \(partition)")
                 let imageDirectory = "\(bag)/data/image"
                 try FileManager.default.createDirectory(atPath: imageDirectory, withIntermediateDirectories: true)
-                let writer = try RawImageWriter(
-                    directory: imageDirectory, baseName: BundleName.fileSafe(exhibitId), totalSize: physicalSize, segmentSize: nil,
-                    keepFree: 64 << 20)
+                let format = RawImage()
+                let writer = try format.writer(
+                    directory: imageDirectory, baseName: BundleName.fileSafe(exhibitId), totalSize: physicalSize,
+                    keepFree: EvidenceStore.recordReserve, resumingAt: nil)
                 let sha256 = StreamDigester(.sha256)
                 let extra = request.extraDigests.filter { $0 != .sha256 }.map { StreamDigester($0) }
                 let stream = try connection.open("exec:\(command)")
@@ -384,7 +385,7 @@ public struct PhoneAcquisition: Sendable {
                     details: ["bytes": String(physicalSize), "sha256": digest, "partition": partition])
                 if request.verifyAfterWriting {
                     let readback = StreamDigester(.sha256)
-                    _ = try Pipeline.run(try ImageFiles(paths: writer.paths), into: [readback], configuration: request.pipeline, cancellation: cancellation)
+                    _ = try Pipeline.run(try format.reader(paths: writer.paths), into: [readback], configuration: request.pipeline, cancellation: cancellation)
                     guard readback.result!.hex == digest else {
                         throw AcquisitionError(
                             .verifyMismatch, path: imageDirectory, detail: "the stored image hashes to \(readback.result!.hex), the stream to \(digest)")
@@ -487,7 +488,7 @@ public struct PhoneAcquisition: Sendable {
                 startedAt: started, finishedAt: finished, durationSeconds: elapsed,
                 averageMBPerSecond: Double(pulledBytes + physicalSize) / max(elapsed, 0.001) / 1e6,
                 media: .init(sizeBytes: mediaSize, logicalSectors: mediaSize / UInt64(sectorSize), trailingBytes: mediaSize % UInt64(sectorSize), digests: mediaDigests),
-                image: .init(format: "raw", files: imageFiles),
+                image: .init(format: RawImage().name, files: imageFiles),
                 readPolicy: .init(
                     bufferBytes: request.pipeline.bufferSize, attemptsPerSector: 1,
                     errorGranularity: partition != nil ? "the stream (a phone read error ends it)" : "one file",

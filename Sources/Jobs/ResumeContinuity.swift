@@ -17,7 +17,7 @@ struct ResumeContinuity {
     /// Compares `[0, length)`; returns how it was proved, for the record, or throws
     /// `changedSinceInterruption` naming the first byte that differs.
     func prove(
-        source: SourceReader, image: ImageFiles, length: UInt64, cancellation: CancellationFlag,
+        source: SourceReader, image: any StreamSource, length: UInt64, cancellation: CancellationFlag,
         progress: (UInt64) -> Void
     ) throws(AcquisitionError) -> String {
         let started = Date()
