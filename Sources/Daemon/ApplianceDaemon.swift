@@ -31,19 +31,8 @@ public final class ApplianceDaemon: Sendable {
     private let state = Mutex(State())
     private let runningJobs = DispatchGroup()
 
-    private struct Slot {
-        var status: SlotStatus
-        var arrivedAt: Date
-        var cancellation: CancellationFlag?
-        var lastSample: (time: Date, bytes: UInt64)?
-        /// A look for an interrupted job this disk continues is under way.
-        var considering = false
-        /// When an interrupted slot was last looked at for resuming.
-        var lastConsidered: Date?
-    }
-
     private struct State {
-        var slots: [String: Slot] = [:]
+        var slots: [String: DaemonSlot] = [:]
         var session: CaseSessionStatus?
         var sessionOpenedAt: Date?
         var systemDisks: [String: String] = [:]
@@ -187,7 +176,7 @@ public final class ApplianceDaemon: Sendable {
                     partitions: partitions, state: slotState, detail: detail, caseId: nil, exhibitId: nil,
                     jobId: nil, bytesDone: 0, currentMBPerSecond: nil, averageMBPerSecond: nil, etaSeconds: nil,
                     unreadableSectors: 0, digests: [:], bundleId: nil, bundlePath: nil, updatedAt: now)
-                state.slots[syspath] = Slot(status: status, arrivedAt: present ? .distantPast : Date())
+                state.slots[syspath] = DaemonSlot(status: status, arrivedAt: present ? .distantPast : Date())
                 announce = (status, "slot \(number): \(devnode) attached, \(sectors * 512) bytes; " + (detail ?? "read-only, ready"))
             }
             // A disk that became ready, or whose job was interrupted (every 10 s, e.g. until the
@@ -289,7 +278,7 @@ public final class ApplianceDaemon: Sendable {
                 caseId: nil, exhibitId: nil, jobId: nil, bytesDone: 0, currentMBPerSecond: nil, averageMBPerSecond: nil,
                 etaSeconds: nil, unreadableSectors: 0, digests: [:], bundleId: nil, bundlePath: nil,
                 updatedAt: UTCTimestamp.string(Date()))
-            state.slots[syspath] = Slot(status: status, arrivedAt: Date())
+            state.slots[syspath] = DaemonSlot(status: status, arrivedAt: Date())
             return status
         }
         if let status {
@@ -400,18 +389,12 @@ public final class ApplianceDaemon: Sendable {
         // Claimed under the lock that shutdown takes: a job is either counted and its flag among
         // those shutdown cancels and waits for, or not started at all.
         let claimed: SlotStatus? = state.withLock { state in
-            guard !state.stopping, var slot = state.slots[slotKey], slot.cancellation == nil,
-                (slot.status.state == .ready && slot.status.jobId == nil) || (resumeJobId != nil && slot.status.state == .interrupted)
+            guard !state.stopping, var slot = state.slots[slotKey],
+                slot.claim(
+                    jobId: jobId, caseId: caseId, exhibitId: exhibitId, resuming: resumeJobId != nil, cancellation: cancellation,
+                    now: Date())
             else { return nil }
             runningJobs.enter()
-            slot.status.state = .acquiring
-            slot.status.detail = resumeJobId == nil ? nil : "resuming interrupted job \(jobId)"
-            slot.lastSample = nil
-            slot.status.caseId = caseId
-            slot.status.exhibitId = exhibitId
-            slot.status.jobId = jobId
-            slot.status.updatedAt = UTCTimestamp.string(Date())
-            slot.cancellation = cancellation
             state.slots[slotKey] = slot
             return slot.status
         }
@@ -514,9 +497,7 @@ public final class ApplianceDaemon: Sendable {
 
     private func setPhoneState(_ phoneState: PhoneState?, slotKey: String, jobId: String) {
         let status: SlotStatus? = state.withLock { state in
-            guard var slot = state.slots[slotKey], slot.status.jobId == jobId, slot.status.phoneState != phoneState else { return nil }
-            slot.status.phoneState = phoneState
-            slot.status.updatedAt = UTCTimestamp.string(Date())
+            guard var slot = state.slots[slotKey], slot.setPhoneState(phoneState, jobId: jobId, now: Date()) else { return nil }
             state.slots[slotKey] = slot
             return slot.status
         }
@@ -529,28 +510,7 @@ public final class ApplianceDaemon: Sendable {
 
     private func record(_ progress: JobProgress, slotKey: String, jobId: String) {
         let status: SlotStatus? = state.withLock { state in
-            guard var slot = state.slots[slotKey], slot.status.jobId == jobId else { return nil }
-            let now = Date()
-            let phase: SlotState = switch progress.phase {
-            case .acquiring: .acquiring
-            case .recovering: .recovering
-            case .verifying: .verifying
-            case .sealing: .sealing
-            }
-            if phase != slot.status.state { slot.lastSample = nil }
-            slot.status.state = phase
-            if let last = slot.lastSample, now.timeIntervalSince(last.time) > 0.05, progress.bytesDone >= last.bytes {
-                slot.status.currentMBPerSecond = Double(progress.bytesDone - last.bytes) / now.timeIntervalSince(last.time) / 1e6
-            }
-            slot.lastSample = (now, progress.bytesDone)
-            slot.status.bytesDone = progress.bytesDone
-            slot.status.unreadableSectors = progress.unreadableSectors
-            if progress.elapsed > 0 {
-                let average = Double(progress.bytesDone - min(progress.startBytes, progress.bytesDone)) / progress.elapsed
-                slot.status.averageMBPerSecond = average / 1e6
-                slot.status.etaSeconds = average > 0 ? Double(progress.totalBytes - min(progress.bytesDone, progress.totalBytes)) / average : nil
-            }
-            slot.status.updatedAt = UTCTimestamp.string(now)
+            guard var slot = state.slots[slotKey], slot.record(progress, jobId: jobId, now: Date()) else { return nil }
             state.slots[slotKey] = slot
             return slot.status
         }
@@ -559,24 +519,8 @@ public final class ApplianceDaemon: Sendable {
 
     private func finish(slotKey: String, jobId: String, state final: SlotState, detail: String?, summary: AcquisitionSummary?) {
         let status: SlotStatus? = state.withLock { state in
-            guard var slot = state.slots[slotKey], slot.status.jobId == jobId else { return nil }
-            slot.status.state = final
-            slot.status.detail = detail
-            if final == .ready { slot.status.jobId = nil }
-            // A sealed phone's last state (a lock screen, say) no longer needs anyone.
-            if final == .sealed { slot.status.phoneState = nil }
-            slot.status.etaSeconds = nil
-            slot.status.currentMBPerSecond = nil
-            slot.cancellation = nil
-            if let summary {
-                slot.status.digests = summary.digests
-                slot.status.bundleId = summary.bundleId
-                slot.status.bundlePath = summary.bundlePath
-                slot.status.bytesDone = summary.sizeBytes
-                slot.status.averageMBPerSecond = summary.averageMBPerSecond
-                slot.status.unreadableSectors = summary.unreadableSectors
-            }
-            slot.status.updatedAt = UTCTimestamp.string(Date())
+            guard var slot = state.slots[slotKey], slot.finish(jobId: jobId, state: final, detail: detail, summary: summary, now: Date())
+            else { return nil }
             state.slots[slotKey] = slot
             if final != .interrupted { state.alerts.detachedInterruptions[jobId] = nil }
             return slot.status

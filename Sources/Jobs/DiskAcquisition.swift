@@ -86,6 +86,19 @@ public struct JobProgress: Sendable {
     public var elapsed: TimeInterval
     /// `bytesDone` when this phase began in this run (a resumed job's earlier bytes), for rates.
     public var startBytes: UInt64 = 0
+
+    public init(
+        phase: Phase, bytesDone: UInt64, totalBytes: UInt64, unreadableSectors: UInt64, skippedBytes: UInt64 = 0,
+        elapsed: TimeInterval, startBytes: UInt64 = 0
+    ) {
+        self.phase = phase
+        self.bytesDone = bytesDone
+        self.totalBytes = totalBytes
+        self.unreadableSectors = unreadableSectors
+        self.skippedBytes = skippedBytes
+        self.elapsed = elapsed
+        self.startBytes = startBytes
+    }
 }
 
 /// An interrupted job that a source continues.
