@@ -126,7 +126,7 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
     /// The store's own failures are named as the store's, whatever stage met them.
     static func during<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
         do { return try body() } catch let error as JobError { throw error } catch {
-            throw JobError(stage: error is StoreError ? "store" : name, underlying: error as any Error & Sendable, jobId: jobId)
+            throw JobError(stage: JobStop.cause(of: error) is StoreError ? "store" : name, underlying: error as any Error & Sendable, jobId: jobId)
         }
     }
 
