@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Evidence
 import Foundation
 import HumanText
 import StatusAPI
@@ -25,7 +26,7 @@ struct AlertBoard {
 
     /// Restores acknowledgements from the audit trail, so a restart does not raise seen alerts again.
     init(acknowledged events: [Catalog.Event] = [], interrupted entries: [CatalogEntry] = []) {
-        for event in events where event.action == Self.auditAction {
+        for event in events where event.action == Self.auditAction.rawValue {
             acknowledgements[event.object] = (event.actor, event.time)
         }
         for entry in entries where entry.state == .interrupted {
@@ -34,7 +35,7 @@ struct AlertBoard {
         }
     }
 
-    static let auditAction = "alert-acknowledged"
+    static let auditAction = CustodyAction.alertAcknowledged
 
     /// Recomputes the list; true when it changed.
     mutating func update(slots: [SlotStatus], store: StoreStatus?, degradedReason: String?, now: Date) -> Bool {

@@ -331,7 +331,7 @@ public final class ApplianceDaemon: Sendable {
             $0.session = session
             $0.sessionOpenedAt = UTCTimestamp.date(record.openedAt) ?? Date()
         }
-        try? catalog.audit(actor: examiner, action: "case-opened", object: caseId, details: ["auto": auto ? "yes" : "no", "client": client ?? "-", "peer": peer ?? "-"])
+        try? catalog.audit(actor: examiner, action: .caseOpened, object: caseId, details: ["auto": auto ? "yes" : "no", "client": client ?? "-", "peer": peer ?? "-"])
         var message = StatusMessage(.session)
         message.session = session
         hub.publish(message)
@@ -346,7 +346,7 @@ public final class ApplianceDaemon: Sendable {
             $0.sessionOpenedAt = nil
         }
         if let closed {
-            try? catalog.audit(actor: actor ?? applianceId, action: "case-closed", object: closed, details: ["client": client ?? "-", "peer": peer ?? "-"])
+            try? catalog.audit(actor: actor ?? applianceId, action: .caseClosed, object: closed, details: ["client": client ?? "-", "peer": peer ?? "-"])
             hub.publish(StatusMessage(.session))
             publishEvent(.info, slot: nil, device: nil, "case \(closed) closed")
         }
@@ -373,7 +373,7 @@ public final class ApplianceDaemon: Sendable {
             return (key, session)
         }
         try? catalog.audit(
-            actor: actor ?? chosen.session.examiner, action: "acquisition-requested", object: "\(chosen.session.caseId)/\(exhibit)",
+            actor: actor ?? chosen.session.examiner, action: .acquisitionRequested, object: "\(chosen.session.caseId)/\(exhibit)",
             details: ["slot": String(number), "client": client ?? "-", "peer": peer ?? "-"])
         startJob(
             slotKey: chosen.key, exhibitId: exhibit, caseId: chosen.session.caseId, examiner: chosen.session.examiner,

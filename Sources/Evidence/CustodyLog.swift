@@ -32,10 +32,10 @@ public struct CustodyLog: Sendable {
     }
 
     public mutating func append(
-        actor: String, action: String, object: String, details: [String: String] = [:], time: Date = Date()
+        actor: String, action: CustodyAction, object: String, details: [String: String] = [:], time: Date = Date()
     ) {
         let event = CustodyEvent(
-            seq: lines.count, time: UTCTimestamp.string(time), actor: actor, action: action, object: object,
+            seq: lines.count, time: UTCTimestamp.string(time), actor: actor, action: action.rawValue, object: object,
             details: details, prev: head)
         // Encoding a struct of strings and an int cannot fail.
         let json = try! ExhibitJSON.encoder(pretty: false).encode(event)

@@ -29,7 +29,7 @@ struct BundlePublication {
         let mediaSHA256 = record.mediaSHA256
         let digests = record.media.digests
         custody.append(
-            actor: identity.applianceId, action: "bundle-sealing", object: record.bundleId,
+            actor: identity.applianceId, action: .bundleSealing, object: record.bundleId,
             details: ["media_sha256": mediaSHA256, "verification": record.verification.result])
         log.note("sealing bundle \(record.bundleId)")
         let data = "\(bag)/data"

@@ -321,7 +321,7 @@ public struct DiskAcquisition: Sendable {
                     "source \(sourceIdentity.path) is the job's device: serial \(sourceIdentity.serial ?? "-"), model \(sourceIdentity.model ?? "-"), "
                         + "\(size) bytes, same first and last MiB")
                 custody.append(
-                    actor: examiner, action: "acquisition-resumed", object: object,
+                    actor: examiner, action: .acquisitionResumed, object: object,
                     details: [
                         "appliance": identity.applianceId, "source": sourceIdentity.path, "job": jobId,
                         "offset": String(existing.copiedBytes), "stopped_by": stop.reason,
@@ -335,19 +335,19 @@ public struct DiskAcquisition: Sendable {
                         + "logical sector \(sourceIdentity.logicalSectorSize), physical sector \(sourceIdentity.physicalSectorSize), "
                         + "model \(sourceIdentity.model ?? "-"), serial \(sourceIdentity.serial ?? "-"), transport \(sourceIdentity.transport ?? "-")")
                 custody.append(
-                    actor: examiner, action: "acquisition-started", object: object,
+                    actor: examiner, action: .acquisitionStarted, object: object,
                     details: ["appliance": identity.applianceId, "source": sourceIdentity.path, "job": jobId],
                     time: started)
             }
             if let superseded = request.supersedes {
                 log.note("interrupted job \(superseded.jobId) of this device was not continued: \(superseded.reason)", level: .warning)
                 custody.append(
-                    actor: identity.applianceId, action: "acquisition-restarted", object: object,
+                    actor: identity.applianceId, action: .acquisitionRestarted, object: object,
                     details: ["job": jobId, "superseded_job": superseded.jobId, "reason": superseded.reason])
             }
             log.note("write protection: \(sourceIdentity.writeProtection.summary)")
             custody.append(
-                actor: identity.applianceId, action: "write-protection-verified", object: sourceIdentity.path,
+                actor: identity.applianceId, action: .writeProtectionVerified, object: sourceIdentity.path,
                 details: ["evidence": sourceIdentity.writeProtection.summary])
             let custodyLines = custody.lines
             try keeper.update { $0.custody = custodyLines }
@@ -357,7 +357,7 @@ public struct DiskAcquisition: Sendable {
                 let proof = try proveContinuity(
                     source: source, journal: existing, imageDirectory: imageDirectory, cancellation: cancellation, progress: progress)
                 log.note(proof)
-                custody.append(actor: identity.applianceId, action: "continuity-verified", object: object, details: ["job": jobId, "method": proof])
+                custody.append(actor: identity.applianceId, action: .continuityVerified, object: object, details: ["job": jobId, "method": proof])
                 let lines = custody.lines
                 try keeper.update {
                     $0.interruptions[$0.interruptions.count - 1].continuityCheck = proof
@@ -566,7 +566,7 @@ public struct DiskAcquisition: Sendable {
                     "stored image checked and digests finished in \(String(format: "%.2f", readback.elapsed)) s: "
                         + algorithms.map { "\($0.displayName) \(finalDigests[$0.rawValue]!)" }.joined(separator: ", "))
                 custody.append(
-                    actor: identity.applianceId, action: "image-verified", object: object,
+                    actor: identity.applianceId, action: .imageVerified, object: object,
                     details: ["sha256": finalDigests["sha256"]!, "result": "matched", "method": "window check"])
                 let lines = custody.lines
                 try keeper.update {
@@ -603,7 +603,7 @@ public struct DiskAcquisition: Sendable {
             }
             if !custody.lines.contains(where: { $0.contains("\"image-written\"") }) {
                 custody.append(
-                    actor: identity.applianceId, action: "image-written", object: object,
+                    actor: identity.applianceId, action: .imageWritten, object: object,
                     details: [
                         "bytes": String(size), "sha256": mediaSHA256, "unreadable_sectors": String(unreadableCount),
                         "files": writer.fileNames.joined(separator: " "),
@@ -646,7 +646,7 @@ public struct DiskAcquisition: Sendable {
                     windowSHA256: windows.results.map(\.hex))
                 log.note("read-back SHA-256 \(readbackSHA256): \(verification.result) (\(String(format: "%.2f", readback.elapsed)) s)")
                 custody.append(
-                    actor: identity.applianceId, action: "image-verified", object: object,
+                    actor: identity.applianceId, action: .imageVerified, object: object,
                     details: ["sha256": readbackSHA256, "result": verification.result])
                 guard readbackSHA256 == mediaSHA256 else {
                     throw AcquisitionError(
@@ -715,7 +715,7 @@ public struct DiskAcquisition: Sendable {
             let interrupted = ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
             throw lifecycle.stop(error, interrupted: interrupted, cancellation: cancellation, lease: lease) { reason in
                 custody.append(
-                    actor: identity.applianceId, action: "acquisition-interrupted", object: object,
+                    actor: identity.applianceId, action: .acquisitionInterrupted, object: object,
                     details: ["job": jobId, "offset": String(keeper.current.copiedBytes), "reason": reason])
                 let lines = custody.lines
                 try? keeper.update {

@@ -38,7 +38,7 @@ struct JobLifecycle {
                 sourceModel: model, sourceSerial: serial, sizeBytes: sizeBytes)
         }
         try catalog.audit(
-            actor: examiner, action: resuming ? "acquisition-resumed" : "acquisition-started", object: object,
+            actor: examiner, action: resuming ? .acquisitionResumed : .acquisitionStarted, object: object,
             details: details.merging(["job": jobId, "source": sourcePath]) { first, _ in first })
     }
 
@@ -51,7 +51,7 @@ struct JobLifecycle {
             record: record, bag: bag, jobId: jobId, custody: &custody, log: log, knownDigests: knownDigests)
         store.removeWork(lease)
         try catalog.audit(
-            actor: identity.applianceId, action: "bundle-sealed", object: record.bundleId,
+            actor: identity.applianceId, action: .bundleSealed, object: record.bundleId,
             details: ["media_sha256": summary.mediaSHA256, "seal_sha256": summary.sealSHA256])
         return summary
     }
@@ -73,7 +73,7 @@ struct JobLifecycle {
         if catalogued {
             try? catalog.setJobState(jobId, state: interrupted ? .interrupted : .failed, error: reason)
             try? catalog.audit(
-                actor: identity.applianceId, action: interrupted ? "acquisition-interrupted" : "acquisition-failed",
+                actor: identity.applianceId, action: interrupted ? .acquisitionInterrupted : .acquisitionFailed,
                 object: object, details: ["job": jobId, "error": reason])
         }
         if interrupted && catalogued {

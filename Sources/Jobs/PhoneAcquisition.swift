@@ -246,12 +246,12 @@ public struct PhoneAcquisition: Sendable {
                 let stop = existing.interruptions.last
                 log.note("\(ToolVersion.name) \(ToolVersion.version) on appliance \(identity.applianceId); job \(jobId) resumed after: \(stop?.reason ?? "an interruption")")
                 custody.append(
-                    actor: examiner, action: "acquisition-resumed", object: object,
+                    actor: examiner, action: .acquisitionResumed, object: object,
                     details: ["appliance": identity.applianceId, "source": sourceName, "job": jobId, "stopped_by": stop?.reason ?? ""])
             } else {
                 log.note("\(ToolVersion.name) \(ToolVersion.version) on appliance \(identity.applianceId); job \(jobId)")
                 custody.append(
-                    actor: examiner, action: "acquisition-started", object: object,
+                    actor: examiner, action: .acquisitionStarted, object: object,
                     details: ["appliance": identity.applianceId, "source": sourceName, "job": jobId], time: started)
             }
             log.note("command: \(request.commandLine.joined(separator: " "))")
@@ -266,7 +266,7 @@ public struct PhoneAcquisition: Sendable {
                     + (connection.authenticated ? "authenticated with the appliance key" : "no AUTH asked"))
             let keySHA256 = Digest.sha256(Data(try key.androidPublicKey())).hex
             custody.append(
-                actor: identity.applianceId, action: "phone-connected", object: sourceName,
+                actor: identity.applianceId, action: .phoneConnected, object: sourceName,
                 details: [
                     "serial": serial ?? "", "model": model ?? "", "authenticated": String(connection.authenticated),
                     "appliance_key_sha256": keySHA256, "lock_state": lockState,
@@ -381,7 +381,7 @@ public struct PhoneAcquisition: Sendable {
                 physicalRecord = .init(partition: partition, sizeBytes: physicalSize, command: "exec:\(command)")
                 log.note("image SHA-256 \(digest), \(String(format: "%.1f", Double(physicalSize) / max(outcome.elapsed, 0.001) / 1e6)) MB/s")
                 custody.append(
-                    actor: identity.applianceId, action: "image-written", object: object,
+                    actor: identity.applianceId, action: .imageWritten, object: object,
                     details: ["bytes": String(physicalSize), "sha256": digest, "partition": partition])
                 if request.verifyAfterWriting {
                     let readback = StreamDigester(.sha256)
@@ -433,7 +433,7 @@ public struct PhoneAcquisition: Sendable {
             let inventorySHA256 = Digest.sha256(inventory).hex
             let inventoryBytes = inventoryEntries.reduce(UInt64(0)) { sum, entry in sum + (DurableFile.size(of: "\(bag)/\(entry.path)") ?? 0) }
             custody.append(
-                actor: identity.applianceId, action: "logical-extraction-written", object: object,
+                actor: identity.applianceId, action: .logicalExtractionWritten, object: object,
                 details: [
                     "files": String(counts[.complete] ?? 0), "partial": String(counts[.partial] ?? 0), "denied": String(counts[.denied] ?? 0),
                     "refused": String(counts[.refused] ?? 0), "anomalies": String(files.anomalies.count),
@@ -521,7 +521,7 @@ public struct PhoneAcquisition: Sendable {
             let interrupted = Self.outcome(of: error).interrupted || sealing
             throw lifecycle.stop(error, interrupted: interrupted, catalogued: catalogued, cancellation: cancellation, lease: lease) { reason in
                 custody.append(
-                    actor: identity.applianceId, action: "acquisition-interrupted", object: object,
+                    actor: identity.applianceId, action: .acquisitionInterrupted, object: object,
                     details: ["job": jobId, "reason": reason])
                 state.interruptions.append(.init(at: UTCTimestamp.string(Date()), offset: 0, reason: reason))
                 if let audit { state.commands = audit.records }

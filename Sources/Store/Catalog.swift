@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Evidence
 import Foundation
 import GRDB
 import StatusAPI
@@ -83,12 +84,12 @@ public final class Catalog: Sendable {
         }
     }
 
-    public func audit(actor: String, action: String, object: String, details: [String: String] = [:]) throws(StoreError) {
+    public func audit(actor: String, action: CustodyAction, object: String, details: [String: String] = [:]) throws(StoreError) {
         let json = String(decoding: (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
-        try write("recording event \(action)") { db in
+        try write("recording event \(action.rawValue)") { db in
             try db.execute(
                 sql: "INSERT INTO events (time, actor, action, object, details) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Self.now(), actor, action, object, json])
+                arguments: [Self.now(), actor, action.rawValue, object, json])
         }
     }
 

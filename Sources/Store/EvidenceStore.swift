@@ -291,7 +291,7 @@ public struct EvidenceStore: Sendable {
                 }
                 if moved {
                     try catalog.audit(
-                        actor: "store", action: "bundle-published", object: bundleId,
+                        actor: "store", action: .bundlePublished, object: bundleId,
                         details: [
                             "job": entry.jobId,
                             "reason": "the sealing process ended after recording the bundle and before moving it into bundles/",

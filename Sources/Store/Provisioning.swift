@@ -105,7 +105,7 @@ public struct Provisioning {
             }
             outcome.created += [store.developmentCAKeyPath, store.trustAnchorPath, store.deviceCertificatePath]
             try store.catalog().audit(
-                actor: "provision", action: "development-identity-created", object: outcome.applianceId)
+                actor: "provision", action: .developmentIdentityCreated, object: outcome.applianceId)
         }
         return try describe(outcome)
     }
@@ -123,7 +123,7 @@ public struct Provisioning {
         } catch {
             throw StoreError(.keys, path: path, detail: "\(error)")
         }
-        try store.catalog().audit(actor: "provision", action: "certificate-request-written", object: path)
+        try store.catalog().audit(actor: "provision", action: .certificateRequestWritten, object: path)
         return try describe(outcome)
     }
 
@@ -165,7 +165,7 @@ public struct Provisioning {
         }
         outcome.created.append(store.deviceCertificatePath)
         try store.catalog().audit(
-            actor: "provision", action: "device-certificate-imported", object: device.subject,
+            actor: "provision", action: .deviceCertificateImported, object: device.subject,
             details: ["sha256": device.sha256Fingerprint.hex])
         return try describe(outcome)
     }

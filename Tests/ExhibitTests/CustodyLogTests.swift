@@ -6,9 +6,9 @@ import Testing
 @Suite struct CustodyLogTests {
     func sample() -> CustodyLog {
         var log = CustodyLog()
-        log.append(actor: "examiner", action: "acquisition-started", object: "E1", details: ["a": "b"])
-        log.append(actor: "appliance", action: "image-written", object: "E1")
-        log.append(actor: "appliance", action: "bundle-sealing", object: "E1")
+        log.append(actor: "examiner", action: .acquisitionStarted, object: "E1", details: ["a": "b"])
+        log.append(actor: "appliance", action: .imageWritten, object: "E1")
+        log.append(actor: "appliance", action: .bundleSealing, object: "E1")
         return log
     }
 
