@@ -144,6 +144,9 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
     private let closed = Atomic(false)
     /// Bytes read so far, the offset that protocol errors name.
     private var received: UInt64 = 0
+    /// Whether this connection has had a header yet, and the bytes of older packets set aside before it.
+    private var headerSeen = false
+    private(set) var staleBytesDiscarded = 0
     /// How long one wait for a header lasts before `close()` is looked at again.
     private static let headerSlice: Duration = .milliseconds(250)
 
@@ -290,14 +293,27 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
             }
             if transferred == 0 { continue }  // a stray zero-length packet ends nothing
             received += UInt64(transferred)
+            // A phone plugged back in can still have packets of the stream the pulled cable cut
+            // queued on its endpoint. Before this connection's first header they belong to no
+            // message of it and are set aside (a bounded number); after it, a wrong size is a
+            // protocol violation.
+            if Int(transferred) != ADBProtocol.headerSize, !headerSeen, staleBytesDiscarded < Self.staleBytesLimit {
+                staleBytesDiscarded += Int(transferred)
+                continue
+            }
             guard Int(transferred) == ADBProtocol.headerSize else {
                 throw ADBError(
                     .protocolViolation, operation: "receive message header", device: name, offset: received - UInt64(transferred),
                     "a message header arrived as a \(transferred)-byte packet (a header is \(ADBProtocol.headerSize) bytes)")
             }
+            headerSeen = true
             return Array(buffer.prefix(ADBProtocol.headerSize))
         }
     }
+
+    /// The most of an earlier stream's leftovers set aside before the first header: more than
+    /// the few in-flight packets of one cut transfer, less than a phone could flood.
+    static let staleBytesLimit = 4 << 20
 
     private func receivePayload(into payload: inout [UInt8], deadline: ContinuousClock.Instant, command: ADBCommand) throws(ADBError) {
         var filled = 0

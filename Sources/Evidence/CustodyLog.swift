@@ -44,6 +44,11 @@ public struct CustodyLog: Sendable {
         head = Digest.sha256(line + "\n").hex
     }
 
+    /// Whether an event of `action` was logged (read from the events, not searched for as text).
+    public func contains(_ action: CustodyAction) -> Bool {
+        lines.contains { (try? ExhibitJSON.decoder().decode(CustodyEvent.self, from: Data($0.utf8)))?.action == action.rawValue }
+    }
+
     public var data: Data { Data(lines.map { $0 + "\n" }.joined().utf8) }
 
     /// A break in a custody chain, by 1-based line number.

@@ -601,7 +601,7 @@ public struct DiskAcquisition: Sendable {
                         level: index < 10 ? .warning : .debug)
                 }
             }
-            if !custody.lines.contains(where: { $0.contains("\"image-written\"") }) {
+            if !custody.contains(.imageWritten) {
                 custody.append(
                     actor: identity.applianceId, action: .imageWritten, object: object,
                     details: [
