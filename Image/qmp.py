@@ -5,13 +5,16 @@
   qmp.py SOCKET keys TEXT                    types TEXT on the guest's keyboard (send-key)
   qmp.py SOCKET screendump FILE              the display as a PPM file
   qmp.py SOCKET check-screen FILE            screendump, then fails unless the screen shows text
+  (a screendump FILE.ppm is also written as FILE.png, for people to look at)
 
 Asynchronous events (DEVICE_DELETED, ...) that arrive before a reply are skipped.
 """
 import json
 import socket
+import struct
 import sys
 import time
+import zlib
 
 # QEMU's qcodes for the characters the test types; upper case is shift + the letter.
 SPECIAL = {"-": "minus", " ": "spc", "\n": "ret", ".": "dot", "/": "slash", "_": ("shift", "minus")}
@@ -70,9 +73,8 @@ class QMP:
             time.sleep(0.15)
 
 
-def screen_has_text(path):
-    """A PPM (P6) that is not one flat colour: enough pixels differ from the most common one
-    (the background) to be lines of text, and not so many that it is noise."""
+def read_ppm(path):
+    """Width, height and RGB bytes of a binary PPM (P6, maxval 255) as QEMU writes it."""
     with open(path, "rb") as f:
         data = f.read()
     fields = []
@@ -88,15 +90,35 @@ def screen_has_text(path):
             end += 1
         fields.append(data[position:end])
         position = end
-    width, height = int(fields[1]), int(fields[2])
-    pixels = data[position + 1:]
+    if fields[0] != b"P6" or fields[3] != b"255":
+        raise ValueError(f"{path}: not an 8-bit P6 PPM")
+    return int(fields[1]), int(fields[2]), data[position + 1:]
+
+
+def write_png(path, width, height, rgb):
+    """RGB bytes as a PNG (filter 0 on every row; zlib)."""
+    rows = b"".join(b"\0" + rgb[y * width * 3:(y + 1) * width * 3] for y in range(height))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
+        f.write(chunk(b"IDAT", zlib.compress(rows, 6)))
+        f.write(chunk(b"IEND", b""))
+
+
+def screen_has_text(path):
+    """A screen that is not one flat colour: the share of pixels that differ from the most
+    common one (the background) is that of lines of text, not of an empty or noisy screen."""
+    width, height, pixels = read_ppm(path)
     counts = {}
     for i in range(0, len(pixels), 3 * 7):  # every 7th pixel is plenty
         key = pixels[i:i + 3]
         counts[key] = counts.get(key, 0) + 1
     total = sum(counts.values())
-    background = max(counts.values())
-    share = 1 - background / total
+    share = 1 - max(counts.values()) / total
     return width, height, share, len(counts)
 
 
@@ -108,6 +130,8 @@ def main():
     elif command in ("screendump", "check-screen"):
         qmp.execute("screendump", {"filename": sys.argv[3]})
         time.sleep(0.5)
+        if sys.argv[3].endswith(".ppm"):
+            write_png(sys.argv[3][:-4] + ".png", *read_ppm(sys.argv[3]))
         if command == "check-screen":
             width, height, share, colours = screen_has_text(sys.argv[3])
             print(f"screen {width}x{height}: {share:.1%} of pixels are not the background, {colours} colours")
