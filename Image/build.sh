@@ -53,9 +53,13 @@ rm -rf "$stage"
 install -d "$stage/usr/bin" "$stage/usr/libexec/exhibit" "$stage/usr/lib/systemd/system" \
     "$stage/usr/lib/sysusers.d" "$stage/usr/lib/udev/rules.d" "$stage/etc/exhibit" \
     "$stage/usr/share/doc/exhibit" "$stage/usr/lib/exhibit"
-# Stripped: the debug information is most of a statically linked Swift binary's size.
+# Stripped: the debug information is most of a statically linked Swift binary's size. Both live
+# in /usr/libexec/exhibit beside their SwiftPM resource bundles (the panel's message catalogues),
+# which Bundle.module finds next to the executable's real path; /usr/bin/exhibit is a link.
 strip -o "$stage/usr/libexec/exhibit/exhibitd" "$bin/exhibitd"
-strip -o "$stage/usr/bin/exhibit" "$bin/exhibit"
+strip -o "$stage/usr/libexec/exhibit/exhibit" "$bin/exhibit"
+cp -r "$bin"/*.resources "$stage/usr/libexec/exhibit/"
+ln -s ../libexec/exhibit/exhibit "$stage/usr/bin/exhibit"
 install -m 0644 "$repo/Systemd/exhibitd.service" "$repo/Systemd/exhibit-panel.service" "$stage/usr/lib/systemd/system/"
 install -m 0644 "$repo/Systemd/exhibit.sysusers" "$stage/usr/lib/sysusers.d/exhibit.conf"
 install -m 0644 "$repo/Systemd/exhibit-panel-foot.ini" "$stage/etc/exhibit/panel-foot.ini"

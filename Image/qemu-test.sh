@@ -39,6 +39,9 @@ done
 [ -f "$ovmf_code" ] || fail "no UEFI firmware $ovmf_code (apt-get install ovmf)"
 [ -x "$exhibit" ] || fail "no exhibit binary at $exhibit (make image builds it)"
 
+# The build the bundles must name (read before the image is copied).
+build_version=$(jq -r .imageVersion "$here/out/build.json")
+build_hash=$(jq -r .rootHash "$here/out/build.json")
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
@@ -176,12 +179,15 @@ big_sha=$(slot_by_serial EVID-BIG-0003 | jq -r '.digests.sha256 // empty')
 say "step 4 ok: the job resumed after the power cut and sealed with the whole disk's SHA-256"
 
 # --- 6. an MTP phone -----------------------------------------------------------------------------
-# The case is closed first (c, y on the panel) so that the phone is only shown, not acquired.
-qmp keys "c"
-sleep 1
-qmp keys "y"
+# A case still open is closed first (c, y on the panel) so that the phone is only shown, not
+# acquired.
 case_closed() { snapshot | jq -e '.session == null' >/dev/null 2>&1; }
-wait_until 30 "the case closed from the panel" case_closed
+if ! case_closed; then
+    qmp keys "c"
+    sleep 1
+    qmp keys "y"
+    wait_until 30 "the case closed from the panel" case_closed
+fi
 qmp device_add "{\"driver\": \"usb-mtp\", \"bus\": \"xhci.0\", \"id\": \"phone\", \"rootdir\": \"$work/mtp\", \"readonly\": true, \"desc\": \"Test Phone\"}" >/dev/null
 phone_slot() { snapshot | jq -c '[.slots[]? | select(.kind == "phone")][0] // empty'; }
 phone_seen() { [ -n "$(phone_slot)" ]; }
@@ -218,6 +224,18 @@ for bundle in bundles/*/; do
     [ "$media" = "$raw" ] || fail "$name: Exhibit-Media-SHA256 $media, image $raw"
     case_validate "$bundle/data/case.jsonld" >"$work/case-$name.log" 2>&1 || fail "case_validate $name"
     "$exhibit" verify "$bundle" --trust agency-root.pem >"$work/verify-$name.log" 2>&1 || fail "exhibit verify $name"
+    # The custody chain, as the hub checks it with jq and sha256sum.
+    previous=$(printf '0%.0s' $(seq 64))
+    while IFS= read -r line; do
+        [ "$(jq -r .prev <<<"$line")" = "$previous" ] || fail "$name: custody chain broken"
+        previous=$(printf '%s\n' "$line" | sha256sum | cut -d' ' -f1)
+    done <"$bundle/data/custody.jsonl"
+    grep -q "^Custody-Log-Head-SHA256: $previous" "$bundle/bag-info.txt" || fail "$name: custody head mismatch"
+    [ -z "$(find "$bundle" ! -type f ! -type d)" ] || fail "$name: links or special files in the bundle"
+    # Which appliance build made it: the image version and root hash this image was built with.
+    jq -e --arg v "$build_version" --arg h "$build_hash" \
+        '.appliance.build.imageVersion == $v and .appliance.build.rootHash == $h' \
+        "$bundle/data/acquisition.json" >/dev/null || fail "$name: acquisition.json does not name build $build_version / $build_hash"
     grep -q INTACT "$work/verify-$name.log" || fail "exhibit verify $name: $(cat "$work/verify-$name.log")"
     count=$((count + 1))
 done
@@ -225,7 +243,7 @@ done
 for want in "$(sha256sum ev-ro.img | cut -d' ' -f1)" "$rw_before" "$(sha256sum ev-big.img | cut -d' ' -f1)"; do
     grep -lq "^Exhibit-Media-SHA256: $want" bundles/*/bag-info.txt || fail "no bundle holds the disk with SHA-256 $want"
 done
-say "step 5 ok: $count bundles from the store partition pass bagit.py, openssl cms, sha256sum, case_validate and exhibit verify"
+say "step 5 ok: $count bundles from the store partition pass bagit.py, openssl cms, sha256sum, case_validate, the custody chain and exhibit verify, and name build $build_version"
 
 say "image size $(du -h --apparent-size "$image" | cut -f1) (on disk $(du -h "$image" | cut -f1)); first boot to ready ${first_ready} s under TCG"
 say "test took $((SECONDS - started)) s"
