@@ -74,6 +74,10 @@ mkosi_started=$SECONDS
 tree=$out/root
 say "mkosi (Debian bookworm tree) $((SECONDS - mkosi_started)) s, $(du -sh "$tree" | cut -f1)"
 
+# /var is a tmpfs on the appliance: what the packages left there (apt's lists and caches) is
+# never seen at run time. The package list stays in Image/out/root.manifest.
+rm -rf "$tree"/var/cache/* "$tree"/var/lib/apt/lists/* "$tree"/var/log/*
+
 # Which build this is, for every bundle's record (the root hash is not known yet: it is a hash
 # of this very file system, so it travels on the kernel command line, roothash=).
 built=$(date -u +%Y-%m-%dT%H:%M:%SZ)
