@@ -4,7 +4,7 @@ SWIFT ?= swift
 STORE ?= $(CURDIR)/store
 SOURCE ?=
 
-.PHONY: deps run-deps build run test bench clean
+.PHONY: deps run-deps build run test bench clean image
 
 # Everything the tests and benchmarks use; `make run` needs only the smaller set.
 deps:
@@ -21,7 +21,14 @@ build: run-deps
 run: build
 	scripts/run-appliance "$(STORE)" "$(SOURCE)"
 
-test: deps
+# The appliance's bootable disk (Image/out/exhibit.img): Debian bookworm, UEFI, verity root.
+# Needs root; see README "The appliance image".
+image:
+	scripts/install-deps image
+	SWIFT="$(SWIFT)" Image/build.sh
+
+# The suite includes the image's QEMU test (ImageVMTests), so the image is built first.
+test: deps image
 	$(SWIFT) build --build-tests
 	SWIFT="$(SWIFT)" scripts/run-tests
 
@@ -29,4 +36,4 @@ bench: deps build
 	bench/run.sh
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-image Image/out

@@ -103,12 +103,23 @@ public final class ApplianceDaemon: Sendable {
             guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/class/block/\(name)") else { continue }
             let syspath = URL(fileURLWithPath: link, relativeTo: URL(fileURLWithPath: "/sys/class/block/")).standardizedFileURL.path
             seen.insert(syspath)
+            // A disk udev is still setting up (its node's group, the read-only rule) comes with its
+            // udev event; opened before that it is EACCES (seen under QEMU emulation).
+            if Self.udevStillSettingUp(syspath) { continue }
             refreshDisk(syspath: syspath, devnode: "/dev/\(name)", removed: false)
         }
         let gone = state.withLock { state in
             state.slots.filter { $0.value.status.kind == .disk && !seen.contains($0.key) }.map(\.key)
         }
         for syspath in gone { refreshDisk(syspath: syspath, devnode: "", removed: true) }
+    }
+
+    /// True while udevd runs and has not yet recorded the disk (`/run/udev/data/bMAJ:MIN`).
+    static func udevStillSettingUp(_ syspath: String) -> Bool {
+        guard FileManager.default.fileExists(atPath: "/run/udev/control"),
+            let number = SysfsBlockDevice.readTrimmed("\(syspath)/dev")
+        else { return false }
+        return !FileManager.default.fileExists(atPath: "/run/udev/data/b\(number)")
     }
 
     private func refreshSystemDisks() {

@@ -13,6 +13,8 @@ public struct AcquisitionRecord: Codable, Sendable {
         public var certificateSubject: String
         public var certificateIssuer: String
         public var hostname: String
+        /// The appliance image and root hash this ran from (ApplianceBuild.swift); absent off the image.
+        public var build: ApplianceBuild? = ApplianceBuild.current
 
         public init(id: String, certificateSHA256: String, certificateSubject: String, certificateIssuer: String, hostname: String) {
             self.id = id
