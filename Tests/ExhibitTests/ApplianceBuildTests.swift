@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 import Evidence
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The appliance build in every record: os-release's IMAGE_VERSION and the kernel's roothash=.
 struct ApplianceBuildTests {

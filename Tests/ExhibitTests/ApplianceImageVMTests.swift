@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The directory of the image build (`Image/`) and why this machine cannot run the image's
 /// test (printed when it is skipped), or nil.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `Systemd/exhibitd.service` stays confined: systemd's own score of what the unit leaves open
 /// (`systemd-analyze security`, 0 = fully confined, 10 = nothing) is 2.0 or less. The image's
