@@ -13,7 +13,8 @@
 #      (dd + debugfs rdump: no mount, no trust in the guest) and judged by bagit.py --validate,
 #      openssl cms -verify against the agency root, sha256sum against Exhibit-Media-SHA256,
 #      case_validate, the custody chain and exhibit verify; each names the image's build;
-#   7. one byte of the root partition changed on the disk: dm-verity refuses it at the next boot.
+#   7. one byte of the root partition changed on the disk: dm-verity refuses it at the next boot;
+#   8. the system partitions written again (update-system.sh): it boots, the store is intact.
 # Prints "image-test: step N ok: ..." per step, the boot-to-ready times, and ends with
 # "image-test: passed". WORK (default Image/out/test) keeps the logs and screendumps.
 #
@@ -278,6 +279,17 @@ wait_until 300 "dm-verity refusing the changed block" refused
 daemon_down() { grep -aq '^STATE \(failed\|activating\|inactive\)' "$status"; }
 wait_until 60 "exhibitd not running from the changed root" daemon_down
 say "step 7 ok: one changed byte of the root ($(grep -a -m1 'verity.*is corrupted' "$status" | sed 's/^LOG \[[^]]*\] //' | cut -c1-90)); exhibitd does not run"
+stop_vm
+
+# --- 8. the system rewritten, the evidence kept -------------------------------------------------
+# The build's partitions 1-3 written over the changed system (Image/update-system.sh, as a lab
+# updates an appliance): it boots again, and the store still holds every sealed bundle.
+"$here/update-system.sh" disk.img >"$work/update-system.log" 2>&1 || fail "update-system.sh: $(cat "$work/update-system.log")"
+start_vm
+wait_until 600 "a ready exhibitd after the system was rewritten" ready
+kept() { [ "$(snapshot | jq '[.jobs[]? | select(.state == "sealed")] | length')" -ge "$count" ]; }
+wait_until 60 "the store's bundles in the catalog" kept
+say "step 8 ok: system partitions rewritten by update-system.sh; boots to ready in $((SECONDS - boot_started)) s with all $count sealed bundles in the store"
 stop_vm
 
 if [ ${#failed_checks[@]} -gt 0 ]; then
