@@ -50,6 +50,7 @@ fi
 # 2. The staging tree: what the repository puts into the OS, in the places its files name.
 stage=$out/stage
 rm -rf "$stage"
+mkdir -p "$out/cache"   # mkosi's package cache (Cache= in mkosi.conf), kept between builds
 install -d "$stage/usr/bin" "$stage/usr/libexec/exhibit" "$stage/usr/lib/systemd/system" \
     "$stage/usr/lib/sysusers.d" "$stage/usr/lib/udev/rules.d" "$stage/etc/exhibit" \
     "$stage/usr/share/doc/exhibit" "$stage/usr/lib/exhibit"

@@ -12,7 +12,9 @@
 #   5. after a clean power-off, the bundles are taken out of the store partition on the host
 #      (dd + debugfs rdump: no mount, no trust in the guest) and judged by bagit.py --validate,
 #      openssl cms -verify against the agency root, sha256sum against Exhibit-Media-SHA256,
-#      case_validate and exhibit verify.
+#      case_validate, the custody chain and exhibit verify; each names the image's build;
+#   7. one byte of the root partition changed on the disk: dm-verity refuses it at the next boot;
+#   8. the system partitions written again (update-system.sh): it boots, the store is intact.
 # Prints "image-test: step N ok: ..." per step, the boot-to-ready times, and ends with
 # "image-test: passed". WORK (default Image/out/test) keeps the logs and screendumps.
 #
@@ -259,6 +261,36 @@ for want in "$(sha256sum ev-ro.img | cut -d' ' -f1)" "$rw_before" "$(sha256sum e
     grep -lq "^Exhibit-Media-SHA256: $want" bundles/*/bag-info.txt || fail "no bundle holds the disk with SHA-256 $want"
 done
 say "step 5 ok: $count bundles from the store partition pass bagit.py, openssl cms, sha256sum, case_validate, the custody chain and exhibit verify, and name build $build_version"
+
+# --- 7. a changed root is refused ---------------------------------------------------------------
+# One byte of exhibitd's executable is changed on the disk (its place found with debugfs in the
+# build's root.img, the same bytes as partition 2): dm-verity must turn reading it into an I/O
+# error, so the daemon cannot start from a root that is not the one the root hash names.
+read -r root_start _ < <(sfdisk --json disk.img | jq -r '.partitiontable.partitions[] | select(.name == "exhibit-root") | "\(.start) \(.size)"')
+block_size=$(dumpe2fs -h "$here/out/root.img" 2>/dev/null | sed -n 's/^Block size:[[:space:]]*//p')
+block=$(debugfs -R "bmap /usr/libexec/exhibit/exhibitd 0" "$here/out/root.img" 2>/dev/null | tail -1)
+[ -n "$block" ] && [ -n "$block_size" ] || fail "exhibitd's first block not found in root.img"
+offset=$((root_start * 512 + block * block_size + 100))
+old=$(dd if=disk.img bs=1 skip="$offset" count=1 status=none | od -An -tu1 | tr -d ' ')
+printf "\\x$(printf %02x $(((old + 1) % 256)))" | dd of=disk.img bs=1 seek="$offset" conv=notrunc status=none
+start_vm
+refused() { grep -aq 'verity.*is corrupted' "$status"; }
+wait_until 300 "dm-verity refusing the changed block" refused
+daemon_down() { grep -aq '^STATE \(failed\|activating\|inactive\)' "$status"; }
+wait_until 60 "exhibitd not running from the changed root" daemon_down
+say "step 7 ok: one changed byte of the root ($(grep -a -m1 'verity.*is corrupted' "$status" | sed 's/^LOG \[[^]]*\] //' | cut -c1-90)); exhibitd does not run"
+stop_vm
+
+# --- 8. the system rewritten, the evidence kept -------------------------------------------------
+# The build's partitions 1-3 written over the changed system (Image/update-system.sh, as a lab
+# updates an appliance): it boots again, and the store still holds every sealed bundle.
+"$here/update-system.sh" disk.img >"$work/update-system.log" 2>&1 || fail "update-system.sh: $(cat "$work/update-system.log")"
+start_vm
+wait_until 600 "a ready exhibitd after the system was rewritten" ready
+kept() { [ "$(snapshot | jq '[.jobs[]? | select(.state == "sealed")] | length')" -ge "$count" ]; }
+wait_until 60 "the store's bundles in the catalog" kept
+say "step 8 ok: system partitions rewritten by update-system.sh; boots to ready in $((SECONDS - boot_started)) s with all $count sealed bundles in the store"
+stop_vm
 
 if [ ${#failed_checks[@]} -gt 0 ]; then
     echo "image-test: FAILED: ${failed_checks[*]}" >&2

@@ -17,7 +17,11 @@ import time
 import zlib
 
 # QEMU's qcodes for the characters the test types; upper case is shift + the letter.
-SPECIAL = {"-": "minus", " ": "spc", "\n": "ret", ".": "dot", "/": "slash", "_": ("shift", "minus")}
+SPECIAL = {
+    "-": "minus", " ": "spc", "\n": "ret", ".": "dot", "/": "slash", ",": "comma", ";": "semicolon",
+    "=": "equal", "'": "apostrophe", "_": ("shift", "minus"), ":": ("shift", "semicolon"),
+    "|": ("shift", "backslash"), "@": ("shift", "2"),
+}
 
 
 class QMP:

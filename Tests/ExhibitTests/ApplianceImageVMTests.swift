@@ -36,7 +36,7 @@ struct ApplianceImageVMTests {
         let run = try Subprocess.run(["timeout", "2400", "bash", "\(applianceImageDirectory)/qemu-test.sh", work])
         print(run.stdout)
         let log = run.stdout + run.stderr
-        for step in 1...6 {
+        for step in 1...8 {
             #expect(log.contains("image-test: step \(step) ok"), "step \(step) did not pass: \(log.suffix(3000))")
         }
         #expect(run.succeeded && log.contains("image-test: passed"), "\(log.suffix(3000))")
