@@ -139,10 +139,14 @@ sleep 20
 screen_ok() { qmp check-screen "$work/screen-ready.ppm" >"$work/screen-ready.txt" 2>&1; }
 screen_deadline=$((SECONDS + 120))
 until screen_ok || [ $SECONDS -ge $screen_deadline ]; do sleep 2; done
-if screen_ok; then
-    say "step 1 ok: exhibitd ready, appliance $applianceid, panel drawn ($(cat "$work/screen-ready.txt"))"
+# Live, not a frozen first frame: the panel's clock moves, so a screen a few seconds later differs.
+panel_live() {
+    qmp screendump "$work/screen-later.ppm" >/dev/null 2>&1 && ! cmp -s "$work/screen-ready.ppm" "$work/screen-later.ppm"
+}
+if screen_ok && { sleep 3; panel_live; }; then
+    say "step 1 ok: exhibitd ready, appliance $applianceid, panel drawn and updating ($(cat "$work/screen-ready.txt"))"
 else
-    fail_later "step 1: exhibitd ready, but the panel is not on the display ($(head -1 "$work/screen-ready.txt"))"
+    fail_later "step 1: exhibitd ready, but the panel is not on the display or not updating ($(head -1 "$work/screen-ready.txt"))"
 fi
 
 # --- 2. a case from the panel's keyboard ------------------------------------------------------
