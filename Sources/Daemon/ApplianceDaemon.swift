@@ -282,7 +282,7 @@ public final class ApplianceDaemon: Sendable {
             let used = Set(state.slots.values.map(\.status.slot))
             let number = (1...).first { !used.contains($0) }!
             let status = SlotStatus(
-                slot: number, kind: .androidPhone, device: devnode ?? syspath, syspath: syspath, model: usb.productName,
+                slot: number, kind: .phone, device: devnode ?? syspath, syspath: syspath, model: usb.productName,
                 vendor: usb.manufacturer, serial: usb.serial, transport: "usb", sizeBytes: 0, logicalSectorSize: nil,
                 readOnly: nil, writeBlocker: nil, usbId: usb.product.description, phoneKind: phone.rawValue, partitions: [],
                 state: slotState, detail: detail,
@@ -415,7 +415,14 @@ public final class ApplianceDaemon: Sendable {
             .info, slot: claimed.slot, device: claimed.device,
             "slot \(claimed.slot): " + (resumeJobId == nil ? "acquiring" : "resuming the interrupted acquisition of")
                 + " \(claimed.device) as exhibit \(exhibitId) of case \(caseId)")
-        if claimed.kind == .androidPhone {
+        if claimed.kind == .phone {
+            // Only Android phones with USB debugging are ever ready to claim; MTP and Apple phones
+            // stay `detected` until their platforms have jobs of their own.
+            guard claimed.phoneKind == PhoneKind.androidADB.rawValue else {
+                finish(slotKey: slotKey, jobId: jobId, state: .detected, detail: "no job acquires a \(claimed.phoneKind ?? "?") phone yet", summary: nil)
+                runningJobs.leave()
+                return
+            }
             startPhoneJob(claimed, slotKey: slotKey, jobId: jobId, cancellation: cancellation, examiner: examiner, auto: auto, resumed: resumeJobId != nil)
             return
         }

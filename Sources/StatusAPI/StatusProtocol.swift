@@ -35,13 +35,13 @@ public enum PhoneState: String, Codable, Sendable, CaseIterable {
     case disconnected
 }
 
-/// What a slot holds: each kind of source has its own driver (MTP and iOS phones will be kinds
-/// of their own beside Android's).
+/// What a slot holds. A phone's platform (`android-adb`, `mtp`, `apple`) is its `phoneKind`:
+/// each platform has its own job, and a slot is acquired only by the job of its platform.
 public enum SlotKind: String, Codable, Sendable, CaseIterable {
     case disk
-    case androidPhone = "android-phone"
+    case phone
 
-    public var isPhone: Bool { self != .disk }
+    public var isPhone: Bool { self == .phone }
 }
 
 /// How much a daemon event asks of a person.

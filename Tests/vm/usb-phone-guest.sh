@@ -75,7 +75,7 @@ for _ in $(seq 150); do "$bin/exhibit" status --socket "$socket" > /dev/null 2>&
 "$bin/exhibit" case open --case CASE-USB --examiner "VM Examiner" --socket "$socket" > /dev/null
 slot=""
 for _ in $(seq 150); do
-    slot=$("$bin/exhibit" status --socket "$socket" --json | jq -r '.slots[]? | select(.kind == "android-phone" and .state == "ready") | .slot' | head -1)
+    slot=$("$bin/exhibit" status --socket "$socket" --json | jq -r '.slots[]? | select(.kind == "phone" and .state == "ready") | .slot' | head -1)
     [ -n "$slot" ] && break
     sleep 0.2
 done
@@ -86,7 +86,7 @@ snapshot() {
     "$bin/exhibit" status --socket "$socket" --json > "$work/status.json"
     jq -r '.alerts[]? | "\(.kind) \(.slot) \(.detail)"' "$work/status.json" >> "$work/alerts-seen"
 }
-phone_slot() { jq -r "[.slots[]? | select(.kind == \"android-phone\")][0] | .$1" "$work/status.json"; }
+phone_slot() { jq -r "[.slots[]? | select(.kind == \"phone\")][0] | .$1" "$work/status.json"; }
 : > "$work/alerts-seen"
 pulled=""
 deadline=$((SECONDS + 240))
