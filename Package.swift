@@ -92,7 +92,7 @@ let package = Package(
         // Read-only disks and image files, proven read-only and read with skip-and-recover.
         .target(
             name: "EvidenceSources",
-            dependencies: ["CBlockDevice", "Cryptography", "Devices", "Imaging"],
+            dependencies: ["CBlockDevice", "Cryptography", "Devices", "HumanText", "Imaging"],
             swiftSettings: strictSettings
         ),
         .target(

@@ -83,14 +83,8 @@ public enum BundleSealer {
         let bag = tree.path
         var listing = tree.walk()
         listing.files = listing.files.filter { $0.key.hasPrefix("data/") }
-        if let entry = listing.foreign.first {
-            throw EvidenceError(.sealFailed, path: "\(bag)/\(entry.path)", detail: "is a \(entry.kind.rawValue); a sealed bundle holds only regular files and directories")
-        }
-        if let deep = listing.tooDeep.first {
-            throw EvidenceError(.sealFailed, path: "\(bag)/\(deep)", detail: "lies deeper than \(BundleTree.maximumDepth) levels")
-        }
-        if let name = listing.unprintable.first {
-            throw EvidenceError(.sealFailed, path: "\(bag)/\(name)", detail: "has a name that is not printable UTF-8")
+        if let refusal = listing.refusals.first {
+            throw EvidenceError(.sealFailed, path: "\(bag)/\(refusal.path)", detail: refusal.reason)
         }
         if let entry = listing.unreadable.first {
             throw EvidenceError(.readFailed, path: "\(bag)/\(entry.path)", errno: entry.errno)

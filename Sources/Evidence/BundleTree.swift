@@ -55,6 +55,14 @@ public final class BundleTree {
         public var unprintable: [String] = []
 
         public var byteCount: UInt64 { files.values.reduce(0, +) }
+
+        /// What keeps this tree from being a sealed bundle, an entry a line: the sealer refuses
+        /// to seal it and the verifier reports it, in these words.
+        public var refusals: [(path: String, reason: String)] {
+            foreign.map { ($0.path, "is a \($0.kind.rawValue); a sealed bundle holds only regular files and directories, and none is followed or opened") }
+                + tooDeep.map { ($0, "lies more than \(BundleTree.maximumDepth) directories deep; a sealed bundle never does, and what is below is not examined") }
+                + unprintable.map { ($0, "has a name that is not printable UTF-8 (shown escaped); no manifest line names it") }
+        }
     }
 
     /// Deeper than any bundle Exhibit writes (a phone's paths are at most 1024 bytes, so at most
@@ -177,19 +185,7 @@ public final class BundleTree {
     public func sha256(of relative: String) throws(EvidenceError) -> DigestValue {
         let file = try openFile(relative)
         defer { close(file.descriptor) }
-        let digest = Digest(.sha256)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        while true {
-            let count = read(file.descriptor, buffer.baseAddress, buffer.count)
-            if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw EvidenceError(.readFailed, path: relative, errno: errno)
-            }
-            digest.update(UnsafeRawBufferPointer(rebasing: buffer.prefix(count)))
-        }
-        return digest.finalize()
+        return try DurableFile.sha256(descriptor: file.descriptor, path: relative)
     }
 
     /// Opens the regular file at `relative` for reading; the caller owns the descriptor.

@@ -173,17 +173,9 @@ private final class VerificationRun {
     /// Every entry, however deep: only regular files and directories, nothing unlisted at the root.
     func checkEntries() {
         listing = tree.walk()
-        for entry in listing.foreign {
-            fail("entries", entry.path, nil, "is a \(entry.kind.rawValue); a sealed bundle holds only regular files and directories, and none is followed or opened")
-        }
-        for path in listing.tooDeep {
-            fail("entries", path, nil, "lies more than \(BundleTree.maximumDepth) directories deep; a sealed bundle never does, and what is below is not examined")
-        }
+        for refusal in listing.refusals { fail("entries", refusal.path, nil, refusal.reason) }
         for entry in listing.unreadable {
             fail("entries", entry.path, nil, "cannot be examined: \(String(cString: strerror(entry.errno))) (errno \(entry.errno))")
-        }
-        for path in listing.unprintable {
-            fail("entries", path, nil, "has a name that is not printable UTF-8 (shown escaped); no manifest line names it")
         }
         let root = Set(listing.files.keys.filter { !$0.contains("/") } + listing.directories.filter { !$0.contains("/") })
         for entry in root.subtracting(Self.rootEntries).sorted() {

@@ -60,6 +60,11 @@ public enum DurableFile {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw EvidenceError(.readFailed, path: path, errno: errno) }
         defer { close(descriptor) }
+        return try sha256(descriptor: descriptor, path: path)
+    }
+
+    /// SHA-256 of what remains to be read from `descriptor`; `path` names it in errors.
+    public static func sha256(descriptor: Int32, path: String) throws(EvidenceError) -> DigestValue {
         let digest = Digest(.sha256)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }

@@ -3,6 +3,7 @@ import CBlockDevice
 import Cryptography
 import Devices
 import Foundation
+import HumanText
 import Imaging
 
 #if canImport(Glibc)
@@ -49,9 +50,7 @@ public struct EvidenceSource: ~Copyable {
     }
 
     private static func time(_ value: timespec) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(value.tv_sec) + TimeInterval(value.tv_nsec) / 1e9))
+        UTCTimestamp.string(Date(timeIntervalSince1970: TimeInterval(value.tv_sec) + TimeInterval(value.tv_nsec) / 1e9))
     }
 
     /// A reader of the source for a check outside the first pass; valid only while this source is alive.

@@ -162,9 +162,14 @@ struct ChangingSourceTests {
         }
     }
 
-    static func record(_ bundle: String) throws -> [String: Any] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: "\(bundle)/data/acquisition.json"))
-        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    static func record(_ bundle: String) throws -> [String: Any] { try DamagedMediaTests.record(bundle) }
+
+    /// `exhibit acquire SOURCE` of exhibit E1 into `store`, journaling every 0.2 s.
+    static func acquisition(_ source: String, store: String) -> [String] {
+        [
+            "acquire", source, "--store", store, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
+            "--checkpoint-seconds", "0.2",
+        ]
     }
 
     static func bundlePath(_ result: Subprocess.Result) throws -> String {
@@ -177,10 +182,7 @@ struct ChangingSourceTests {
         let backing = try SourceImage.create(at: store.scratch.file("disk.img"), size: 64 << 20, seed: 11)
         let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = [
-            "acquire", device.loop.path, "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
-            "--checkpoint-seconds", "0.2",
-        ]
+        let arguments = Self.acquisition(device.loop.path, store: store.root)
         let run = try Run(arguments, scratch: store.scratch, label: "stopped")
         try #require(run.waitForJournal(store: store.root, atLeast: 16 << 20), "the job never got going: \(run.stderr)")
         kill(run.process.processIdentifier, SIGTERM)
@@ -205,10 +207,7 @@ struct ChangingSourceTests {
         let store = try TestStore("changed")
         let backing = try SourceImage.create(at: store.scratch.file("disk.img"), size: 64 << 20, seed: 12)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = [
-            "acquire", device.loop.path, "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
-            "--checkpoint-seconds", "0.2",
-        ]
+        let arguments = Self.acquisition(device.loop.path, store: store.root)
         let run = try Run(arguments, scratch: store.scratch, label: "first")
         try #require(run.waitForJournal(store: store.root, atLeast: 32 << 20), "the job never got going: \(run.stderr)")
         kill(run.process.processIdentifier, SIGINT)
@@ -238,10 +237,7 @@ struct ChangingSourceTests {
         let store = try TestStore("growing")
         let backing = try SourceImage.create(at: store.scratch.file("file.img"), size: 32 << 20, seed: 13)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = [
-            "acquire", device.imagePath, "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
-            "--checkpoint-seconds", "0.2",
-        ]
+        let arguments = Self.acquisition(device.imagePath, store: store.root)
         let run = try Run(arguments, scratch: store.scratch, label: "growing")
         try #require(run.waitForJournal(store: store.root, atLeast: 8 << 20), "the job never got going: \(run.stderr)")
         try #require(try Subprocess.shell("head -c 1M /dev/urandom >> '\(backing)'").succeeded)
@@ -263,10 +259,7 @@ struct ChangingSourceTests {
         let backing = try SourceImage.create(at: scratch.file("slow.img"), size: 64 << 20, seed: 14)
         let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = [
-            "acquire", device.loop.path, "--store", root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
-            "--checkpoint-seconds", "0.2",
-        ]
+        let arguments = Self.acquisition(device.loop.path, store: root)
         let run = try Run(arguments, scratch: scratch, label: "full")
         try #require(run.waitForJournal(store: root, atLeast: 8 << 20), "the job never got going: \(run.stderr)")
         // Another process takes every free byte of the store's file system.
