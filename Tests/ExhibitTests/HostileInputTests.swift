@@ -235,7 +235,8 @@ struct ChangingSourceTests {
 
     @Test func anImageFileThatChangesWhileItIsReadIsRefused() throws {
         let store = try TestStore("growing")
-        let backing = try SourceImage.create(at: store.scratch.file("file.img"), size: 32 << 20, seed: 13)
+        // Slow and long enough that the append lands while the first pass still reads.
+        let backing = try SourceImage.create(at: store.scratch.file("file.img"), size: 64 << 20, seed: 13)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
         let arguments = Self.acquisition(device.imagePath, store: store.root)
         let run = try Run(arguments, scratch: store.scratch, label: "growing")
@@ -243,7 +244,7 @@ struct ChangingSourceTests {
         try #require(try Subprocess.shell("head -c 1M /dev/urandom >> '\(backing)'").succeeded)
         run.process.waitUntilExit()
         #expect(run.process.terminationStatus == 1, "\(run.stderr)")
-        #expect(run.stderr.contains("changed while it was read") && run.stderr.contains("size went from \(32 << 20)"), "\(run.stderr)")
+        #expect(run.stderr.contains("changed while it was read") && run.stderr.contains("size went from \(64 << 20)"), "\(run.stderr)")
         #expect(store.bundles.isEmpty)
     }
 
