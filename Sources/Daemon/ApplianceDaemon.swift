@@ -222,7 +222,7 @@ public final class ApplianceDaemon: Sendable {
             var resumable: ResumableJob? = nil
             do {
                 resumable = try withEvidenceSource(at: slot.status.device, writablePolicy: policy) { source in
-                    guard let job = try lookup.interruptedJob(of: source) else { return nil }
+                    guard let job = try lookup.interruptedJob(of: source.opened) else { return nil }
                     try store.ensureRoom(forImageOf: source.identity.sizeBytes - job.copiedBytes)
                     return job
                 }

@@ -27,68 +27,24 @@ public enum WritableSourcePolicy: Sendable, Equatable {
 public struct EvidenceSource: ~Copyable {
     public let identity: SourceIdentity
     private let descriptor: Int32
-    private let opened: stat
+    private let openedStatus: stat
 
     private init(identity: SourceIdentity, descriptor: Int32, opened: stat) {
         self.identity = identity
         self.descriptor = descriptor
-        self.opened = opened
+        self.openedStatus = opened
     }
-
-    /// For an image file: how it changed since it was opened (its size or modification time),
-    /// or nil. A file written to while it is read would give an image of neither state.
-    public func changeSinceOpening() -> String? {
-        guard identity.kind == .regularFile else { return nil }
-        var now = stat()
-        guard fstat(descriptor, &now) == 0 else { return "it can no longer be inspected: \(String(cString: strerror(errno)))" }
-        var changes: [String] = []
-        if now.st_size != opened.st_size { changes.append("its size went from \(opened.st_size) to \(now.st_size) bytes") }
-        if now.st_mtim.tv_sec != opened.st_mtim.tv_sec || now.st_mtim.tv_nsec != opened.st_mtim.tv_nsec {
-            changes.append("it was modified (mtime \(Self.time(opened.st_mtim)) → \(Self.time(now.st_mtim)))")
-        }
-        return changes.isEmpty ? nil : changes.joined(separator: " and ")
-    }
-
-    private static func time(_ value: timespec) -> String {
-        UTCTimestamp.string(Date(timeIntervalSince1970: TimeInterval(value.tv_sec) + TimeInterval(value.tv_nsec) / 1e9))
-    }
-
-    /// A reader of the source for a check outside the first pass; valid only while this source is alive.
-    public func makeCheckReader() -> SourceReader { SourceReader(access) }
 
     deinit { _ = Glibc.close(descriptor) }
 
-    private var access: SourceAccess {
-        SourceAccess(
-            descriptor: descriptor, path: identity.path, size: identity.sizeBytes,
-            sectorSize: Int(identity.logicalSectorSize), isBlockDevice: identity.kind == .blockDevice,
-            requiresReadOnlyFlag: identity.writeProtection.kernelReadOnlyIoctl == true)
-    }
-
-    /// A first-pass reader for the pipeline; valid only while this source is alive.
-    public func makeReader() -> SourceReader { SourceReader(access) }
-
-    /// The second pass over skipped areas; valid only while this source is alive.
-    public func makeRecovery() -> SectorRecovery { SectorRecovery(access) }
-
-    /// SHA-256 over the size and the first and last MiB (unreadable sectors as zeros): with
-    /// serial, model and size, what tells a re-attached source from another one of the same size.
-    public func fingerprint() throws -> String {
-        var recovery = makeRecovery()
-        recovery.attemptsPerSector = 1
-        recovery.secondsPerArea = 10
-        let size = identity.sizeBytes
-        let sector = UInt64(identity.logicalSectorSize)
-        var length = min(size, 1 << 20)
-        if identity.kind == .blockDevice { length -= length % sector }
-        var buffer: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&buffer, 4096, SectorRecovery.pieceSize) == 0, let buffer else {
-            throw AcquisitionError(.readFailed, path: identity.path, detail: "no memory for the fingerprint")
-        }
-        defer { free(buffer) }
-        let first = try recovery.recover(ByteSpan(start: 0, length: length), buffer: buffer) { _, _, _ in }
-        let last = try recovery.recover(ByteSpan(start: size - length, length: length), buffer: buffer) { _, _, _ in }
-        return Digest.sha256("\(size) \(first.sha256) \(last.sha256)").hex
+    /// The source as a job reads it; valid only while this source is alive.
+    public var opened: OpenedSource {
+        OpenedSource(
+            identity: identity, openedStatus: openedStatus,
+            access: SourceAccess(
+                descriptor: descriptor, path: identity.path, size: identity.sizeBytes,
+                sectorSize: Int(identity.logicalSectorSize), isBlockDevice: identity.kind == .blockDevice,
+                requiresReadOnlyFlag: identity.writeProtection.kernelReadOnlyIoctl == true))
     }
 
     /// Inspects `path`, proves it read-only (block devices) and opens it `O_RDONLY`.
@@ -226,6 +182,60 @@ public struct EvidenceSource: ~Copyable {
 
     /// O_NOATIME (Linux, all architectures Exhibit runs on); Glibc hides it without _GNU_SOURCE.
     private static let linuxNoAccessTimeFlag: Int32 = 0o1000000
+}
+
+/// An open evidence source as a job reads it: readers for the passes, the second pass's
+/// recovery, the fingerprint and the change check. A view of the `EvidenceSource` that owns the
+/// descriptor, valid only while that source is alive (a job uses it inside `withEvidenceSource`).
+public struct OpenedSource: @unchecked Sendable {
+    public let identity: SourceIdentity
+    let openedStatus: stat
+    let access: SourceAccess
+
+    /// A reader for a pass over the source (the first pass, a continuity check).
+    public func makeReader() -> SourceReader { SourceReader(access) }
+
+    /// The second pass over skipped areas.
+    public func makeRecovery() -> SectorRecovery { SectorRecovery(access) }
+
+    /// For an image file: how it changed since it was opened (its size or modification time),
+    /// or nil. A file written to while it is read would give an image of neither state.
+    public func changeSinceOpening() -> String? {
+        guard identity.kind == .regularFile else { return nil }
+        var now = stat()
+        guard fstat(access.descriptor, &now) == 0 else { return "it can no longer be inspected: \(String(cString: strerror(errno)))" }
+        var changes: [String] = []
+        let before = openedStatus
+        if now.st_size != before.st_size { changes.append("its size went from \(before.st_size) to \(now.st_size) bytes") }
+        if now.st_mtim.tv_sec != before.st_mtim.tv_sec || now.st_mtim.tv_nsec != before.st_mtim.tv_nsec {
+            changes.append("it was modified (mtime \(Self.time(before.st_mtim)) → \(Self.time(now.st_mtim)))")
+        }
+        return changes.isEmpty ? nil : changes.joined(separator: " and ")
+    }
+
+    private static func time(_ value: timespec) -> String {
+        UTCTimestamp.string(Date(timeIntervalSince1970: TimeInterval(value.tv_sec) + TimeInterval(value.tv_nsec) / 1e9))
+    }
+
+    /// SHA-256 over the size and the first and last MiB (unreadable sectors as zeros): with
+    /// serial, model and size, what tells a re-attached source from another one of the same size.
+    public func fingerprint() throws -> String {
+        var recovery = makeRecovery()
+        recovery.attemptsPerSector = 1
+        recovery.secondsPerArea = 10
+        let size = identity.sizeBytes
+        let sector = UInt64(identity.logicalSectorSize)
+        var length = min(size, 1 << 20)
+        if identity.kind == .blockDevice { length -= length % sector }
+        var buffer: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&buffer, 4096, SectorRecovery.pieceSize) == 0, let buffer else {
+            throw AcquisitionError(.readFailed, path: identity.path, detail: "no memory for the fingerprint")
+        }
+        defer { free(buffer) }
+        let first = try recovery.recover(ByteSpan(start: 0, length: length), buffer: buffer) { _, _, _ in }
+        let last = try recovery.recover(ByteSpan(start: size - length, length: length), buffer: buffer) { _, _, _ in }
+        return Digest.sha256("\(size) \(first.sha256) \(last.sha256)").hex
+    }
 }
 
 /// Scoped access to an evidence source: the descriptor cannot escape `body`.

@@ -37,6 +37,13 @@ extension ImageFormat {
         try writer(directory: directory, baseName: baseName, totalSize: totalSize, keepFree: 0, resumingAt: nil)
     }
 
+    /// Makes a finished image's files read-only (0444), whatever wrote them.
+    public func makeReadOnly(paths: [String]) throws(AcquisitionError) {
+        for path in paths where chmod(path, 0o444) != 0 {
+            throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "chmod 0444")
+        }
+    }
+
     /// Whether the image is more than one file.
     public func isSegmented(totalSize: UInt64) -> Bool { fileNames(baseName: "x", totalSize: totalSize).count > 1 }
 }

@@ -217,11 +217,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     }
 
     /// Makes every image file read-only, once nothing will be written to them any more.
-    public func makeReadOnly() throws(AcquisitionError) {
-        for path in paths where chmod(path, 0o444) != 0 {
-            throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "chmod 0444")
-        }
-    }
+    public func makeReadOnly() throws(AcquisitionError) { try RawImage(segmentSize: segmentSize).makeReadOnly(paths: paths) }
 
     private func openNext(at offset: UInt64) throws(AcquisitionError) {
         try closeCurrent()

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Cryptography
 import Evidence
+import EvidenceSources
 import Foundation
 import Imaging
 
@@ -73,6 +74,11 @@ struct AcquisitionJournal: Codable, Sendable {
     /// The verification windows of that check.
     var windowSHA256: [String]?
 
+    /// Bytes the first pass skipped.
+    var skippedBytes: UInt64 { skipped.reduce(0) { $0 + $1.length } }
+    /// Sectors the second pass found unreadable so far.
+    var unreadableSectorsSoFar: UInt64 { recovered.reduce(0) { $0 + $1.unreadable.reduce(0) { $0 + $1.sectorCount } } }
+
     static func path(in workDirectory: String) -> String { "\(workDirectory)/journal.json" }
 
     static func load(from workDirectory: String) -> AcquisitionJournal? {
@@ -108,5 +114,43 @@ struct AcquisitionJournal: Codable, Sendable {
         guard let found = try? fingerprint() else { return "its first and last sectors could not be read" }
         if found != source.fingerprint { return "different content in its first and last MiB" }
         return nil
+    }
+}
+
+/// The journal of the running job, updated from pipeline threads at checkpoints.
+final class JournalKeeper: @unchecked Sendable {
+    private let lock = NSLock()
+    private var journal: AcquisitionJournal
+    let directory: String
+
+    init(_ journal: AcquisitionJournal, directory: String) {
+        self.journal = journal
+        self.directory = directory
+    }
+
+    var current: AcquisitionJournal { lock.withLock { journal } }
+
+    func update(_ change: (inout AcquisitionJournal) -> Void) throws(AcquisitionError) {
+        lock.lock()
+        defer { lock.unlock() }
+        change(&journal)
+        try journal.save(in: directory)
+    }
+}
+
+extension AcquisitionJournal {
+    /// A new job's journal, before its first byte: what it was asked and which device it reads.
+    init(newJobOf request: AcquisitionRequest, source: OpenedSource) throws {
+        let identity = source.identity
+        let started = Date()
+        self.init(
+            jobId: request.jobId,
+            bundleId: BundleName.make(caseId: request.caseId, exhibitId: request.exhibitId, at: started, jobId: request.jobId),
+            startedAt: started, caseId: request.caseId, exhibitId: request.exhibitId, examiner: request.examiner,
+            extraDigests: request.extraDigests, segmentSize: request.segmentSize, verifyAfterWriting: request.verifyAfterWriting,
+            commandLine: request.commandLine, writableOverride: identity.writeProtection.writableOverride,
+            source: .init(
+                path: identity.path, serial: identity.serial, model: identity.model, sizeBytes: identity.sizeBytes,
+                logicalSectorSize: identity.logicalSectorSize, fingerprint: try source.fingerprint()))
     }
 }

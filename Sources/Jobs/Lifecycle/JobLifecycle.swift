@@ -2,7 +2,7 @@
 import Evidence
 import Foundation
 import Imaging
-import StatusAPI
+import Logging
 import Store
 
 /// What every acquisition shares, whatever its source (a disk, an Android phone, later MTP and
@@ -17,6 +17,50 @@ struct JobLifecycle {
     let caseId: String
     let exhibitId: String
     let examiner: String
+
+    /// Runs `driver` inside the lifecycle: the job's log, its bag sealed and published once the
+    /// driver has read the source, and, when anything stops it, the one decision of how it ends.
+    /// A device that is not an interrupted job's own leaves that job exactly as it was.
+    func run(
+        _ driver: some AcquisitionDriver, lease: EvidenceStore.JobLease, bundleId: String, custody: CustodyLog, logger: Logger,
+        cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void
+    ) throws -> AcquisitionSummary {
+        var job: RunningJob?
+        // Once the driver is done everything is read: whatever stops the job while sealing (the
+        // store full, a rename or catalog error) leaves it to finish, and nothing is read again.
+        var sealing = false
+        do {
+            let running = try RunningJob(
+                lifecycle: self, lease: lease, bundleId: bundleId, custody: custody, logger: logger, cancellation: cancellation,
+                progress: progress)
+            job = running
+            let finished = try driver.acquire(running)
+            sealing = true
+            let size = finished.record.media.sizeBytes
+            progress(
+                JobProgress(
+                    phase: .sealing, bytesDone: size, totalBytes: size, unreadableSectors: finished.record.unreadableSectors,
+                    elapsed: 0, startBytes: size))
+            try catalog.setJobState(jobId, state: .sealing)
+            let summary = try publish(
+                record: finished.record, bag: running.bag, lease: lease, custody: &running.custody, log: running.log,
+                knownDigests: finished.knownDigests)
+            logger.info("sealed \(summary.bundlePath)")
+            return summary
+        } catch let error as AcquisitionError where error.code == .notTheJobsDevice {
+            lease.release()
+            throw error
+        } catch {
+            let interrupted = sealing || driver.stopLeavesJobToResume(error)
+            throw stop(error, interrupted: interrupted, catalogued: driver.catalogued, cancellation: cancellation, lease: lease) { reason in
+                var custody = job?.custody ?? custody
+                custody.append(
+                    actor: identity.applianceId, action: .acquisitionInterrupted, object: object,
+                    details: driver.stopDetails.merging(["job": jobId, "reason": reason]) { _, shared in shared })
+                driver.keepStop(reason: reason, custody: custody)
+            }
+        }
+    }
 
     /// "exhibit E1 of case C-1", as custody and the audit name the job's object.
     var object: String { "exhibit \(exhibitId) of case \(caseId)" }
@@ -43,7 +87,7 @@ struct JobLifecycle {
     }
 
     /// The last step of every job: the bag sealed and published, the work removed, the audit.
-    func publish(
+    private func publish(
         record: AcquisitionRecord, bag: String, lease: EvidenceStore.JobLease, custody: inout CustodyLog, log: ActivityLog,
         knownDigests: [String: String]
     ) throws -> AcquisitionSummary {
@@ -60,7 +104,7 @@ struct JobLifecycle {
     /// and journal kept, `keepStop` records the stop in them, the lease released for the next run)
     /// or failed (its work removed). Returns the error to throw, which carries the decision, so
     /// the command line and the daemon need not read the catalog to know it.
-    func stop(
+    private func stop(
         _ error: any Error, interrupted: Bool, catalogued: Bool = true, cancellation: CancellationFlag,
         lease: EvidenceStore.JobLease, keepStop: (String) -> Void
     ) -> JobStop {
@@ -91,20 +135,5 @@ struct JobLifecycle {
             return error.offset.map { "\(reason) at byte \($0)" } ?? reason
         }
         return "\(error)"
-    }
-}
-
-/// A job's failure with how the job ended: `interrupted` (resumable) or `failed`.
-public struct JobStop: Error, CustomStringConvertible, Sendable {
-    public let underlying: any Error & Sendable
-    public let state: JobState
-    public var description: String { "\(underlying)" }
-
-    /// The error a job met, under the stage (`JobError`) and the decision (`JobStop`) that wrap it.
-    public static func cause(of error: any Error) -> any Error {
-        var current: any Error = error
-        while true {
-            if let job = current as? JobError { current = job.underlying } else if let stop = current as? JobStop { current = stop.underlying } else { return current }
-        }
     }
 }

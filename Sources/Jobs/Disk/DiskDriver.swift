@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+import Cryptography
+import Evidence
+import EvidenceSources
+import Foundation
+import HumanText
+import Imaging
+
+/// A disk or an image file behind the job lifecycle. Its passes, each in its own file: the first
+/// pass (read → digests and image, unreadable areas skipped), the second pass (the skipped areas
+/// sector by sector, then the digests finished over the store's image), the read-back, the record.
+/// Every step is journaled, so a run stopped anywhere is continued by the next one.
+final class DiskDriver: AcquisitionDriver {
+    let source: OpenedSource
+    let request: AcquisitionRequest
+    let keeper: JournalKeeper
+    /// The interrupted job this run continues, as its journal stood.
+    let resumed: AcquisitionJournal?
+    let organization: String
+    // The one place the job names its image format; everything else asks the format.
+    let format: any ImageFormat
+    let algorithms: [DigestAlgorithm]
+    let windowSize: UInt64
+    private(set) var catalogued: Bool
+    /// What the record warns of, collected as the job goes.
+    var warnings: [String] = []
+
+    static let segmentLabel = "segment SHA-256"
+
+    init(source: OpenedSource, request: AcquisitionRequest, keeper: JournalKeeper, resumed: AcquisitionJournal?, organization: String) {
+        let journal = keeper.current
+        self.source = source
+        self.request = request
+        self.keeper = keeper
+        self.resumed = resumed
+        self.organization = organization
+        self.format = RawImage(segmentSize: journal.segmentSize)
+        self.algorithms = [DigestAlgorithm.sha256] + journal.extraDigests.filter { $0 != .sha256 }.sorted()
+        self.windowSize = VerificationWindows.size(for: source.identity.sizeBytes)
+        self.catalogued = resumed != nil
+    }
+
+    var size: UInt64 { source.identity.sizeBytes }
+    var baseName: String { BundleName.fileSafe(keeper.current.exhibitId) }
+    var segmented: Bool { format.isSegmented(totalSize: size) }
+    func imageDirectory(_ job: RunningJob) -> String { "\(job.bag)/data/image" }
+
+    func acquire(_ job: RunningJob) throws -> FinishedAcquisition {
+        try start(job)
+        try FileManager.default.createDirectory(atPath: imageDirectory(job), withIntermediateDirectories: true)
+        if let resumed, resumed.phase != .imaged, resumed.copiedBytes > 0 { try proveContinuity(job, journal: resumed) }
+        noteWarnings(job)
+        if keeper.current.phase == .copying { try firstPass(job) }
+        if keeper.current.phase == .recovering {
+            try recoverSkippedAreas(job)
+            try finishDigestsFromStore(job)
+        }
+        return try finish(job)
+    }
+
+    // MARK: stopping
+
+    var stopDetails: [String: String] { ["offset": String(keeper.current.copiedBytes)] }
+
+    /// Once the image is complete, whatever stops the job leaves it to finish from the store: the
+    /// source is not read again, and a complete image is never thrown away.
+    func stopLeavesJobToResume(_ error: any Error) -> Bool {
+        ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
+    }
+
+    func keepStop(reason: String, custody: CustodyLog) {
+        let lines = custody.lines
+        try? keeper.update {
+            $0.stop = .init(at: UTCTimestamp.string(Date()), offset: $0.copiedBytes, reason: reason)
+            $0.custody = lines
+        }
+    }
+
+    /// Saves custody's lines with the journal, so a resumed run continues the same chain.
+    func saveCustody(_ job: RunningJob, _ change: (inout AcquisitionJournal) -> Void = { _ in }) throws(AcquisitionError) {
+        let lines = job.custody.lines
+        try keeper.update {
+            change(&$0)
+            $0.custody = lines
+        }
+    }
+
+    // MARK: start
+
+    /// Enters the job in the catalog and custody, and says in the log which device this is.
+    private func start(_ job: RunningJob) throws {
+        let identity = source.identity
+        try job.lifecycle.recordStart(
+            resuming: resumed != nil, sourcePath: identity.path, model: identity.model, serial: identity.serial,
+            sizeBytes: size, details: ["offset": String(resumed?.copiedBytes ?? 0)])
+        catalogued = true
+        let journal = keeper.current
+        if let resumed {
+            let stop =
+                resumed.stop
+                ?? .init(
+                    at: UTCTimestamp.string(Date()), offset: resumed.copiedBytes,
+                    reason: "the acquiring process ended without stopping the job (killed, crashed or power lost)")
+            try keeper.update {
+                $0.interruptions.append(stop)
+                $0.stop = nil
+            }
+            job.noteStart(
+                source: identity.path, commandLine: request.commandLine, startedAt: journal.startedAt,
+                resumed: (reason: stop.reason, offset: resumed.copiedBytes))
+            job.log.note(
+                "source \(identity.path) is the job's device: serial \(identity.serial ?? "-"), model \(identity.model ?? "-"), "
+                    + "\(size) bytes, same first and last MiB; phase \(resumed.phase.rawValue)")
+        } else {
+            job.noteStart(source: identity.path, commandLine: request.commandLine, startedAt: journal.startedAt, resumed: nil)
+            job.log.note(
+                "source \(identity.path): \(identity.kind.rawValue), \(size) bytes, "
+                    + "logical sector \(identity.logicalSectorSize), physical sector \(identity.physicalSectorSize), "
+                    + "model \(identity.model ?? "-"), serial \(identity.serial ?? "-"), transport \(identity.transport ?? "-")")
+        }
+        if let superseded = request.supersedes {
+            job.log.note("interrupted job \(superseded.jobId) of this device was not continued: \(superseded.reason)", level: .warning)
+            job.custody.append(
+                actor: job.applianceId, action: .acquisitionRestarted, object: job.object,
+                details: ["job": job.jobId, "superseded_job": superseded.jobId, "reason": superseded.reason])
+        }
+        job.log.note("write protection: \(identity.writeProtection.summary)")
+        job.custody.append(
+            actor: job.applianceId, action: .writeProtectionVerified, object: identity.path,
+            details: ["evidence": identity.writeProtection.summary])
+        try saveCustody(job)
+    }
+
+    /// Compares the source with what the interrupted job stored, up to where it stopped. Runs once
+    /// the custody of this start is durable: a run stopped during the comparison is one more
+    /// interruption of its own, recorded as such.
+    private func proveContinuity(_ job: RunningJob, journal: AcquisitionJournal) throws {
+        let length = journal.phase == .copying ? journal.copiedBytes : size
+        let names = format.fileNames(baseName: baseName, totalSize: size)
+        let lastFile = journal.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
+        let image = try format.reader(paths: names[0...lastFile].map { "\(imageDirectory(job))/\($0)" })
+        let started = Date()
+        let proof = try ResumeContinuity(skipped: journal.skipped).prove(
+            source: source.makeReader(), image: image, length: length, cancellation: job.cancellation
+        ) { done in
+            job.progress(
+                JobProgress(phase: .verifying, bytesDone: done, totalBytes: length, unreadableSectors: 0, elapsed: Date().timeIntervalSince(started)))
+        }
+        job.log.note(proof)
+        job.custody.append(actor: job.applianceId, action: .continuityVerified, object: job.object, details: ["job": job.jobId, "method": proof])
+        try saveCustody(job) { $0.interruptions[$0.interruptions.count - 1].continuityCheck = proof }
+    }
+
+    /// What the record warns of about the source itself, said in the log from the start.
+    private func noteWarnings(_ job: RunningJob) {
+        let protection = source.identity.writeProtection
+        if let blocker = protection.hardwareWriteBlocker {
+            warnings.append("The kernel read-only flag was off; writes were stopped by the hardware write blocker \(blocker).")
+        }
+        if protection.writableOverride || keeper.current.writableOverride {
+            warnings.append("The source was writable; its refusal was overridden with --allow-writable-source.")
+        }
+        if let mounts = source.identity.mountedAt {
+            warnings.append("The source or its partitions were mounted at \(mounts.joined(separator: ", ")).")
+        }
+        if let superseded = request.supersedes {
+            warnings.append(
+                "An interrupted acquisition of this device (job \(superseded.jobId)) was not continued because the device "
+                    + "changed while it was stopped (\(superseded.reason)); this image was read anew from byte 0.")
+        }
+        for warning in warnings { job.log.note("WARNING: \(warning)", level: .warning) }
+    }
+
+    // MARK: shared by the passes
+
+    /// A digest for the first pass or for finishing from the store: new, or continued from the journal.
+    func digester(_ algorithm: DigestAlgorithm, journal: AcquisitionJournal, frontier: SkipFrontier?) throws(AcquisitionError) -> StreamDigester {
+        let name = algorithm.displayName
+        guard journal.copiedBytes > 0 else { return StreamDigester(algorithm, stoppingAt: frontier) }
+        guard let saved = journal.states[name], let digester = StreamDigester(algorithm, restoring: saved, stoppingAt: frontier)
+        else { throw journalLacks(name) }
+        return digester
+    }
+
+    func journalLacks(_ what: String) -> AcquisitionError {
+        let journal = keeper.current
+        return AcquisitionError(
+            .journalUnusable, path: AcquisitionJournal.path(in: keeper.directory), offset: journal.copiedBytes,
+            detail: "the journal has no usable \(what); the job cannot resume and must start again")
+    }
+}

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Imaging
+import Store
+
+extension DiskDriver {
+    /// The first pass: the source read once into the digests and the image, unreadable areas
+    /// zero-filled and skipped for the second pass; journaled at every checkpoint.
+    func firstPass(_ job: RunningJob) throws {
+        let journal = keeper.current
+        let frontier = SkipFrontier(journal.skipped.first?.start ?? .max)
+        let reader = source.makeReader()
+        reader.frontier = frontier
+        let writer = try format.writer(
+            directory: imageDirectory(job), baseName: baseName, totalSize: size, keepFree: EvidenceStore.recordReserve,
+            resumingAt: journal.copiedBytes)
+        let digesters = try algorithms.map { algorithm throws(AcquisitionError) in try digester(algorithm, journal: journal, frontier: frontier) }
+        let segmentDigester =
+            segmented ? RangeDigester(rangeSize: journal.segmentSize!, totalSize: size, label: Self.segmentLabel, stoppingAt: frontier) : nil
+        let frontierWindows = FrontierWindowDigester(frontier: frontier, windowSize: windowSize, size: size)
+        if journal.copiedBytes > 0 {
+            if let segmentDigester, !(journal.states[Self.segmentLabel].map(segmentDigester.restore) ?? false) {
+                throw journalLacks(Self.segmentLabel)
+            }
+            if let saved = journal.states[frontierWindows.name], !frontierWindows.restore(saved) { throw journalLacks(frontierWindows.name) }
+        }
+        var consumers: [any StreamConsumer] = digesters
+        if let segmentDigester { consumers.append(segmentDigester) }
+        consumers += [frontierWindows, writer] as [any StreamConsumer]
+        job.log.note(
+            (journal.copiedBytes > 0 ? "continuing the first pass at byte \(journal.copiedBytes); " : "first pass: ")
+                + "\(request.pipeline.bufferCount) × \(request.pipeline.bufferSize)-byte buffers; unreadable areas skipped "
+                + "(\(reader.skipPolicy.initialSkip) bytes, doubling to \(reader.skipPolicy.maximumSkip)) and read again later; digests "
+                + algorithms.map(\.displayName).joined(separator: ", ")
+                + (segmented ? "; \(writer.fileNames.count) segments of \(journal.segmentSize!) bytes" : ""))
+        let outcome = try Pipeline.run(
+            reader, into: consumers, startingAt: journal.copiedBytes, previouslySkipped: journal.skipped,
+            configuration: request.pipeline, cancellation: job.cancellation,
+            progress: {
+                job.progress(
+                    JobProgress(
+                        phase: .acquiring, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: 0,
+                        skippedBytes: $0.skippedBytes, elapsed: $0.elapsed, startBytes: journal.copiedBytes))
+            },
+            checkpointInterval: request.checkpointSeconds,
+            onCheckpoint: { [keeper] checkpoint in
+                try keeper.update {
+                    $0.copiedBytes = checkpoint.offset
+                    $0.states = checkpoint.states
+                    $0.skipped = checkpoint.skipped
+                }
+            })
+        try refuseAChangedFile()
+        noteFirstPass(job, outcome: outcome, from: journal.copiedBytes)
+        var states: [String: Data] = [:]
+        for digester in digesters { states[digester.name] = digester.savedState }
+        if let segmentDigester { states[Self.segmentLabel] = try segmentDigester.checkpoint() }
+        states[frontierWindows.name] = try frontierWindows.checkpoint()
+        var finalDigests: [String: String] = [:]
+        for digester in digesters { if let value = digester.result { finalDigests[digester.algorithm.rawValue] = value.hex } }
+        let segmentDigests = segmentDigester?.results.map(\.hex)
+        try keeper.update { [size] in
+            $0.copiedBytes = size
+            $0.skipped = outcome.skipped
+            $0.states = states
+            if outcome.skipped.isEmpty {
+                $0.digests = finalDigests
+                $0.segmentDigests = segmentDigests
+                $0.phase = .imaged
+            } else {
+                $0.phase = .recovering
+            }
+        }
+    }
+
+    /// An image file written to while it was read would give an image of neither state: refused
+    /// before the image counts as complete.
+    private func refuseAChangedFile() throws(AcquisitionError) {
+        guard let change = source.changeSinceOpening() else { return }
+        throw AcquisitionError(
+            .sourceChanged, path: source.identity.path,
+            detail: "the image file changed while it was read: \(change); an image of it would match neither state. "
+                + "Acquire it again once nothing writes to it")
+    }
+
+    private func noteFirstPass(_ job: RunningJob, outcome: PipelineOutcome, from start: UInt64) {
+        let rate = Double(outcome.bytesRead - start) / max(outcome.elapsed, 0.001) / 1e6
+        let skippedBytes = outcome.skipped.reduce(0) { $0 + $1.length }
+        job.log.note(
+            "first pass read \(outcome.bytesRead - start) bytes in \(String(format: "%.2f", outcome.elapsed)) s "
+                + "(\(String(format: "%.1f", rate)) MB/s); "
+                + (outcome.skipped.isEmpty
+                    ? "no unreadable areas"
+                    : "\(outcome.skipped.count) unreadable areas (\(skippedBytes) bytes) skipped and zero-filled for now"))
+    }
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+import EvidenceSources
+import Foundation
+import Imaging
+
+extension DiskDriver {
+    /// The second pass: every area the first pass skipped, read again in halves down to single
+    /// sectors with direct I/O; what is read is written over the zeros where it belongs. Each
+    /// area is journaled when done, so a resumed job goes on with the next.
+    func recoverSkippedAreas(_ job: RunningJob) throws {
+        let journal = keeper.current
+        guard format.patchableInPlace else {
+            throw AcquisitionError(
+                .invalidRequest, path: imageDirectory(job), detail: "the \(format.name) image cannot take recovered bytes in place")
+        }
+        let writer = try format.writer(directory: imageDirectory(job), baseName: baseName, totalSize: size)
+        var recovery = source.makeRecovery()
+        recovery.secondsPerArea = request.secondsPerArea
+        let skippedTotal = journal.skippedBytes
+        var recoveredBytes = journal.recovered.reduce(0) { $0 + $1.span.length }
+        var unreadableSoFar = journal.unreadableSectorsSoFar
+        job.log.note(
+            "second pass: \(journal.skipped.count) skipped areas (\(skippedTotal) bytes) read again in halves down to one "
+                + "\(source.identity.logicalSectorSize)-byte sector with direct I/O, \(recovery.attemptsPerSector) attempts per sector, "
+                + "at most \(Int(recovery.secondsPerArea)) s per area")
+        var buffer: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&buffer, 4096, SectorRecovery.pieceSize) == 0, let buffer else {
+            throw AcquisitionError(.readFailed, path: source.identity.path, detail: "no memory for the second pass")
+        }
+        defer { free(buffer) }
+        let done = Set(journal.recovered.map(\.span))
+        let started = Date()
+        let recoveredAtStart = recoveredBytes
+        for area in journal.skipped where !done.contains(area) {
+            try job.checkCancelled(source.identity.path, at: area.start)
+            let result = try recovery.recover(area, buffer: buffer) { piece, offset, readSpans in
+                for span in readSpans {
+                    let from = Int(span.start - offset)
+                    try writer.patch(UnsafeRawBufferPointer(rebasing: piece[from..<from + Int(span.length)]), at: span.start)
+                }
+                job.progress(
+                    JobProgress(
+                        phase: .recovering, bytesDone: recoveredBytes + (offset + UInt64(piece.count) - area.start),
+                        totalBytes: skippedTotal, unreadableSectors: unreadableSoFar, skippedBytes: skippedTotal,
+                        elapsed: Date().timeIntervalSince(started), startBytes: recoveredAtStart))
+                try job.checkCancelled(source.identity.path, at: offset)
+            }
+            recoveredBytes += area.length
+            unreadableSoFar += result.unreadable.reduce(0) { $0 + $1.sectorCount }
+            try keeper.update { $0.recovered.append(result) }
+            let lost = result.unreadable.reduce(0) { $0 + $1.byteLength }
+            job.log.note(
+                "area bytes \(area.start)-\(area.end - 1): \(area.length - lost) bytes recovered, "
+                    + "\(lost / UInt64(source.identity.logicalSectorSize)) sectors unreadable (\(String(format: "%.2f", result.seconds)) s)",
+                level: .debug)
+        }
+    }
+
+    /// The digests stopped at the first skipped byte; they go on over the store's image, which is
+    /// checked window by window against what the first pass read and area by area against what
+    /// the second pass read.
+    func finishDigestsFromStore(_ job: RunningJob) throws {
+        let current = keeper.current
+        let frontier = current.skipped[0].start
+        let digesters = try algorithms.map { algorithm throws(AcquisitionError) in try digester(algorithm, journal: current, frontier: nil) }
+        var consumers: [any StreamConsumer] = digesters.map { ConsumerFromOffset($0, from: frontier) }
+        let segmentDigester = segmented ? RangeDigester(rangeSize: current.segmentSize!, totalSize: size, label: Self.segmentLabel) : nil
+        if let segmentDigester {
+            guard current.states[Self.segmentLabel].map(segmentDigester.restore) ?? false else { throw journalLacks(Self.segmentLabel) }
+            consumers.append(ConsumerFromOffset(segmentDigester, from: frontier))
+        }
+        let frontierWindows = FrontierWindowDigester(frontier: SkipFrontier(frontier), windowSize: windowSize, size: size)
+        guard current.states[frontierWindows.name].map(frontierWindows.restore) ?? false else { throw journalLacks(frontierWindows.name) }
+        let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
+        let check = StoredImageCheck(
+            path: imageDirectory(job), frontier: frontier, windowSize: windowSize, size: size,
+            windowDigests: frontierWindows.digests, skipped: current.skipped, areas: current.recovered)
+        consumers += [windows, check] as [any StreamConsumer]
+        let paths = format.fileNames(baseName: baseName, totalSize: size).map { "\(imageDirectory(job))/\($0)" }
+        let readback = try Pipeline.run(
+            try format.reader(paths: paths), into: consumers, configuration: request.pipeline, cancellation: job.cancellation
+        ) {
+            job.progress(
+                JobProgress(
+                    phase: .verifying, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes,
+                    unreadableSectors: current.unreadableSectorsSoFar, skippedBytes: current.skippedBytes, elapsed: $0.elapsed))
+        }
+        var finalDigests: [String: String] = [:]
+        for digester in digesters { finalDigests[digester.algorithm.rawValue] = digester.result!.hex }
+        let method =
+            "image files fsynced, dropped from the page cache and read back; from byte \(frontier) (the first skipped byte) "
+            + "each \(windowSize)-byte window matched what the first pass read and each recovered area what the second pass read, "
+            + "and the media digests were finished over the stored bytes"
+        job.log.note(
+            "stored image checked and digests finished in \(String(format: "%.2f", readback.elapsed)) s: "
+                + algorithms.map { "\($0.displayName) \(finalDigests[$0.rawValue]!)" }.joined(separator: ", "))
+        job.custody.append(
+            actor: job.applianceId, action: .imageVerified, object: job.object,
+            details: ["sha256": finalDigests["sha256"]!, "result": "matched", "method": "window check"])
+        try saveCustody(job) {
+            $0.digests = finalDigests
+            $0.segmentDigests = segmentDigester?.results.map(\.hex)
+            $0.storeCheck = method
+            $0.windowSHA256 = windows.results.map(\.hex)
+            $0.phase = .imaged
+        }
+    }
+}
