@@ -25,6 +25,16 @@ public struct SkipPolicy: Codable, Sendable, Equatable {
     public static func standard(forSize size: UInt64) -> SkipPolicy {
         SkipPolicy(maximumSkip: min(1 << 30, max(64 << 10, size / 100)))
     }
+
+    /// The skip after an error, given the one before it (0 after a good read): the initial skip,
+    /// or double the last, at most `maximumSkip`.
+    public func skip(after previous: UInt64) -> UInt64 { previous == 0 ? initialSkip : min(previous * 2, maximumSkip) }
+
+    /// Where a skip of `length` bytes from the failing sector at `start` ends: on a sector
+    /// boundary, never past the source, and at least one byte past `position` (the read that failed).
+    public static func end(ofSkip length: UInt64, from start: UInt64, position: UInt64, size: UInt64, sectorSize: UInt64) -> UInt64 {
+        max(min(size, (start + length + sectorSize - 1) / sectorSize * sectorSize), position + 1)
+    }
 }
 
 /// The first pass over an evidence source: large positional reads; an area that fails is
@@ -98,11 +108,9 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
             // buffered read that stopped at the failing page).
             let sector = UInt64(sectorSize)
             let start = position - position % sector
-            nextSkip = nextSkip == 0 ? skipPolicy.initialSkip : min(nextSkip * 2, skipPolicy.maximumSkip)
-            var end = start + nextSkip
-            end = min(size, (end + sector - 1) / sector * sector)
+            nextSkip = skipPolicy.skip(after: nextSkip)
             frontier.lower(to: start)
-            skipUntil = max(end, position + 1)
+            skipUntil = SkipPolicy.end(ofSkip: nextSkip, from: start, position: position, size: size, sectorSize: sector)
         }
         return skipped
     }

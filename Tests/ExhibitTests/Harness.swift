@@ -122,17 +122,22 @@ func reportSkip(_ reason: String?, _ test: String) {
 final class ImmutableBundles {
     let path: String
 
-    /// Nil, with the skip printed, where the store's file system has no immutable flag.
-    static func make(in store: TestStore, for test: String) throws -> ImmutableBundles? {
-        let path = "\(store.root)/bundles"
-        guard try Subprocess.run(["chattr", "+i", path]).succeeded else {
-            reportSkip("chattr +i does not work on \(path)'s file system", test)
-            return nil
-        }
-        return ImmutableBundles(path)
-    }
+    /// Why the immutable flag cannot be set where the tests keep their stores (tried once on a
+    /// scratch directory there), or nil: tests that need it are skipped with this reason.
+    static let unavailableReason: String? = {
+        guard let scratch = try? ScratchDirectory("chattr-probe") else { return "no scratch directory" }
+        let probe = scratch.file("probe")
+        guard (try? FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)) != nil,
+            (try? Subprocess.run(["chattr", "+i", probe]))?.succeeded == true
+        else { return "chattr +i does not work on the test stores' file system (\(scratch.file(""))); needs root and ext4, XFS or Btrfs" }
+        _ = try? Subprocess.run(["chattr", "-i", probe])
+        return nil
+    }()
 
-    private init(_ path: String) { self.path = path }
+    init(in store: TestStore) throws {
+        path = "\(store.root)/bundles"
+        try #require(try Subprocess.run(["chattr", "+i", path]).succeeded, "chattr +i \(path)")
+    }
 
     func release() throws {
         try #require(try Subprocess.run(["chattr", "-i", path]).succeeded, "chattr -i \(path)")
