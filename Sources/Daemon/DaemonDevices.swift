@@ -153,11 +153,11 @@ extension ApplianceDaemon {
             let slot = state.withLock { $0.slots[slotKey] }
             guard let slot else { return }
             let policy = Self.policy(readOnly: slot.status.readOnly, blocker: slot.status.writeBlocker)
-            let lookup = DiskAcquisition(store: store, logger: logger)
+            let lookup = Acquisitions(store: store, logger: logger)
             var resumable: ResumableJob? = nil
             do {
                 resumable = try withEvidenceSource(at: slot.status.device, writablePolicy: policy) { source in
-                    guard let job = try lookup.interruptedJob(of: source.opened) else { return nil }
+                    guard let job = try lookup.interruptedDiskJob(of: source.opened) else { return nil }
                     try store.ensureRoom(forImageOf: source.identity.sizeBytes - job.copiedBytes)
                     return job
                 }

@@ -86,10 +86,10 @@ extension ApplianceDaemon {
         request.resumeJobId = resumeJobId
         request.checkpointSeconds = configuration.checkpointSeconds ?? request.checkpointSeconds
         let jobRequest = request
-        let job = DiskAcquisition(store: store, logger: jobLogger(slot: claimed.slot))
+        let job = Acquisitions(store: store, logger: jobLogger(slot: claimed.slot))
         runJob(slot: claimed.slot) { [self] in
             do throws(JobError) {
-                let summary = try job.run(jobRequest, cancellation: cancellation) { progress in
+                let summary = try job.acquireDisk(jobRequest, cancellation: cancellation) { progress in
                     self.record(progress, slotKey: slotKey, jobId: jobId)
                 }
                 finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
@@ -136,10 +136,10 @@ extension ApplianceDaemon {
             resumed ? "resumed" : auto ? "auto" : "requested",
         ]
         let jobRequest = request
-        let job = PhoneAcquisition(store: store, logger: jobLogger(slot: claimed.slot))
+        let job = Acquisitions(store: store, logger: jobLogger(slot: claimed.slot))
         runJob(slot: claimed.slot) { [self] in
             do throws(JobError) {
-                let summary = try job.run(
+                let summary = try job.acquirePhone(
                     jobRequest, cancellation: cancellation,
                     progress: { self.record($0, slotKey: slotKey, jobId: jobId) },
                     phoneState: { self.setPhoneState($0, slotKey: slotKey, jobId: jobId) })

@@ -145,12 +145,12 @@ struct Acquire: ParsableCommand {
             verifyAfterWriting: !noVerify, writablePolicy: allowWritableSource ? .allowAndRecord : .refuse)
         request.checkpointSeconds = checkpointSeconds
         request.secondsPerArea = secondsPerArea
-        let job = DiskAcquisition(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
+        let job = Acquisitions(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
         let progressLine = ProgressLine(mode: progressJson ? .json : isatty(STDERR_FILENO) == 1 ? .terminal : .off)
         let stop = OperatorStop()
         let summary: AcquisitionSummary
         do {
-            summary = try job.run(request, cancellation: stop.cancellation) { progressLine.show($0) }
+            summary = try job.acquireDisk(request, cancellation: stop.cancellation) { progressLine.show($0) }
             progressLine.clear()
         } catch {
             progressLine.clear()
@@ -179,12 +179,12 @@ struct Acquire: ParsableCommand {
             extraDigests: try parsedDigests(), verifyAfterWriting: !noVerify,
             timeouts: ADBTimeouts(authorization: .milliseconds(Int(adbAuthorizationTimeout * 1000)), idle: .milliseconds(Int(adbIdleTimeout * 1000))))
         if !phonePaths.isEmpty { request.roots = phonePaths }
-        let job = PhoneAcquisition(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
+        let job = Acquisitions(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
         let progressLine = ProgressLine(mode: progressJson ? .json : isatty(STDERR_FILENO) == 1 ? .terminal : .off)
         let stop = OperatorStop()
         let summary: AcquisitionSummary
         do {
-            summary = try job.run(request, cancellation: stop.cancellation, progress: { progressLine.show($0) }) { state in
+            summary = try job.acquirePhone(request, cancellation: stop.cancellation, progress: { progressLine.show($0) }) { state in
                 if state == .locked {
                     FileHandle.standardError.write(Data("exhibit: the phone's screen is locked: unlock it and keep it unlocked\n".utf8))
                 }

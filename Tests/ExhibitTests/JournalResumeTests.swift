@@ -3,9 +3,10 @@ import Evidence
 import EvidenceSources
 import Foundation
 import Imaging
-@testable import Jobs
 import TestSupport
 import Testing
+
+@testable import Jobs
 
 /// A job's journal and the first pass's skip policy, in process: what a resumed job continues
 /// from, and how far an unreadable area is skipped.

@@ -62,17 +62,11 @@ public struct ResumableJob: Sendable {
     public var copiedBytes: UInt64
 }
 
-/// Acquires one disk or image file into a sealed bundle in the store.
-public struct DiskAcquisition: Sendable {
-    public let store: EvidenceStore
-    public let logger: Logger
-
-    public init(store: EvidenceStore, logger: Logger) {
-        self.store = store
-        self.logger = logger
-    }
-
-    public func run(
+/// Disks and image files.
+extension Acquisitions {
+    /// Acquires one disk or image file into a sealed bundle in the store, or continues its
+    /// interrupted job.
+    public func acquireDisk(
         _ request: AcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
         progress: @escaping (JobProgress) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
@@ -112,7 +106,7 @@ public struct DiskAcquisition: Sendable {
 
     /// The interrupted job, if any, that `source` (opened read-only) continues: any case, for a
     /// daemon that sees a disk come back.
-    public func interruptedJob(of source: OpenedSource) throws -> ResumableJob? {
+    public func interruptedDiskJob(of source: OpenedSource) throws -> ResumableJob? {
         let catalog = try store.catalog()
         try store.reconcile(catalog: catalog)
         return try interruptedJournal(of: source, among: catalog.interruptedJobs(), required: false).map {

@@ -81,19 +81,12 @@ struct PhoneJobState: Codable, Sendable {
     static func filesPath(in directory: String) -> String { "\(directory)/phone-files.jsonl" }
 }
 
-/// Acquires an Android phone over ADB into a sealed bundle: identity and state through shell
-/// v2 commands, the shared-storage tree through sync v2, and, with root, a partition through
-/// `exec:` into the same pipeline as disks.
-public struct PhoneAcquisition: Sendable {
-    public let store: EvidenceStore
-    public let logger: Logger
-
-    public init(store: EvidenceStore, logger: Logger) {
-        self.store = store
-        self.logger = logger
-    }
-
-    public func run(
+/// Android phones.
+extension Acquisitions {
+    /// Acquires an Android phone over ADB into a sealed bundle: identity and state through shell
+    /// v2 commands, the shared-storage tree through sync v2, and, with root, a partition through
+    /// `exec:` into the same pipeline as disks.
+    public func acquirePhone(
         _ request: PhoneAcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
         progress: @escaping (JobProgress) -> Void = { _ in }, phoneState: @escaping (PhoneState) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
@@ -115,14 +108,6 @@ public struct PhoneAcquisition: Sendable {
                 connection: connection, key: key, request: request, settings: settings, identity: identity, catalog: catalog,
                 cancellation: cancellation, progress: progress, phoneState: phoneState)
         }
-    }
-
-    /// The phone's serial as `getprop` gives it, asked before the job starts (like a disk's
-    /// fingerprint, it identifies the source; the job's audited getprop follows).
-    static func serial(of connection: ADBConnection) throws -> String? {
-        let answer = try connection.shellOutput("getprop ro.serialno")
-        let serial = String(decoding: answer.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return serial.isEmpty ? nil : serial
     }
 
     private func acquire(
@@ -166,7 +151,7 @@ public struct PhoneAcquisition: Sendable {
                 let state = try? ExhibitJSON.decoder().decode(PhoneJobState.self, from: data)
             else { continue }
             if let jobSerial = state.serial {
-                let phoneSerial = try Self.serial(of: connection) ?? bannerSerial
+                let phoneSerial = try PhoneAcquisition.serial(of: connection) ?? bannerSerial
                 guard phoneSerial == jobSerial else {
                     throw AcquisitionError(
                         .notTheJobsDevice, path: request.source.description,
@@ -177,6 +162,17 @@ public struct PhoneAcquisition: Sendable {
             return state
         }
         return nil
+    }
+}
+
+/// What the Android job reads from a phone's answers, and how its errors end a job.
+public enum PhoneAcquisition {
+    /// The phone's serial as `getprop` gives it, asked before the job starts (like a disk's
+    /// fingerprint, it identifies the source; the job's audited getprop follows).
+    static func serial(of connection: ADBConnection) throws -> String? {
+        let answer = try connection.shellOutput("getprop ro.serialno")
+        let serial = String(decoding: answer.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return serial.isEmpty ? nil : serial
     }
 
     /// The bytes of `FileRecord.pathHex` (a path that is not UTF-8).
