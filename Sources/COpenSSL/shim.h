@@ -65,6 +65,20 @@ static inline int exhibit_digest_final(exhibit_digest_state *state, unsigned cha
     }
 }
 
+/// SHA-256's intermediate hash value H(i) (FIPS 180-4, 6.2) once a whole number of blocks is
+/// hashed: the eight words big-endian, 32 bytes. 0 when the state is not SHA-256 or is mid-block.
+static inline int exhibit_digest_chain(const exhibit_digest_state *state, unsigned char *output) {
+    if (state->algorithm != 0 || state->context.sha256.num != 0) return 0;
+    for (int word = 0; word < 8; word++) {
+        unsigned int value = state->context.sha256.h[word];
+        output[4 * word] = (unsigned char)(value >> 24);
+        output[4 * word + 1] = (unsigned char)(value >> 16);
+        output[4 * word + 2] = (unsigned char)(value >> 8);
+        output[4 * word + 3] = (unsigned char)value;
+    }
+    return 1;
+}
+
 /// EVP_PKEY_Q_keygen is variadic; this generates an ECDSA key on NIST P-256.
 static inline EVP_PKEY *exhibit_generate_p256_key(void) {
     return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");

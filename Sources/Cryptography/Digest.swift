@@ -131,6 +131,15 @@ public final class Digest: @unchecked Sendable {
         update(Data(text.utf8))
     }
 
+    /// SHA-256's intermediate hash value after the bytes so far (FIPS 180-4, 6.2), when they are a
+    /// whole number of 64-byte blocks; nil otherwise or for another algorithm. Two digests of the
+    /// same stream agree on it at every such offset, and differ from the first block that differs.
+    public var chainingValue: DigestValue? {
+        var output = [UInt8](repeating: 0, count: 32)
+        guard exhibit_digest_chain(state, &output) == 1 else { return nil }
+        return DigestValue(bytes: output)
+    }
+
     /// Finishes the digest. The object must not be updated afterwards.
     public func finalize() -> DigestValue {
         var output = [UInt8](repeating: 0, count: algorithm.digestLength)

@@ -129,14 +129,21 @@ public struct AcquisitionRecord: Codable, Sendable {
         /// SHA-256 of each `windowSize` bytes of the stream, so that a later change can be located.
         public var windowSize: UInt64?
         public var windowSHA256: [String]?
+        /// With a read-back during the first pass: SHA-256's intermediate hash value (FIPS 180-4,
+        /// 6.2) after each whole window of the stream, which the stored image's matched. A later
+        /// change is located at the first window whose value differs.
+        public var windowChainSHA256: [String]?
 
-        public init(result: String, method: String, sha256: String? = nil, durationSeconds: Double? = nil, windowSize: UInt64? = nil, windowSHA256: [String]? = nil) {
+        public init(result: String, method: String, sha256: String? = nil, durationSeconds: Double? = nil, windowSize: UInt64? = nil, windowSHA256: [String]? = nil,
+            windowChainSHA256: [String]? = nil
+        ) {
             self.result = result
             self.method = method
             self.sha256 = sha256
             self.durationSeconds = durationSeconds
             self.windowSize = windowSize
             self.windowSHA256 = windowSHA256
+            self.windowChainSHA256 = windowChainSHA256
         }
     }
 

@@ -398,6 +398,11 @@ private final class VerificationRun {
     /// Re-reads the image against the window digests recorded at read-back, and names each
     /// changed window as a byte range of the file it lies in.
     func locateChanges(_ record: AcquisitionRecord) {
+        if record.verification.windowSHA256 == nil, let chained = record.verification.windowChainSHA256,
+            let windowSize = record.verification.windowSize
+        {
+            return locateFirstChange(record, chained: chained, windowSize: windowSize)
+        }
         guard let windowSize = record.verification.windowSize, let expected = record.verification.windowSHA256 else {
             fail("media-sha256", nil, nil, "no window digests were recorded (acquired with --no-verify): the change cannot be located more precisely than the file")
             return
@@ -406,25 +411,46 @@ private final class VerificationRun {
         let total = image.sizes.reduce(0, +)
         let windows = RangeDigester(rangeSize: windowSize, totalSize: total, label: "window SHA-256")
         guard (try? Pipeline.run(image.files, into: [windows])) != nil else { return }
-        var fileStarts: [UInt64] = []
-        var start: UInt64 = 0
-        for size in image.sizes {
-            fileStarts.append(start)
-            start += size
-        }
         for (index, digest) in windows.results.enumerated() where index >= expected.count || expected[index] != digest.hex {
             let first = UInt64(index) * windowSize
-            let last = min(first + windowSize, total) - 1
-            // Name the range in each file the window overlaps.
-            for (fileIndex, fileStart) in fileStarts.enumerated() {
-                let fileEnd = fileStart + image.sizes[fileIndex]
-                guard first < fileEnd, last >= fileStart else { continue }
-                let range = ByteRange(first: max(first, fileStart) - fileStart, last: min(last, fileEnd - 1) - fileStart)
-                fail("media-sha256", record.image.files[fileIndex].path, range, "differs from what was acquired (stream bytes \(first)-\(last))")
-            }
+            failWindow(record, image.sizes, first: first, last: min(first + windowSize, total) - 1, "differs from what was acquired")
         }
         if windows.results.count != expected.count {
             fail("media-sha256", nil, nil, "the image has \(windows.results.count) windows of \(windowSize) bytes; \(expected.count) were recorded")
+        }
+    }
+
+    /// With chaining values (an image read back during its first pass): the image's SHA-256 is
+    /// run again and its intermediate value compared at every window boundary; the first window
+    /// whose value differs holds the first change (every later value differs with it).
+    private func locateFirstChange(_ record: AcquisitionRecord, chained: [String], windowSize: UInt64) {
+        guard let image = openImage(record) else { return }
+        let total = image.sizes.reduce(0, +)
+        let chain = WindowChain(windowSize: windowSize)
+        for (index, value) in chained.enumerated() {
+            if let value = DigestValue(hex: value) { chain.post(.stream, window: index, value) }
+        }
+        let digester = StreamDigester(.sha256)
+        digester.chain = chain
+        digester.chainSide = .stored
+        guard (try? Pipeline.run(image.files, into: [digester])) != nil else { return }
+        let window = chain.firstMismatch ?? (chain.compared < min(chained.count, Int(total / windowSize)) ? chain.compared : nil)
+        guard let window else {
+            return fail("media-sha256", nil, nil, "the change lies in the last \(total % windowSize == 0 ? windowSize : total % windowSize) bytes (after the last window boundary)")
+        }
+        let first = UInt64(window) * windowSize
+        failWindow(record, image.sizes, first: first, last: min(first + windowSize, total) - 1, "holds the first change from what was acquired; later windows cannot be told apart (chained values)")
+    }
+
+    /// Names stream bytes `first`...`last` as a byte range in each image file they overlap.
+    private func failWindow(_ record: AcquisitionRecord, _ sizes: [UInt64], first: UInt64, last: UInt64, _ what: String) {
+        var fileStart: UInt64 = 0
+        for (fileIndex, size) in sizes.enumerated() {
+            defer { fileStart += size }
+            let fileEnd = fileStart + size
+            guard first < fileEnd, last >= fileStart else { continue }
+            let range = ByteRange(first: max(first, fileStart) - fileStart, last: min(last, fileEnd - 1) - fileStart)
+            fail("media-sha256", record.image.files[fileIndex].path, range, "\(what) (stream bytes \(first)-\(last))")
         }
     }
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import Foundation
 
 /// A written image as the jobs use it: a consumer of the stream that can say where it keeps its
@@ -10,6 +11,11 @@ public protocol ImageWriter: StreamConsumer {
     /// Writes bytes the second pass recovered over the zeros of a skipped area.
     func patch(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError)
     func makeReadOnly() throws(AcquisitionError)
+    /// Reads the image back while it is written, window by window once durable, posting to
+    /// `chain`; false when the format cannot (the job then reads back after the pass).
+    func readBackWhileWriting(chain: WindowChain) -> Bool
+    /// The SHA-256 of the image as the store gave it back while it was written; after `finish()`.
+    var readBackSHA256: DigestValue? { get }
 }
 
 /// One image format: how its files are named, written and read back, and what the record says of
@@ -30,6 +36,11 @@ public protocol ImageFormat: Sendable {
     ) throws(AcquisitionError) -> any ImageWriter
     /// The media stream, read back from the image's files.
     func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource
+}
+
+extension ImageWriter {
+    public func readBackWhileWriting(chain: WindowChain) -> Bool { false }
+    public var readBackSHA256: DigestValue? { nil }
 }
 
 extension ImageFormat {
@@ -72,4 +83,9 @@ public struct RawImage: ImageFormat {
     public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource { try ImageFiles(paths: paths) }
 }
 
-extension RawImageWriter: ImageWriter {}
+extension RawImageWriter: ImageWriter {
+    public func readBackWhileWriting(chain: WindowChain) -> Bool {
+        startReadBack(chain: chain)
+        return true
+    }
+}

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import Foundation
 
 #if canImport(Glibc)
@@ -48,6 +49,13 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     private var fileIndex = -1
     private var writtenInFile: UInt64 = 0
     private var writtenSinceSpaceCheck: UInt64 = .max
+    /// Set by `startReadBack`: each window, once durable, is read back from the store.
+    private var readBack: WindowReadBack?
+    private var windowSize: UInt64 = 0
+    /// Stream bytes handed to the read-back so far.
+    private var handedOver: UInt64 = 0
+    /// The SHA-256 of the image as the store gave it back while it was written; after `finish()`.
+    public private(set) var readBackSHA256: DigestValue?
 
     public var name: String { "image writer" }
 
@@ -78,11 +86,34 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
 
     public var paths: [String] { fileNames.map { "\(directory)/\($0)" } }
 
+    private var layout: SegmentLayout { SegmentLayout(paths: paths, segmentSize: fileNames.count > 1 ? segmentSize : nil, totalSize: totalSize) }
+
     /// The file holding stream byte `offset`, and where in it.
     private func location(of offset: UInt64) -> (index: Int, offset: UInt64) {
         guard let segmentSize, fileNames.count > 1 else { return (0, offset) }
         let index = min(Int(offset / segmentSize), fileNames.count - 1)
         return (index, offset - UInt64(index) * segmentSize)
+    }
+
+    /// Reads the image back while it is written (a new image, from byte 0): each window of
+    /// `chain.windowSize` bytes is made durable and dropped from the page cache as soon as it is
+    /// written, then re-read from the store by a thread of its own, whose chaining values meet
+    /// the stream digest's in `chain`. `readBackSHA256` holds the stored image's SHA-256 after `finish()`.
+    public func startReadBack(chain: WindowChain) {
+        precondition(writtenInFile == 0 && fileIndex <= 0, "the read-back starts with the image")
+        readBack = WindowReadBack(layout: layout, chain: chain)
+        windowSize = chain.windowSize
+    }
+
+    /// Makes the stream up to `end` durable, drops it from the page cache and hands it to the read-back.
+    private func handOver(upTo end: UInt64) throws(AcquisitionError) {
+        guard let readBack, end > handedOver else { return }
+        if descriptor >= 0 {
+            try settleCurrent()
+            _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+        }
+        readBack.readBack(ByteSpan(start: handedOver, length: end - handedOver))
+        handedOver = end
     }
 
     private func reopen(at offset: UInt64) throws(AcquisitionError) {
@@ -168,6 +199,10 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     public func finish() throws(AcquisitionError) {
         try closeCurrent()
         try Self.syncDirectory(directory)
+        if let readBack {
+            try handOver(upTo: totalSize)
+            readBackSHA256 = try readBack.finish()
+        }
     }
 
     /// Makes what was written so far durable, so a journal may name it.

@@ -143,4 +143,50 @@ import Testing
         }
         #expect(openDescriptors() == before, "the writer's descriptor leaked")
     }
+
+    /// Hands the image writer a copy of each buffer with one byte changed at `offset`: the store
+    /// then holds something else than the digests saw, as a failing disk or cable would make it.
+    final class OneByteOff: StreamConsumer, @unchecked Sendable {
+        let inner: any StreamConsumer
+        let offset: UInt64
+        var name: String { inner.name }
+        init(_ inner: any StreamConsumer, at offset: UInt64) {
+            self.inner = inner
+            self.offset = offset
+        }
+        func consume(_ bytes: UnsafeRawBufferPointer, at start: UInt64) throws(AcquisitionError) {
+            guard start <= offset, offset < start + UInt64(bytes.count) else { return try inner.consume(bytes, at: start) }
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 4096)
+            defer { copy.deallocate() }
+            copy.copyMemory(from: bytes)
+            copy[Int(offset - start)] ^= 0x01
+            try inner.consume(UnsafeRawBufferPointer(copy), at: start)
+        }
+        func finish() throws(AcquisitionError) { try inner.finish() }
+    }
+
+    /// The image read back while it is written: with nothing wrong, the stored image's SHA-256 is
+    /// the stream's and every window boundary was compared; with one byte stored wrong, the
+    /// first window that differs is the one holding it, and the SHA-256s differ.
+    @Test(arguments: [nil, (1 << 20) + 12_345] as [UInt64?])
+    func theImageIsReadBackWhileItIsWritten(flippedAt flipped: UInt64?) throws {
+        let scratch = try ScratchDirectory("readback")
+        let size: UInt64 = (2 << 20) + 100
+        let windowSize: UInt64 = 256 << 10
+        let chain = WindowChain(windowSize: windowSize)
+        let digest = StreamDigester(.sha256)
+        digest.chain = chain
+        let writer = try RawImageWriter(directory: scratch.path, baseName: "E1", totalSize: size, segmentSize: 768 << 10)
+        writer.startReadBack(chain: chain)
+        let stored: any StreamConsumer = flipped.map { OneByteOff(writer, at: $0) } ?? writer
+        _ = try Pipeline.run(CountingSource(size: size), into: [digest, stored], configuration: Self.small)
+        #expect(chain.compared == Int(size / windowSize))
+        if let flipped {
+            #expect(chain.firstMismatch == Int(flipped / windowSize))
+            #expect(writer.readBackSHA256 != digest.result)
+        } else {
+            #expect(chain.firstMismatch == nil)
+            #expect(writer.readBackSHA256 == digest.result)
+        }
+    }
 }

@@ -73,6 +73,9 @@ struct AcquisitionJournal: Codable, Sendable {
     var storeCheck: String?
     /// The verification windows of that check.
     var windowSHA256: [String]?
+    /// The stream's SHA-256 chaining values at the window boundaries, when the image was read back
+    /// during the first pass (`WindowChain`).
+    var windowChain: [String]?
 
     /// Bytes the first pass skipped.
     var skippedBytes: UInt64 { skipped.reduce(0) { $0 + $1.length } }

@@ -24,6 +24,10 @@ extension DiskDriver {
             }
             if let saved = journal.states[frontierWindows.name], !frontierWindows.restore(saved) { throw journalLacks(frontierWindows.name) }
         }
+        // A new image is read back while it is written, window by window once durable; a resumed
+        // one is read back whole at the end (its first bytes were written by another run).
+        let chain = journal.copiedBytes == 0 && journal.verifyAfterWriting ? WindowChain(windowSize: windowSize) : nil
+        if let chain, writer.readBackWhileWriting(chain: chain) { digesters[0].chain = chain }
         var consumers: [any StreamConsumer] = digesters
         if let segmentDigester { consumers.append(segmentDigester) }
         consumers += [frontierWindows, writer] as [any StreamConsumer]
@@ -59,7 +63,8 @@ extension DiskDriver {
         var finalDigests: [String: String] = [:]
         for digester in digesters { if let value = digester.result { finalDigests[digester.algorithm.rawValue] = value.hex } }
         let segmentDigests = segmentDigester?.results.map(\.hex)
-        try keeper.update { [size] in
+        let storeCheck = outcome.skipped.isEmpty ? try checkReadBack(job, chain: digesters[0].chain, writer: writer, media: finalDigests["sha256"]) : nil
+        try saveCustody(job) { [size] in
             $0.copiedBytes = size
             $0.skipped = outcome.skipped
             $0.states = states
@@ -67,10 +72,34 @@ extension DiskDriver {
                 $0.digests = finalDigests
                 $0.segmentDigests = segmentDigests
                 $0.phase = .imaged
+                $0.storeCheck = storeCheck
+                $0.windowChain = storeCheck.map { _ in digesters[0].chain!.streamValues.map(\.hex) }
             } else {
                 $0.phase = .recovering
             }
         }
+    }
+
+    /// The read-back that ran beside the pass: every window the store gave back as it was read,
+    /// and the stored image's SHA-256 the media's. Nil when there was none.
+    private func checkReadBack(_ job: RunningJob, chain: WindowChain?, writer: any ImageWriter, media: String?) throws -> String? {
+        guard let chain, let stored = writer.readBackSHA256?.hex, let media else { return nil }
+        if let window = chain.firstMismatch {
+            let first = UInt64(window) * chain.windowSize
+            throw AcquisitionError(
+                .verifyMismatch, path: imageDirectory(job), offset: first,
+                detail: "the store gave back stream bytes \(first)-\(min(first + chain.windowSize, size) - 1) not as they were written")
+        }
+        guard stored == media else {
+            throw AcquisitionError(.verifyMismatch, path: imageDirectory(job), detail: "the stored image hashes to \(stored), the source stream to \(media)")
+        }
+        job.log.note("read back during the first pass: stored image SHA-256 \(stored) matches; \(chain.compared) window boundaries compared")
+        job.custody.append(
+            actor: job.applianceId, action: .imageVerified, object: job.object,
+            details: ["sha256": stored, "result": "matched", "method": "read back during the first pass"])
+        return "each \(chain.windowSize)-byte window of the image fsynced, dropped from the page cache and read back from the store "
+            + "while the first pass went on; the stored image's SHA-256 equals the media SHA-256, and its intermediate hash value "
+            + "(FIPS 180-4, 6.2) equalled the stream's at each of the \(chain.compared) window boundaries"
     }
 
     /// An image file written to while it was read would give an image of neither state: refused

@@ -12,7 +12,8 @@ extension DiskDriver {
         guard let mediaSHA256 = journal.digests?["sha256"] else { throw journalLacks("final digests") }
         if let method = journal.storeCheck {
             return AcquisitionRecord.Verification(
-                result: "matched", method: method, sha256: mediaSHA256, windowSize: windowSize, windowSHA256: journal.windowSHA256)
+                result: "matched", method: method, sha256: mediaSHA256, windowSize: windowSize, windowSHA256: journal.windowSHA256,
+                windowChainSHA256: journal.windowChain)
         }
         guard journal.verifyAfterWriting || !journal.interruptions.isEmpty else {
             job.log.note("read-back verification skipped (--no-verify)", level: .warning)
