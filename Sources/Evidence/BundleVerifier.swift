@@ -426,17 +426,15 @@ private final class VerificationRun {
     private func locateFirstChange(_ record: AcquisitionRecord, chained: [String], windowSize: UInt64) {
         guard let image = openImage(record) else { return }
         let total = image.sizes.reduce(0, +)
-        let chain = WindowChain(windowSize: windowSize)
-        for (index, value) in chained.enumerated() {
-            if let value = DigestValue(hex: value) { chain.post(.stream, window: index, value) }
-        }
         let digester = StreamDigester(.sha256)
-        digester.chain = chain
-        digester.chainSide = .stored
+        digester.chainEvery = windowSize
         guard (try? Pipeline.run(image.files, into: [digester])) != nil else { return }
-        let window = chain.firstMismatch ?? (chain.compared < min(chained.count, Int(total / windowSize)) ? chain.compared : nil)
+        let found = digester.chainingValues.map(\.hex)
+        let window = zip(found, chained).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            ?? (found.count != chained.count ? min(found.count, chained.count) : nil)
         guard let window else {
-            return fail("media-sha256", nil, nil, "the change lies in the last \(total % windowSize == 0 ? windowSize : total % windowSize) bytes (after the last window boundary)")
+            let tail = total % windowSize == 0 ? windowSize : total % windowSize
+            return fail("media-sha256", nil, nil, "the change lies in the last \(tail) bytes (after the last window boundary)")
         }
         let first = UInt64(window) * windowSize
         failWindow(record, image.sizes, first: first, last: min(first + windowSize, total) - 1, "holds the first change from what was acquired; later windows cannot be told apart (chained values)")

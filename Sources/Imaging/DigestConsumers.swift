@@ -12,11 +12,11 @@ public final class StreamDigester: StreamConsumer, @unchecked Sendable {
     private let digest: Digest
     private let frontier: SkipFrontier?
     private var value: DigestValue?
-    /// Where the digest posts its chaining value at every window boundary, for a read-back that
-    /// runs beside the first pass (SHA-256; set before the pipeline runs).
-    public var chain: WindowChain?
-    /// Which side of `chain` this digest is (a verifier hashing the stored image is `.stored`).
-    public var chainSide = WindowChain.Side.stream
+    /// With a window size (SHA-256, set before the pipeline runs): the digest's intermediate hash
+    /// value (FIPS 180-4, 6.2) at every window boundary is kept in `chainingValues`. Two digests of
+    /// one stream agree on them up to the first window that differs, which they thus locate.
+    public var chainEvery: UInt64?
+    public private(set) var chainingValues: [DigestValue] = []
 
     public init(_ algorithm: DigestAlgorithm, stoppingAt frontier: SkipFrontier? = nil) {
         self.algorithm = algorithm
@@ -38,15 +38,15 @@ public final class StreamDigester: StreamConsumer, @unchecked Sendable {
         let limit = frontier?.offset ?? .max
         guard offset < limit else { return }
         let count = Int(min(UInt64(bytes.count), limit - offset))
-        guard let chain else { return digest.update(UnsafeRawBufferPointer(rebasing: bytes.prefix(count))) }
+        guard let window = chainEvery else { return digest.update(UnsafeRawBufferPointer(rebasing: bytes.prefix(count))) }
         var rest = UnsafeRawBufferPointer(rebasing: bytes.prefix(count))
         var position = offset
         while !rest.isEmpty {
-            let boundary = (position / chain.windowSize + 1) * chain.windowSize
+            let boundary = (position / window + 1) * window
             let take = Int(min(UInt64(rest.count), boundary - position))
             digest.update(UnsafeRawBufferPointer(rebasing: rest.prefix(take)))
             position += UInt64(take)
-            if position == boundary, let value = digest.chainingValue { chain.post(chainSide, window: Int(boundary / chain.windowSize) - 1, value) }
+            if position == boundary, let value = digest.chainingValue { chainingValues.append(value) }
             rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(take))
         }
     }

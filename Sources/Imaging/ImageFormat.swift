@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-import Cryptography
 import Foundation
 
 /// A written image as the jobs use it: a consumer of the stream that can say where it keeps its
@@ -12,10 +11,8 @@ public protocol ImageWriter: StreamConsumer {
     func patch(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError)
     func makeReadOnly() throws(AcquisitionError)
     /// Reads the image back while it is written, window by window once durable, posting to
-    /// `chain`; false when the format cannot (the job then reads back after the pass).
-    func readBackWhileWriting(chain: WindowChain) -> Bool
-    /// The SHA-256 of the image as the store gave it back while it was written; after `finish()`.
-    var readBackSHA256: DigestValue? { get }
+    /// `check`; false when the format cannot (the job then reads back after the pass).
+    func readBackWhileWriting(check: WindowCheck) -> Bool
 }
 
 /// One image format: how its files are named, written and read back, and what the record says of
@@ -39,8 +36,7 @@ public protocol ImageFormat: Sendable {
 }
 
 extension ImageWriter {
-    public func readBackWhileWriting(chain: WindowChain) -> Bool { false }
-    public var readBackSHA256: DigestValue? { nil }
+    public func readBackWhileWriting(check: WindowCheck) -> Bool { false }
 }
 
 extension ImageFormat {
@@ -84,8 +80,8 @@ public struct RawImage: ImageFormat {
 }
 
 extension RawImageWriter: ImageWriter {
-    public func readBackWhileWriting(chain: WindowChain) -> Bool {
-        startReadBack(chain: chain)
+    public func readBackWhileWriting(check: WindowCheck) -> Bool {
+        startReadBack(check: check)
         return true
     }
 }

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-import Cryptography
 import Foundation
 
 #if canImport(Glibc)
@@ -54,8 +53,6 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     private var windowSize: UInt64 = 0
     /// Stream bytes handed to the read-back so far.
     private var handedOver: UInt64 = 0
-    /// The SHA-256 of the image as the store gave it back while it was written; after `finish()`.
-    public private(set) var readBackSHA256: DigestValue?
 
     public var name: String { "image writer" }
 
@@ -96,13 +93,13 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     }
 
     /// Reads the image back while it is written (a new image, from byte 0): each window of
-    /// `chain.windowSize` bytes is made durable and dropped from the page cache as soon as it is
-    /// written, then re-read from the store by a thread of its own, whose chaining values meet
-    /// the stream digest's in `chain`. `readBackSHA256` holds the stored image's SHA-256 after `finish()`.
-    public func startReadBack(chain: WindowChain) {
+    /// `check.windowSize` bytes is made durable and dropped from the page cache as soon as it is
+    /// written, then re-read from the store by a thread of its own, which posts it to `check`.
+    /// `finish()` returns once every window is read back.
+    public func startReadBack(check: WindowCheck) {
         precondition(writtenInFile == 0 && fileIndex <= 0, "the read-back starts with the image")
-        readBack = WindowReadBack(layout: layout, chain: chain)
-        windowSize = chain.windowSize
+        readBack = WindowReadBack(layout: layout, check: check)
+        windowSize = check.windowSize
     }
 
     /// Makes the stream up to `end` durable, drops it from the page cache and hands it to the read-back.
@@ -201,7 +198,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
         try Self.syncDirectory(directory)
         if let readBack {
             try handOver(upTo: totalSize)
-            readBackSHA256 = try readBack.finish()
+            try readBack.finish()
         }
     }
 

@@ -42,4 +42,24 @@ import Testing
         }
         #expect(device.chainProblem(trustAnchors: [other], intermediates: []) != nil)
     }
+
+    /// GMAC is AES-128-GCM's tag over additional data: the GCM specification's test case 1 (zero
+    /// key, zero IV, nothing) gives 58e2fcce…; the same bytes under the same key and nonce give the
+    /// same tag, and one changed bit or another nonce another.
+    @Test func gmacIsTheGCMTagOfTheBytes() {
+        let zero = [UInt8](repeating: 0, count: 16)
+        #expect(GMAC(key: zero, nonce: 0).finalize().hex == "58e2fccefa7e3061367f1d57a4e7455a")
+        let key = GMAC.randomKey()
+        func tag(_ bytes: [UInt8], nonce: UInt64 = 7) -> DigestValue {
+            let mac = GMAC(key: key, nonce: nonce)
+            bytes.withUnsafeBytes { mac.update($0) }
+            return mac.finalize()
+        }
+        let data = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var changed = data
+        changed[54_321] ^= 0x10
+        #expect(tag(data) == tag(data))
+        #expect(tag(data) != tag(changed))
+        #expect(tag(data) != tag(data, nonce: 8))
+    }
 }

@@ -165,28 +165,29 @@ import Testing
         func finish() throws(AcquisitionError) { try inner.finish() }
     }
 
-    /// The image read back while it is written: with nothing wrong, the stored image's SHA-256 is
-    /// the stream's and every window boundary was compared; with one byte stored wrong, the
-    /// first window that differs is the one holding it, and the SHA-256s differ.
+    /// The image read back while it is written: with nothing wrong, every window's GMAC as stored
+    /// equals the GMAC of the bytes read; with one byte stored wrong, the window holding it is the
+    /// first that differs. The stream digest's chaining values locate the same window later.
     @Test(arguments: [nil, (1 << 20) + 12_345] as [UInt64?])
     func theImageIsReadBackWhileItIsWritten(flippedAt flipped: UInt64?) throws {
         let scratch = try ScratchDirectory("readback")
         let size: UInt64 = (2 << 20) + 100
         let windowSize: UInt64 = 256 << 10
-        let chain = WindowChain(windowSize: windowSize)
+        let check = WindowCheck(windowSize: windowSize, totalSize: size)
         let digest = StreamDigester(.sha256)
-        digest.chain = chain
+        digest.chainEvery = windowSize
         let writer = try RawImageWriter(directory: scratch.path, baseName: "E1", totalSize: size, segmentSize: 768 << 10)
-        writer.startReadBack(chain: chain)
+        writer.startReadBack(check: check)
         let stored: any StreamConsumer = flipped.map { OneByteOff(writer, at: $0) } ?? writer
-        _ = try Pipeline.run(CountingSource(size: size), into: [digest, stored], configuration: Self.small)
-        #expect(chain.compared == Int(size / windowSize))
-        if let flipped {
-            #expect(chain.firstMismatch == Int(flipped / windowSize))
-            #expect(writer.readBackSHA256 != digest.result)
-        } else {
-            #expect(chain.firstMismatch == nil)
-            #expect(writer.readBackSHA256 == digest.result)
-        }
+        _ = try Pipeline.run(CountingSource(size: size), into: [digest, WindowTagger(check), stored], configuration: Self.small)
+        #expect(check.compared == check.windowCount && check.windowCount == 9)
+        #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
+        #expect(digest.chainingValues.count == 8)
+
+        let again = StreamDigester(.sha256)
+        again.chainEvery = windowSize
+        _ = try Pipeline.run(try ImageFiles(paths: writer.paths), into: [again], configuration: Self.small)
+        let firstDifferent = zip(again.chainingValues, digest.chainingValues).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(firstDifferent == flipped.map { Int($0 / windowSize) })
     }
 }

@@ -26,10 +26,11 @@ extension DiskDriver {
         }
         // A new image is read back while it is written, window by window once durable; a resumed
         // one is read back whole at the end (its first bytes were written by another run).
-        let chain = journal.copiedBytes == 0 && journal.verifyAfterWriting ? WindowChain(windowSize: windowSize) : nil
-        if let chain, writer.readBackWhileWriting(chain: chain) { digesters[0].chain = chain }
+        var check = journal.copiedBytes == 0 && journal.verifyAfterWriting ? WindowCheck(windowSize: windowSize, totalSize: size) : nil
+        if let readBack = check, writer.readBackWhileWriting(check: readBack) { digesters[0].chainEvery = windowSize } else { check = nil }
         var consumers: [any StreamConsumer] = digesters
         if let segmentDigester { consumers.append(segmentDigester) }
+        if let check { consumers.append(WindowTagger(check)) }
         consumers += [frontierWindows, writer] as [any StreamConsumer]
         job.log.note(
             (journal.copiedBytes > 0 ? "continuing the first pass at byte \(journal.copiedBytes); " : "first pass: ")
@@ -63,7 +64,8 @@ extension DiskDriver {
         var finalDigests: [String: String] = [:]
         for digester in digesters { if let value = digester.result { finalDigests[digester.algorithm.rawValue] = value.hex } }
         let segmentDigests = segmentDigester?.results.map(\.hex)
-        let storeCheck = outcome.skipped.isEmpty ? try checkReadBack(job, chain: digesters[0].chain, writer: writer, media: finalDigests["sha256"]) : nil
+        let storeCheck = outcome.skipped.isEmpty ? try checkReadBack(job, check: check, media: finalDigests["sha256"] ?? "") : nil
+        let chain = digesters[0].chainingValues.map(\.hex)
         try saveCustody(job) { [size] in
             $0.copiedBytes = size
             $0.skipped = outcome.skipped
@@ -73,33 +75,35 @@ extension DiskDriver {
                 $0.segmentDigests = segmentDigests
                 $0.phase = .imaged
                 $0.storeCheck = storeCheck
-                $0.windowChain = storeCheck.map { _ in digesters[0].chain!.streamValues.map(\.hex) }
+                $0.windowChain = storeCheck.map { _ in chain }
             } else {
                 $0.phase = .recovering
             }
         }
     }
 
-    /// The read-back that ran beside the pass: every window the store gave back as it was read,
-    /// and the stored image's SHA-256 the media's. Nil when there was none.
-    private func checkReadBack(_ job: RunningJob, chain: WindowChain?, writer: any ImageWriter, media: String?) throws -> String? {
-        guard let chain, let stored = writer.readBackSHA256?.hex, let media else { return nil }
-        if let window = chain.firstMismatch {
-            let first = UInt64(window) * chain.windowSize
+    /// The read-back that ran beside the pass: every window the store gave back as it was read.
+    /// Nil when there was none (a resumed job reads back after the pass).
+    private func checkReadBack(_ job: RunningJob, check: WindowCheck?, media: String) throws -> String? {
+        guard let check else { return nil }
+        if let window = check.firstMismatch {
+            let first = UInt64(window) * check.windowSize
             throw AcquisitionError(
                 .verifyMismatch, path: imageDirectory(job), offset: first,
-                detail: "the store gave back stream bytes \(first)-\(min(first + chain.windowSize, size) - 1) not as they were written")
+                detail: "the store gave back stream bytes \(first)-\(min(first + check.windowSize, size) - 1) not as they were written")
         }
-        guard stored == media else {
-            throw AcquisitionError(.verifyMismatch, path: imageDirectory(job), detail: "the stored image hashes to \(stored), the source stream to \(media)")
+        guard check.compared == check.windowCount else {
+            throw AcquisitionError(
+                .verifyMismatch, path: imageDirectory(job),
+                detail: "\(check.compared) of \(check.windowCount) windows were read back; the image is not verified")
         }
-        job.log.note("read back during the first pass: stored image SHA-256 \(stored) matches; \(chain.compared) window boundaries compared")
+        job.log.note("read back during the first pass: all \(check.windowCount) windows of \(check.windowSize) bytes as written")
         job.custody.append(
             actor: job.applianceId, action: .imageVerified, object: job.object,
-            details: ["sha256": stored, "result": "matched", "method": "read back during the first pass"])
-        return "each \(chain.windowSize)-byte window of the image fsynced, dropped from the page cache and read back from the store "
-            + "while the first pass went on; the stored image's SHA-256 equals the media SHA-256, and its intermediate hash value "
-            + "(FIPS 180-4, 6.2) equalled the stream's at each of the \(chain.compared) window boundaries"
+            details: ["sha256": media, "result": "matched", "method": "read back during the first pass"])
+        return "each \(check.windowSize)-byte window of the image fsynced, dropped from the page cache and read back from the store "
+            + "while the first pass went on; the GMAC (AES-128-GCM, a key drawn for this job) of each of the \(check.windowCount) "
+            + "windows as stored equalled that of the bytes read, so the stored image is the stream whose SHA-256 is the media SHA-256"
     }
 
     /// An image file written to while it was read would give an image of neither state: refused
