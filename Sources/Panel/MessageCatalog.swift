@@ -70,6 +70,7 @@ public enum MessageKey: String, CaseIterable, Sendable {
     case detailState = "detail.state"
     case detailExhibit = "detail.exhibit"
     case detailBundle = "detail.bundle"
+    case detailFormat = "detail.format"
     case detailBack = "detail.back"
     case alertTag = "alert.tag"
     case alertAcknowledged = "alert.acknowledged"

@@ -334,6 +334,7 @@ public struct PanelScreen {
         field(text(.detailModel), [slot.vendor, slot.model].compactMap { $0.map(clean) }.joined(separator: " "))
         field(text(.detailSerial), slot.serial.map(clean))
         field(text(.detailCapacity), bytes(slot.sizeBytes) + " (" + text.count(slot.sizeBytes) + " B)")
+        field(text(.detailFormat), slot.imageFormat.map(clean))
         field(text(.detailBundle), slot.bundleId.map(clean))
         field("MD5", slot.digests["md5"])
         field("SHA-1", slot.digests["sha1"])

@@ -87,6 +87,8 @@ public struct SlotStatus: Codable, Sendable, Equatable {
     public var digests: [String: String]
     public var bundleId: String?
     public var bundlePath: String?
+    /// The format a disk's image is written in (`raw`, `E01 fast`), once a job has it.
+    public var imageFormat: String? = nil
     public var updatedAt: String
 
     public init(
