@@ -68,11 +68,14 @@ public struct AcquisitionRecord: Codable, Sendable {
 
     public struct Image: Codable, Sendable {
         public var format: String
+        /// What else the format says of itself (E01: its compression).
+        public var detail: String?
         public var segmentSize: UInt64?
         public var files: [ImageFile]
 
-        public init(format: String, segmentSize: UInt64? = nil, files: [ImageFile]) {
+        public init(format: String, detail: String? = nil, segmentSize: UInt64? = nil, files: [ImageFile]) {
             self.format = format
+            self.detail = detail
             self.segmentSize = segmentSize
             self.files = files
         }

@@ -71,6 +71,11 @@ public protocol ImageFormat: Sendable {
     /// The media digests the image itself stores (E01: MD5 and SHA-1), which the job must compute
     /// alongside SHA-256 and hand to `ImageWriter.complete`.
     var storedDigests: [DigestAlgorithm] { get }
+    /// Whether the files are the stream itself, cut at the segment size (raw): then a file's
+    /// SHA-256 is the digest of its stream range, taken as the stream passes.
+    var filesAreTheStream: Bool { get }
+    /// What the record says of the format besides its name (E01: the compression).
+    var recordDetail: String? { get }
 
     /// The image's files for a stream of `totalSize` bytes. Exact for raw images and unsegmented
     /// E01; for segmented E01 the most files the writer can make (the count depends on how well
@@ -93,6 +98,8 @@ extension ImageWriter {
 
 extension ImageFormat {
     public var storedDigests: [DigestAlgorithm] { [] }
+    public var filesAreTheStream: Bool { false }
+    public var recordDetail: String? { nil }
 
     public func writer(
         directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?
@@ -122,6 +129,7 @@ public struct RawImage: ImageFormat {
     public let segmentSize: UInt64?
     public var name: String { "raw" }
     public var patchableInPlace: Bool { true }
+    public var filesAreTheStream: Bool { true }
 
     public init(segmentSize: UInt64? = nil) { self.segmentSize = segmentSize }
 

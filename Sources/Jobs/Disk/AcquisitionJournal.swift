@@ -50,6 +50,8 @@ struct AcquisitionJournal: Codable, Sendable {
     var examiner: String
     var extraDigests: [DigestAlgorithm]
     var segmentSize: UInt64?
+    /// Nil in journals written before formats could be chosen: raw.
+    var imageFormat: ImageFormatChoice? = nil
     var verifyAfterWriting: Bool
     var commandLine: [String]
     var writableOverride: Bool
@@ -73,6 +75,8 @@ struct AcquisitionJournal: Codable, Sendable {
     var storeCheck: String?
     /// The verification windows of that check.
     var windowSHA256: [String]?
+    /// The image's files once it is complete (a format such as E01 knows them only then).
+    var imageFiles: [String]?
     /// The stream's SHA-256 chaining values at the window boundaries, when the image was read back
     /// during the first pass (`WindowChain`).
     var windowChain: [String]?
@@ -150,7 +154,8 @@ extension AcquisitionJournal {
             jobId: request.jobId,
             bundleId: BundleName.make(caseId: request.caseId, exhibitId: request.exhibitId, at: started, jobId: request.jobId),
             startedAt: started, caseId: request.caseId, exhibitId: request.exhibitId, examiner: request.examiner,
-            extraDigests: request.extraDigests, segmentSize: request.segmentSize, verifyAfterWriting: request.verifyAfterWriting,
+            extraDigests: request.extraDigests, segmentSize: request.segmentSize, imageFormat: request.imageFormat,
+            verifyAfterWriting: request.verifyAfterWriting,
             commandLine: request.commandLine, writableOverride: identity.writeProtection.writableOverride,
             source: .init(
                 path: identity.path, serial: identity.serial, model: identity.model, sizeBytes: identity.sizeBytes,

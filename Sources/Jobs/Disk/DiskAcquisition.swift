@@ -16,6 +16,7 @@ public struct AcquisitionRequest: Sendable {
     /// Digests besides SHA-256 (which is always computed).
     public var extraDigests: [DigestAlgorithm]
     public var segmentSize: UInt64?
+    public var imageFormat: ImageFormatChoice = .raw
     public var verifyAfterWriting: Bool
     public var writablePolicy: WritableSourcePolicy
     public var commandLine: [String]

@@ -22,6 +22,9 @@ final class DiskDriver: AcquisitionDriver {
     let algorithms: [DigestAlgorithm]
     let windowSize: UInt64
     private(set) var catalogued: Bool
+    /// The image's writer, from the first pass to the image's completion in this run; a run that
+    /// starts later (resumed while recovering or sealing) makes its own (`writerForTheRest`).
+    var writer: (any ImageWriter)?
     /// What the record warns of, collected as the job goes.
     var warnings: [String] = []
 
@@ -34,15 +37,17 @@ final class DiskDriver: AcquisitionDriver {
         self.keeper = keeper
         self.resumed = resumed
         self.organization = organization
-        self.format = RawImage(segmentSize: journal.segmentSize)
-        self.algorithms = [DigestAlgorithm.sha256] + journal.extraDigests.filter { $0 != .sha256 }.sorted()
+        let format = Self.makeFormat(journal.imageFormat ?? .raw, journal: journal, source: source.identity)
+        self.format = format
+        self.algorithms = [DigestAlgorithm.sha256] + Set(journal.extraDigests + format.storedDigests).filter { $0 != .sha256 }.sorted()
         self.windowSize = VerificationWindows.size(for: source.identity.sizeBytes)
         self.catalogued = resumed != nil
     }
 
     var size: UInt64 { source.identity.sizeBytes }
     var baseName: String { BundleName.fileSafe(keeper.current.exhibitId) }
-    var segmented: Bool { format.isSegmented(totalSize: size) }
+    /// Whether the image's files are ranges of the stream whose digests are taken as it passes (raw segments).
+    var segmented: Bool { format.filesAreTheStream && format.isSegmented(totalSize: size) }
     func imageDirectory(_ job: RunningJob) -> String { "\(job.bag)/data/image" }
 
     func acquire(_ job: RunningJob) throws -> FinishedAcquisition {
@@ -172,6 +177,26 @@ final class DiskDriver: AcquisitionDriver {
     }
 
     // MARK: shared by the passes
+
+    /// The one place the job turns the format asked for into the type that writes it.
+    static func makeFormat(_ choice: ImageFormatChoice, journal: AcquisitionJournal, source: SourceIdentity) -> any ImageFormat {
+        switch choice {
+        case .raw: RawImage(segmentSize: journal.segmentSize)
+        case .e01: RawImage(segmentSize: journal.segmentSize)
+        }
+    }
+
+    /// The writer for the second pass and the image's completion: this run's, or (a run resumed
+    /// after the first pass) one that continues the image as it stands.
+    func writerForTheRest(_ job: RunningJob) throws(AcquisitionError) -> any ImageWriter {
+        if let writer { return writer }
+        let journal = keeper.current
+        let made = try format.writer(
+            directory: imageDirectory(job), baseName: baseName, totalSize: size, keepFree: 0,
+            resumingAt: format.patchableInPlace ? nil : size, frontier: journal.skipped.first.map { SkipFrontier($0.start) })
+        writer = made
+        return made
+    }
 
     /// A digest for the first pass or for finishing from the store: new, or continued from the journal.
     func digester(_ algorithm: DigestAlgorithm, journal: AcquisitionJournal, frontier: SkipFrontier?) throws(AcquisitionError) -> StreamDigester {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import Foundation
 import Imaging
 import Store
@@ -13,7 +14,11 @@ extension DiskDriver {
         reader.frontier = frontier
         let writer = try format.writer(
             directory: imageDirectory(job), baseName: baseName, totalSize: size, keepFree: EvidenceStore.recordReserve,
-            resumingAt: journal.copiedBytes)
+            resumingAt: journal.copiedBytes, frontier: frontier)
+        self.writer = writer
+        // A format that continues only from an earlier point (E01: libewf's last complete section)
+        // is given the stream from there; the digests, restored at the journal's offset, from it.
+        let restart = min(writer.restartOffset, journal.copiedBytes)
         let digesters = try algorithms.map { algorithm throws(AcquisitionError) in try digester(algorithm, journal: journal, frontier: frontier) }
         let segmentDigester =
             segmented ? RangeDigester(rangeSize: journal.segmentSize!, totalSize: size, label: Self.segmentLabel, stoppingAt: frontier) : nil
@@ -31,7 +36,9 @@ extension DiskDriver {
         var consumers: [any StreamConsumer] = digesters
         if let segmentDigester { consumers.append(segmentDigester) }
         if let check { consumers.append(WindowTagger(check)) }
-        consumers += [frontierWindows, writer] as [any StreamConsumer]
+        consumers.append(frontierWindows)
+        if restart < journal.copiedBytes { consumers = consumers.map { ConsumerFromOffset($0, from: journal.copiedBytes) } }
+        consumers.append(writer)
         job.log.note(
             (journal.copiedBytes > 0 ? "continuing the first pass at byte \(journal.copiedBytes); " : "first pass: ")
                 + "\(request.pipeline.bufferCount) × \(request.pipeline.bufferSize)-byte buffers; unreadable areas skipped "
@@ -39,7 +46,7 @@ extension DiskDriver {
                 + algorithms.map(\.displayName).joined(separator: ", ")
                 + (segmented ? "; \(writer.fileNames.count) segments of \(journal.segmentSize!) bytes" : ""))
         let outcome = try Pipeline.run(
-            reader, into: consumers, startingAt: journal.copiedBytes, previouslySkipped: journal.skipped,
+            reader, into: consumers, startingAt: restart, previouslySkipped: journal.skipped,
             configuration: request.pipeline, cancellation: job.cancellation,
             progress: {
                 job.progress(
@@ -49,6 +56,8 @@ extension DiskDriver {
             },
             checkpointInterval: request.checkpointSeconds,
             onCheckpoint: { [keeper] checkpoint in
+                // Before the journal's offset the digests hold their restored states: nothing new.
+                guard checkpoint.offset > journal.copiedBytes else { return }
                 try keeper.update {
                     $0.copiedBytes = checkpoint.offset
                     $0.states = checkpoint.states

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import Evidence
 import Foundation
 import Imaging
@@ -10,10 +11,10 @@ extension DiskDriver {
         let journal = keeper.current
         guard let digests = journal.digests, let mediaSHA256 = digests["sha256"] else { throw journalLacks("final digests") }
         let directory = imageDirectory(job)
-        let fileNames = format.fileNames(baseName: baseName, totalSize: size)
         let unreadable = UnreadableRange.merged(journal.recovered.flatMap(\.unreadable))
         let unreadableCount = unreadable.reduce(0) { $0 + $1.sectorCount }
         noteUnreadable(job, unreadable, count: unreadableCount)
+        let fileNames = try completeImage(job, digests: digests, unreadable: unreadable)
         if !job.custody.contains(.imageWritten) {
             job.custody.append(
                 actor: job.applianceId, action: .imageWritten, object: job.object,
@@ -22,8 +23,10 @@ extension DiskDriver {
                     "files": fileNames.joined(separator: " "),
                 ])
         }
-        let segmentDigests = journal.segmentDigests ?? [mediaSHA256]
-        let imageFiles = zip(fileNames, segmentDigests).map { name, digest in
+        // Raw files are the stream: their digests were taken as it passed. Other formats' files are hashed now.
+        let fileDigests = try format.filesAreTheStream
+            ? journal.segmentDigests ?? [mediaSHA256] : fileNames.map { try DurableFile.sha256(of: "\(directory)/\($0)").hex }
+        let imageFiles = zip(fileNames, fileDigests).map { name, digest in
             AcquisitionRecord.ImageFile(path: "data/image/\(name)", sizeBytes: DurableFile.size(of: "\(directory)/\(name)") ?? 0, sha256: digest)
         }
         let verification = try verifyStoredImage(
@@ -45,6 +48,19 @@ extension DiskDriver {
         return FinishedAcquisition(record: record, knownDigests: knownDigests)
     }
 
+    /// Ends the image with what only the end knows (E01: MD5, SHA-1, the unreadable sectors),
+    /// once; its files are journaled, so a run resumed while sealing finds them.
+    private func completeImage(_ job: RunningJob, digests: [String: String], unreadable: [UnreadableRange]) throws -> [String] {
+        if let names = keeper.current.imageFiles { return names }
+        var values: [DigestAlgorithm: DigestValue] = [:]
+        for algorithm in algorithms { if let value = digests[algorithm.rawValue].flatMap(DigestValue.init(hex:)) { values[algorithm] = value } }
+        let writer = try writerForTheRest(job)
+        try writer.complete(ImageCompletion(digests: values, unreadable: unreadable))
+        let names = writer.fileNames
+        try keeper.update { $0.imageFiles = names }
+        return names
+    }
+
     private func record(
         _ job: RunningJob, digests: [String: String], imageFiles: [AcquisitionRecord.ImageFile], unreadable: [UnreadableRange],
         verification: AcquisitionRecord.Verification
@@ -62,7 +78,9 @@ extension DiskDriver {
             source: source.identity, startedAt: journal.startedAt, finishedAt: finished, durationSeconds: elapsed,
             averageMBPerSecond: Double(size) / max(elapsed, 0.001) / 1e6,
             media: .init(sizeBytes: size, logicalSectors: sectors.sectors, trailingBytes: sectors.remainderBytes, digests: digests),
-            image: .init(format: format.name, segmentSize: segmented ? journal.segmentSize : nil, files: imageFiles),
+            image: .init(
+                format: format.name, detail: format.recordDetail, segmentSize: imageFiles.count > 1 ? journal.segmentSize : nil,
+                files: imageFiles),
             readPolicy: .init(
                 bufferBytes: pipeline.bufferSize, attemptsPerSector: recovery.attemptsPerSector,
                 errorGranularity: "one logical sector (\(source.identity.logicalSectorSize) bytes)",

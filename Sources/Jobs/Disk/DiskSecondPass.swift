@@ -9,11 +9,7 @@ extension DiskDriver {
     /// area is journaled when done, so a resumed job goes on with the next.
     func recoverSkippedAreas(_ job: RunningJob) throws {
         let journal = keeper.current
-        guard format.patchableInPlace else {
-            throw AcquisitionError(
-                .invalidRequest, path: imageDirectory(job), detail: "the \(format.name) image cannot take recovered bytes in place")
-        }
-        let writer = try format.writer(directory: imageDirectory(job), baseName: baseName, totalSize: size)
+        let writer = try writerForTheRest(job)
         var recovery = source.makeRecovery()
         recovery.secondsPerArea = request.secondsPerArea
         let skippedTotal = journal.skippedBytes
@@ -71,14 +67,20 @@ extension DiskDriver {
         }
         let frontierWindows = FrontierWindowDigester(frontier: SkipFrontier(frontier), windowSize: windowSize, size: size)
         guard current.states[frontierWindows.name].map(frontierWindows.restore) ?? false else { throw journalLacks(frontierWindows.name) }
-        let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
         let check = StoredImageCheck(
             path: imageDirectory(job), frontier: frontier, windowSize: windowSize, size: size,
             windowDigests: frontierWindows.digests, skipped: current.skipped, areas: current.recovered)
-        consumers += [windows, check] as [any StreamConsumer]
+        consumers.append(check)
+        // A format that holds the stream from the frontier on apart until it is complete (E01) is
+        // read from there; its windows are digested when it is read back complete.
+        let pending = try writerForTheRest(job).pendingStream()
+        let windows = pending == nil ? RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256") : nil
+        if let windows { consumers.append(windows) }
         let paths = format.fileNames(baseName: baseName, totalSize: size).map { "\(imageDirectory(job))/\($0)" }
+        let stored: any StreamSource = try pending ?? format.reader(paths: paths)
         let readback = try Pipeline.run(
-            try format.reader(paths: paths), into: consumers, configuration: request.pipeline, cancellation: job.cancellation
+            stored, into: consumers, startingAt: pending == nil ? 0 : frontier,
+            configuration: request.pipeline, cancellation: job.cancellation
         ) {
             job.progress(
                 JobProgress(
@@ -100,8 +102,8 @@ extension DiskDriver {
         try saveCustody(job) {
             $0.digests = finalDigests
             $0.segmentDigests = segmentDigester?.results.map(\.hex)
-            $0.storeCheck = method
-            $0.windowSHA256 = windows.results.map(\.hex)
+            $0.storeCheck = windows.map { _ in method }
+            $0.windowSHA256 = windows?.results.map(\.hex)
             $0.phase = .imaged
         }
     }
