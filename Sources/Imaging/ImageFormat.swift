@@ -1,15 +1,56 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import Foundation
 
 /// A written image as the jobs use it: a consumer of the stream that can say where it keeps its
-/// files, write recovered bytes over skipped ones, and be sealed read-only.
+/// files, write recovered bytes over skipped ones, be completed with what is known only at the
+/// end, and be sealed read-only.
+///
+/// The job's order of calls: `writer(…)`, `consume` … (the first pass), `finish()`, `patch` …
+/// (the second pass), `complete(_:)` once the media digests are final, then the read-back
+/// through the format's `reader(paths:)`, then `makeReadOnly()`.
 public protocol ImageWriter: StreamConsumer {
-    /// Each file of the image, in stream order, and their full paths.
+    /// Each file of the image, in stream order, and their full paths. A format whose file count
+    /// depends on what it compresses (E01 with segments) knows them all only after `complete`.
     var fileNames: [String] { get }
     var paths: [String] { get }
+    /// Where this writer needs the stream from: the `resumingAt` offset it was made with, or
+    /// less when its format can only continue from an earlier point (E01: libewf's last complete
+    /// chunks section). A resumed job starts its pipeline here and hands its other consumers only
+    /// the bytes from its journal's offset on (`ConsumerFromOffset`); the writer itself ignores
+    /// bytes it already holds.
+    var restartOffset: UInt64 { get }
     /// Writes bytes the second pass recovered over the zeros of a skipped area.
     func patch(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError)
+    /// The image's stream from the skip frontier on as it stands before `complete` (E01: its
+    /// staging file), for finishing the media digests after the second pass; nil when the
+    /// format's `reader(paths:)` reads the files as they are (raw).
+    func pendingStream() throws(AcquisitionError) -> (any StreamSource)?
+    /// Ends the image once every byte is final: stores what the format keeps of the media (E01:
+    /// MD5, SHA-1 and the acquisition errors) and makes it readable by its `reader(paths:)`.
+    /// Called once the second pass is over and the digests are known; a second call with the
+    /// same completion does nothing.
+    func complete(_ completion: ImageCompletion) throws(AcquisitionError)
     func makeReadOnly() throws(AcquisitionError)
+}
+
+extension ImageWriter {
+    public func pendingStream() throws(AcquisitionError) -> (any StreamSource)? { nil }
+    /// A raw image is complete when its bytes are: it keeps no digests or error list.
+    public func complete(_ completion: ImageCompletion) throws(AcquisitionError) {}
+}
+
+/// What an image is told once the media stream is final.
+public struct ImageCompletion: Sendable, Equatable {
+    /// The media stream's digests, as the job computed them.
+    public var digests: [DigestAlgorithm: DigestValue]
+    /// The sectors that stayed unreadable, zero-filled in the image at their own offsets.
+    public var unreadable: [UnreadableRange]
+
+    public init(digests: [DigestAlgorithm: DigestValue], unreadable: [UnreadableRange]) {
+        self.digests = digests
+        self.unreadable = unreadable
+    }
 }
 
 /// One image format: how its files are named, written and read back, and what the record says of
@@ -21,20 +62,40 @@ public protocol ImageFormat: Sendable {
     /// Split into files of this many bytes, or one file.
     var segmentSize: UInt64? { get }
     /// Whether recovered bytes can be written over a written image where they belong (raw: yes;
-    /// a compressed format must rewrite the chunk instead).
+    /// a compressed format must rewrite the chunk instead: E01 takes them only through a writer
+    /// given the job's skip frontier, which keeps the stream from there on uncompressed).
     var patchableInPlace: Bool { get }
+    /// The media digests the image itself stores (E01: MD5 and SHA-1), which the job must compute
+    /// alongside SHA-256 and hand to `ImageWriter.complete`.
+    var storedDigests: [DigestAlgorithm] { get }
 
+    /// The image's files for a stream of `totalSize` bytes. Exact for raw images and unsegmented
+    /// E01; for segmented E01 the most files the writer can make (the count depends on how well
+    /// the media compresses): the writer's `fileNames` after `complete` are the real list.
     func fileNames(baseName: String, totalSize: UInt64) -> [String]
+    /// A writer for a new image, or (`resumingAt`) one that continues an image whose first bytes
+    /// are written. With `frontier` (the first pass's `SkipFrontier`), a format that cannot
+    /// rewrite what it wrote keeps the stream from the frontier on where `patch` can reach it.
     func writer(
-        directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?
+        directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?,
+        frontier: SkipFrontier?
     ) throws(AcquisitionError) -> any ImageWriter
     /// The media stream, read back from the image's files.
     func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource
 }
 
 extension ImageFormat {
+    public var storedDigests: [DigestAlgorithm] { [] }
+
+    public func writer(
+        directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?
+    ) throws(AcquisitionError) -> any ImageWriter {
+        try writer(
+            directory: directory, baseName: baseName, totalSize: totalSize, keepFree: keepFree, resumingAt: offset, frontier: nil)
+    }
+
     public func writer(directory: String, baseName: String, totalSize: UInt64) throws(AcquisitionError) -> any ImageWriter {
-        try writer(directory: directory, baseName: baseName, totalSize: totalSize, keepFree: 0, resumingAt: nil)
+        try writer(directory: directory, baseName: baseName, totalSize: totalSize, keepFree: 0, resumingAt: nil, frontier: nil)
     }
 
     /// Whether the image is more than one file.
@@ -54,8 +115,10 @@ public struct RawImage: ImageFormat {
         RawImageWriter.fileNames(baseName: baseName, totalSize: totalSize, segmentSize: segmentSize)
     }
 
+    /// A raw image takes recovered bytes in place, so it needs no frontier.
     public func writer(
-        directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?
+        directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?,
+        frontier: SkipFrontier?
     ) throws(AcquisitionError) -> any ImageWriter {
         try RawImageWriter(
             directory: directory, baseName: baseName, totalSize: totalSize, segmentSize: segmentSize, keepFree: keepFree,
@@ -65,4 +128,7 @@ public struct RawImage: ImageFormat {
     public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource { try ImageFiles(paths: paths) }
 }
 
-extension RawImageWriter: ImageWriter {}
+extension RawImageWriter: ImageWriter {
+    /// A raw image continues exactly where its journal says.
+    public var restartOffset: UInt64 { resumedAt ?? 0 }
+}

@@ -44,6 +44,8 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     public let segmentSize: UInt64?
     public let totalSize: UInt64
     private let keepFree: UInt64
+    /// The `resumingAt` offset this writer was made with.
+    let resumedAt: UInt64?
     private var descriptor: Int32 = -1
     private var fileIndex = -1
     private var writtenInFile: UInt64 = 0
@@ -62,6 +64,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
         self.segmentSize = segmentSize
         self.totalSize = totalSize
         self.keepFree = keepFree
+        self.resumedAt = resumeOffset
         self.fileNames = Self.fileNames(baseName: baseName, totalSize: totalSize, segmentSize: segmentSize)
         if let resumeOffset { try reopen(at: resumeOffset) }
     }
