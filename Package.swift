@@ -8,7 +8,9 @@ import PackageDescription
 //   CUdev (libudev)           -> Devices
 //   CTerminal (wcwidth)       -> Panel
 //   CUSB (libusb-1.0)         -> ADB
-// Dependencies point down: HumanText, Cryptography → Imaging → Evidence → Store; Devices →
+//   CEWF (libewf, libdeflate) -> ExpertWitness
+// Dependencies point down: HumanText, Cryptography → Imaging → Evidence → Store; Imaging →
+// ExpertWitness (the E01 format, for the jobs and the verifier); Devices →
 // EvidenceSources; ADB → Android; all of them → Jobs → Daemon; StatusAPI ← Panel, Daemon.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
@@ -42,6 +44,13 @@ let package = Package(
             pkgConfig: "libudev",
             providers: [.apt(["libudev-dev"])]
         ),
+        // libewf (the 20140813 line ewf-tools is built from) writes and reads E01; libdeflate
+        // compresses its chunks (faster than zlib at the same or a better ratio, measured).
+        .systemLibrary(
+            name: "CEWF",
+            pkgConfig: "libewf",
+            providers: [.apt(["libewf-dev", "libdeflate-dev"])]
+        ),
         .target(
             name: "CBlockDevice",
             cSettings: [.define("_GNU_SOURCE")]
@@ -58,6 +67,12 @@ let package = Package(
         .target(
             name: "Imaging",
             dependencies: ["Cryptography"],
+            swiftSettings: strictSettings
+        ),
+        // The E01 (Expert Witness) image format through libewf: chunks compressed on every core.
+        .target(
+            name: "ExpertWitness",
+            dependencies: ["CEWF", "Cryptography", "Imaging"],
             swiftSettings: strictSettings
         ),
         // The sealed bundle: records, BagIt, bag-info schema, seal, custody, CASE, verifier.
@@ -163,10 +178,18 @@ let package = Package(
             dependencies: ["TestSupport"],
             swiftSettings: strictSettings
         ),
+        // Drives the E01 writer from the command line: the benchmark probe and the SIGKILL test's
+        // child process; not installed.
+        .executableTarget(
+            name: "e01-probe",
+            dependencies: ["Cryptography", "ExpertWitness", "Imaging"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "ExhibitTests",
             dependencies: [
-                "ADB", "Android", "Cryptography", "Daemon", "Devices", "Evidence", "EvidenceSources", "HumanText", "Imaging",
+                "ADB", "Android", "Cryptography", "Daemon", "Devices", "Evidence", "EvidenceSources", "ExpertWitness",
+                "HumanText", "Imaging",
                 "Jobs", "Panel", "StatusAPI", "Store", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+import CEWF
+import Foundation
+import Imaging
+
+/// The media stream of an E01, read back through libewf (decompressed, each chunk checked
+/// against its Adler-32), for the read-back verification and `exhibit verify`.
+///
+/// A damaged chunk is an error naming its byte range in the stream: libewf 20140813 fails the
+/// read of a compressed chunk that does not inflate and lists an uncompressed chunk whose
+/// checksum is wrong as a checksum error (zero-filling it); both are caught here.
+public final class E01Reader: StreamSource, @unchecked Sendable {
+    public let path: String
+    public let size: UInt64
+    public let bytesPerSector: UInt32
+    public let chunkSize: UInt64
+    private let handle: EWFHandle
+    private let lock = NSLock()
+    private var checksumErrorsSeen: UInt32 = 0
+
+    /// Opens every segment file of the image (`NAME.E01`, `NAME.E02` …, in order).
+    public init(paths: [String]) throws(AcquisitionError) {
+        guard let first = paths.first else {
+            throw AcquisitionError(.invalidRequest, path: "E01", detail: "no segment files to read")
+        }
+        path = paths.count == 1 ? first : "\(first) … \(paths.last!)"
+        handle = try EWFHandle(path: path)
+        try handle.open(paths, flags: Int32(LIBEWF_ACCESS_FLAG_READ.rawValue), code: .openFailed)
+        var mediaSize: UInt64 = 0
+        var sectorSize: UInt32 = 0
+        var chunk: UInt32 = 0
+        try handle.call("libewf_handle_get_media_size", code: .inspectFailed) { libewf_handle_get_media_size($0, &mediaSize, $1) }
+        try handle.call("libewf_handle_get_bytes_per_sector", code: .inspectFailed) { libewf_handle_get_bytes_per_sector($0, &sectorSize, $1) }
+        try handle.call("libewf_handle_get_chunk_size", code: .inspectFailed) { libewf_handle_get_chunk_size($0, &chunk, $1) }
+        guard mediaSize > 0, sectorSize > 0, chunk > 0 else {
+            throw AcquisitionError(.inspectFailed, path: path, detail: "the E01 names no media (size \(mediaSize), chunk \(chunk))")
+        }
+        size = mediaSize
+        bytesPerSector = sectorSize
+        chunkSize = UInt64(chunk)
+    }
+
+    public func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            try read(destination, count: count, at: offset)
+        } catch {
+            // Which chunk: read the range again chunk by chunk; the first that fails is named.
+            try locateDamage(destination, count: count, at: offset, fallback: error)
+        }
+        try checkChecksumErrors()
+        return []
+    }
+
+    private func read(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) {
+        guard offset + UInt64(count) <= size else {
+            throw AcquisitionError(.readFailed, path: path, offset: offset, detail: "past the end of the \(size)-byte media")
+        }
+        var done = 0
+        while done < count {
+            let position = offset + UInt64(done)
+            let result = try handle.call("libewf_handle_read_random", code: .readFailed, offset: position) {
+                libewf_handle_read_random($0, destination + done, count - done, off64_t(position), $1)
+            }
+            guard result > 0 else {
+                throw AcquisitionError(.readFailed, path: path, offset: position, detail: "libewf returned no data")
+            }
+            done += result
+        }
+    }
+
+    private func locateDamage(
+        _ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64, fallback: AcquisitionError
+    ) throws(AcquisitionError) {
+        var chunkStart = offset / chunkSize * chunkSize
+        while chunkStart < offset + UInt64(count) {
+            let from = max(chunkStart, offset), to = min(chunkStart + chunkSize, offset + UInt64(count))
+            do {
+                try read(destination + Int(from - offset), count: Int(to - from), at: from)
+            } catch {
+                throw damaged(start: chunkStart, end: min(chunkStart + chunkSize, size), why: error.detail ?? "\(error)")
+            }
+            chunkStart += chunkSize
+        }
+        throw fallback
+    }
+
+    /// Chunks libewf found with a wrong checksum since the last look, as a damaged byte range.
+    private func checkChecksumErrors() throws(AcquisitionError) {
+        var count: UInt32 = 0
+        try handle.call("libewf_handle_get_number_of_checksum_errors", code: .readFailed) {
+            libewf_handle_get_number_of_checksum_errors($0, &count, $1)
+        }
+        guard count > checksumErrorsSeen else { return }
+        var firstSector: UInt64 = 0
+        var sectors: UInt64 = 0
+        let index = checksumErrorsSeen
+        try handle.call("libewf_handle_get_checksum_error", code: .readFailed) {
+            libewf_handle_get_checksum_error($0, index, &firstSector, &sectors, $1)
+        }
+        checksumErrorsSeen = count
+        let start = firstSector * UInt64(bytesPerSector)
+        throw damaged(start: start, end: min(start + sectors * UInt64(bytesPerSector), size), why: "its checksum does not match")
+    }
+
+    private func damaged(start: UInt64, end: UInt64, why: String) -> AcquisitionError {
+        AcquisitionError(
+            .verifyMismatch, path: path, offset: start,
+            detail: "the E01 chunk holding media bytes \(start) to \(end - 1) is damaged: \(why)")
+    }
+
+    // MARK: What the image says of itself (for verifiers and tests)
+
+    /// The MD5 and SHA-1 the E01 stores, lower-case hex; nil when absent.
+    public func storedDigests() throws(AcquisitionError) -> (md5: String?, sha1: String?) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (try handle.hash("MD5")?.lowercased(), try handle.hash("SHA1")?.lowercased())
+    }
+
+    /// The acquisition-error list: unreadable byte ranges as the E01 records them (whole sectors).
+    public func acquisitionErrors() throws(AcquisitionError) -> [ByteSpan] {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            var count: UInt32 = 0
+            try handle.call("libewf_handle_get_number_of_acquiry_errors", code: .inspectFailed) {
+                libewf_handle_get_number_of_acquiry_errors($0, &count, $1)
+            }
+            var spans: [ByteSpan] = []
+            for index in 0..<count {
+                var first: UInt64 = 0
+                var sectors: UInt64 = 0
+                try handle.call("libewf_handle_get_acquiry_error", code: .inspectFailed) {
+                    libewf_handle_get_acquiry_error($0, index, &first, &sectors, $1)
+                }
+                spans.append(ByteSpan(start: first * UInt64(bytesPerSector), length: sectors * UInt64(bytesPerSector)))
+            }
+            return spans
+        }
+    }
+
+    /// A header value (`case_number`, `examiner_name`, `notes` …).
+    public func header(_ identifier: String) throws(AcquisitionError) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return try handle.header(identifier)
+    }
+}

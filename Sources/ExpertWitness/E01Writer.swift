@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: Apache-2.0
+import CEWF
+import Cryptography
+import Foundation
+import Imaging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Writes the media stream as an E01 through libewf's chunk API, compressing the chunks of each
+/// buffer on every core and handing them to libewf in stream order.
+///
+/// From the chunk holding the first pass's skip frontier on, the stream goes to a staging file
+/// instead (`StagingFile`), where the second pass's `patch` writes; `complete` encodes it into
+/// the E01 and sets the digests and the acquisition errors before libewf finalizes. Without a
+/// skip nothing is staged. `finish` never finalizes: the digests are not known then.
+public final class E01Writer: ImageWriter, @unchecked Sendable {
+    public let directory: String
+    public let baseName: String
+    public let totalSize: UInt64
+    private let image: E01Image
+    private let frontier: SkipFrontier?
+    private let keepFree: UInt64
+    private let chunkSize: UInt64
+    private var handle: EWFHandle?
+    private let encoder: ChunkEncoder
+    /// The chunk the stream has only partly delivered (it starts at `written`).
+    private let pending: UnsafeMutableRawPointer
+    private var pendingCount = 0
+    /// Stream bytes libewf holds: whole chunks, in order.
+    private var written: UInt64 = 0
+    private var staging: StagingFile?
+    /// Staged bytes before this offset came from an earlier run and are not written again.
+    private var stagedBefore: UInt64 = 0
+    public private(set) var restartOffset: UInt64 = 0
+    /// Set once the image is finalized (also when a previous run finalized it).
+    private var completion: ImageCompletion?
+    private var finalizedDigests: (md5: String, sha1: String)?
+    private var writtenSinceSpaceCheck: UInt64 = .max
+    /// Segment files before this index are closed by libewf and already flushed.
+    private var settledSegments = 0
+    public private(set) var fileNames: [String]
+
+    public var name: String { "image writer" }
+    public var paths: [String] { fileNames.map { "\(directory)/\($0)" } }
+    private var basePath: String { "\(directory)/\(baseName)" }
+    private var stagingPath: String { "\(directory)/\(baseName).E01-staging" }
+
+    init(
+        image: E01Image, directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?,
+        frontier: SkipFrontier?
+    ) throws(AcquisitionError) {
+        self.image = image
+        self.directory = directory
+        self.baseName = baseName
+        self.totalSize = totalSize
+        self.keepFree = keepFree
+        self.frontier = frontier
+        chunkSize = UInt64(image.chunkSize)
+        try Self.check(image, totalSize: totalSize, path: "\(directory)/\(baseName).E01")
+        encoder = ChunkEncoder(chunkSize: Int(image.chunkSize), compression: image.compression)
+        pending = UnsafeMutableRawPointer.allocate(byteCount: Int(image.chunkSize), alignment: 64)
+        fileNames = [E01Image.segmentName(baseName: baseName, number: 1)]
+        switch offset {
+        case nil:
+            guard existingSegments().isEmpty, !FileManager.default.fileExists(atPath: stagingPath) else {
+                throw AcquisitionError(.destinationExists, path: paths[0], detail: "an E01 of this name is already here")
+            }
+            try openNew()
+        case 0?:
+            // The job starts its image again: what an earlier run wrote goes.
+            for path in existingSegments().map({ "\(directory)/\($0)" }) + [stagingPath] { unlink(path) }
+            try openNew()
+        case let offset?:
+            try resume(at: offset)
+        }
+    }
+
+    deinit { pending.deallocate() }
+
+    private static func check(_ image: E01Image, totalSize: UInt64, path: String) throws(AcquisitionError) {
+        guard [512, 4096].contains(image.bytesPerSector), image.chunkSize % image.bytesPerSector == 0,
+            image.chunkSize >= image.bytesPerSector, image.chunkSize <= 1 << 20
+        else {
+            throw AcquisitionError(
+                .invalidRequest, path: path,
+                detail: "\(image.chunkSize)-byte chunks of \(image.bytesPerSector)-byte sectors: EWF wants 512 or 4096-byte "
+                    + "sectors and a whole number of them per chunk (up to 1 MiB)")
+        }
+        guard totalSize > 0 else { throw AcquisitionError(.sourceEmpty, path: path) }
+        // EWF's volume section counts whole sectors: libewf 20140813 (and ewfacquire, measured)
+        // would drop a partial last sector without a word.
+        guard totalSize % UInt64(image.bytesPerSector) == 0 else {
+            throw AcquisitionError(
+                .invalidRequest, path: path,
+                detail: "\(totalSize) bytes is not a whole number of \(image.bytesPerSector)-byte sectors, and an E01 holds "
+                    + "whole sectors only: its last \(totalSize % UInt64(image.bytesPerSector)) bytes would be lost; "
+                    + "acquire this source as a raw image")
+        }
+        try ImageSegmentation.check(segmentSize: image.segmentSize, totalSize: image.largestStoredSize(totalSize: totalSize), source: path)
+    }
+
+    // MARK: Opening
+
+    /// A new image: libewf creates `NAME.E01` when the first chunk is written.
+    private func openNew() throws(AcquisitionError) {
+        let handle = try EWFHandle(path: paths[0])
+        try handle.open([basePath], flags: Int32(LIBEWF_ACCESS_FLAG_WRITE.rawValue), code: .openFailed)
+        try configure(handle)
+        self.handle = handle
+        written = 0
+        restartOffset = 0
+    }
+
+    /// Format, geometry and the header, all of which libewf writes with the first chunk.
+    private func configure(_ handle: EWFHandle) throws(AcquisitionError) {
+        let metadata = image.metadata
+        try handle.call("libewf_handle_set_format") { libewf_handle_set_format($0, UInt8(LIBEWF_FORMAT_ENCASE6.rawValue), $1) }
+        try handle.call("libewf_handle_set_bytes_per_sector") { libewf_handle_set_bytes_per_sector($0, image.bytesPerSector, $1) }
+        try handle.call("libewf_handle_set_sectors_per_chunk") { libewf_handle_set_sectors_per_chunk($0, image.sectorsPerChunk, $1) }
+        try handle.call("libewf_handle_set_media_size") { libewf_handle_set_media_size($0, totalSize, $1) }
+        // 0: EnCase 6's own limit (2^63 - 1 bytes), one file.
+        try handle.call("libewf_handle_set_maximum_segment_size") { libewf_handle_set_maximum_segment_size($0, image.segmentSize ?? 0, $1) }
+        try handle.call("libewf_handle_set_compression_values") {
+            libewf_handle_set_compression_values($0, image.compression.libewfLevel, 0, $1)
+        }
+        try handle.call("libewf_handle_set_media_type") { libewf_handle_set_media_type($0, metadata.mediaType.libewfValue, $1) }
+        try handle.call("libewf_handle_set_media_flags") { libewf_handle_set_media_flags($0, metadata.mediaFlags, $1) }
+        var system = utsname()
+        uname(&system)
+        let operatingSystem = withUnsafeBytes(of: &system.sysname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let values: [(String, String?)] = [
+            ("case_number", metadata.caseNumber), ("evidence_number", metadata.evidenceNumber),
+            ("examiner_name", metadata.examiner), ("description", metadata.description), ("notes", metadata.storedNotes),
+            ("acquiry_software_version", metadata.software), ("acquiry_operating_system", operatingSystem),
+            ("model", metadata.model), ("serial_number", metadata.serialNumber),
+        ]
+        for case let (identifier, value?) in values where !value.isEmpty { try handle.setHeader(identifier, value) }
+    }
+
+    /// Continues an image whose first `offset` bytes a journal named durable.
+    private func resume(at offset: UInt64) throws(AcquisitionError) {
+        var kept = try StagingFile(existing: stagingPath)
+        if let staged = kept, staged.start > offset {
+            // Staging began after the journal's last checkpoint: the first pass will find the skip again.
+            try staged.remove()
+            kept = nil
+        }
+        let segments = existingSegments()
+        if segments.isEmpty {
+            guard offset == 0 || kept?.start == 0 else {
+                throw AcquisitionError(
+                    .journalUnusable, path: paths[0], offset: offset,
+                    detail: "the journal says \(offset) bytes were written but there is no E01 segment file")
+            }
+            try openNew()
+        } else if offset == totalSize, kept == nil, let digests = try Self.finalizedDigests(paths: segments.map { "\(directory)/\($0)" }) {
+            // A previous run finalized the image (it stopped before its journal said so).
+            finalizedDigests = digests
+            fileNames = segments
+            written = totalSize
+        } else {
+            let handle = try EWFHandle(path: "\(directory)/\(segments[0])")
+            try handle.open(
+                segments.map { "\(directory)/\($0)" }, flags: Int32(LIBEWF_ACCESS_FLAG_WRITE.rawValue | LIBEWF_ACCESS_FLAG_RESUME.rawValue),
+                code: .openFailed)
+            var resumeOffset: off64_t = 0
+            try handle.call("libewf_handle_get_offset", code: .openFailed) { libewf_handle_get_offset($0, &resumeOffset, $1) }
+            self.handle = handle
+            written = UInt64(resumeOffset)
+            fileNames = segments
+            settledSegments = segments.count - 1
+        }
+        if let kept {
+            try kept.truncate(to: offset)
+            stagedBefore = offset
+            staging = kept
+        }
+        // Bytes libewf lost past its last complete chunks section come from the source again;
+        // staged bytes do not.
+        if let kept, written >= kept.start {
+            restartOffset = offset
+        } else {
+            restartOffset = min(written, offset)
+        }
+    }
+
+    /// `NAME.E01`, `NAME.E02` … as far as they exist.
+    private func existingSegments() -> [String] {
+        var names: [String] = []
+        while names.count < E01Image.maximumSegments {
+            let name = E01Image.segmentName(baseName: baseName, number: names.count + 1)
+            guard access("\(directory)/\(name)", F_OK) == 0 else { break }
+            names.append(name)
+        }
+        return names
+    }
+
+    /// The MD5 and SHA-1 of an image libewf can read as finalized; nil for one still being written.
+    private static func finalizedDigests(paths: [String]) throws(AcquisitionError) -> (md5: String, sha1: String)? {
+        guard let handle = try? EWFHandle(path: paths[0]) else { return nil }
+        do {
+            try handle.open(paths, flags: Int32(LIBEWF_ACCESS_FLAG_READ.rawValue), code: .openFailed)
+        } catch {
+            return nil
+        }
+        guard let md5 = try handle.hash("MD5"), let sha1 = try handle.hash("SHA1") else { return nil }
+        return (md5.lowercased(), sha1.lowercased())
+    }
+
+    // MARK: The stream
+
+    public func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+        guard completion == nil, finalizedDigests == nil else {
+            throw AcquisitionError(.invalidRequest, path: paths[0], offset: offset, detail: "the E01 is already complete")
+        }
+        var rest = bytes
+        var position = offset
+        while !rest.isEmpty {
+            let count: Int
+            if position < written {
+                // libewf holds these already (a resumed writer restarted before its own offset).
+                count = Int(min(UInt64(rest.count), written - position))
+            } else if position < stagedBefore, let staging, position >= staging.start {
+                count = Int(min(UInt64(rest.count), stagedBefore - position))
+            } else {
+                let boundary = try stagingStart(at: position)
+                if position >= boundary {
+                    count = rest.count
+                    try ensureSpace(for: UInt64(count), at: position)
+                    try staging!.write(rest, at: position, skipZeros: true)
+                } else {
+                    count = Int(min(UInt64(rest.count), boundary - position))
+                    try encode(UnsafeRawBufferPointer(rebasing: rest.prefix(count)), at: position)
+                }
+            }
+            position += UInt64(count)
+            rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(count))
+        }
+    }
+
+    /// Where the staged part of the stream starts: the chunk holding the skip frontier, or else
+    /// the media's last chunk. libewf writes the closing sections (hash, digest, error list)
+    /// with the last chunk, so that chunk waits in the staging file until `complete` has set
+    /// the digests and the errors. The file is made when the stream reaches that chunk, taking
+    /// the chunk assembled so far.
+    private func stagingStart(at position: UInt64) throws(AcquisitionError) -> UInt64 {
+        if let staging { return staging.start }
+        var start = (totalSize - 1) / chunkSize * chunkSize
+        if let skip = frontier?.offset, skip < totalSize { start = min(start, skip / chunkSize * chunkSize) }
+        guard start <= position else { return start }
+        guard start == written else {
+            throw AcquisitionError(
+                .invalidRequest, path: paths[0], offset: start,
+                detail: "the skip frontier falls in a chunk libewf already holds (bytes up to \(written))")
+        }
+        let file = try StagingFile(creating: stagingPath, start: start)
+        if pendingCount > 0 {
+            try file.write(UnsafeRawBufferPointer(start: pending, count: pendingCount), at: start, skipZeros: true)
+            pendingCount = 0
+        }
+        staging = file
+        stagedBefore = start
+        return start
+    }
+
+    /// Hands whole chunks to libewf, a batch at a time; a partial chunk waits in `pending`
+    /// unless it is the media's last.
+    private func encode(_ bytes: UnsafeRawBufferPointer, at position: UInt64) throws(AcquisitionError) {
+        precondition(position == written + UInt64(pendingCount), "E01 chunks are written in stream order")
+        var rest = bytes
+        if pendingCount > 0 {
+            let take = min(Int(chunkSize) - pendingCount, rest.count)
+            (pending + pendingCount).copyMemory(from: rest.baseAddress!, byteCount: take)
+            pendingCount += take
+            rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(take))
+            if pendingCount == Int(chunkSize) || written + UInt64(pendingCount) == totalSize {
+                try writeChunks([UnsafeRawBufferPointer(start: pending, count: pendingCount)])
+                pendingCount = 0
+            }
+        }
+        while !rest.isEmpty {
+            let reachesEnd = written + UInt64(rest.count) == totalSize
+            let whole = rest.count / Int(chunkSize)
+            let count = min(encoder.capacity, whole + (reachesEnd && rest.count % Int(chunkSize) > 0 ? 1 : 0))
+            guard count > 0 else { break }
+            let base = rest.baseAddress!, size = Int(chunkSize), available = rest.count
+            try writeChunks(
+                (0..<count).map { UnsafeRawBufferPointer(start: base + $0 * size, count: min(size, available - $0 * size)) })
+            let used = min(count * size, available)
+            rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(used))
+        }
+        if !rest.isEmpty {
+            pending.copyMemory(from: rest.baseAddress!, byteCount: rest.count)
+            pendingCount = rest.count
+        }
+    }
+
+    /// Compresses the chunks in parallel, then writes them in order.
+    private func writeChunks(_ chunks: [UnsafeRawBufferPointer]) throws(AcquisitionError) {
+        guard let handle else { throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 is not open for writing") }
+        encoder.encode(chunks)
+        let stored = encoder.chunks.prefix(chunks.count).reduce(0) { $0 + UInt64($1.storedCount) }
+        try ensureSpace(for: stored, at: written)
+        for index in 0..<chunks.count {
+            let chunk = encoder.chunks[index]
+            let slot = encoder.slot(index)
+            let result: Int
+            do {
+                result = try handle.call("libewf_handle_write_chunk", offset: written) { handle, error in
+                    libewf_handle_write_chunk(
+                        handle, slot.baseAddress, chunk.storedCount, chunk.dataCount, chunk.isCompressed ? 1 : 0,
+                        chunk.isCompressed ? nil : encoder.checksumPointer(index), chunk.checksum, chunk.isCompressed ? 0 : 1, error)
+                }
+            } catch {
+                throw storeFullOr(error)
+            }
+            guard result > 0 else {
+                throw AcquisitionError(.writeFailed, path: paths[0], offset: written, detail: "libewf took no more chunks")
+            }
+            written += UInt64(chunk.dataCount)
+        }
+    }
+
+    public func finish() throws(AcquisitionError) { try sync() }
+
+    /// Makes what was written durable (libewf itself never syncs), so a journal may name it.
+    public func checkpoint() throws(AcquisitionError) -> Data? {
+        try sync()
+        return nil
+    }
+
+    private func sync() throws(AcquisitionError) {
+        let segments = existingSegments()
+        if !segments.isEmpty {
+            fileNames = segments
+            for index in min(settledSegments, segments.count - 1)..<segments.count {
+                try Self.syncFile("\(directory)/\(segments[index])", dropCache: false)
+            }
+            settledSegments = segments.count - 1
+        }
+        try staging?.sync()
+        try Self.syncDirectory(directory)
+    }
+
+    // MARK: The second pass and the end
+
+    /// Writes recovered bytes into the staging file: only there can the E01 still take them.
+    public func patch(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+        guard completion == nil, finalizedDigests == nil, let staging, offset >= staging.start,
+            offset + UInt64(bytes.count) <= totalSize
+        else {
+            throw AcquisitionError(
+                .invalidRequest, path: paths[0], offset: offset,
+                detail: "an E01 takes recovered bytes only in its staging area"
+                    + (staging.map { " (bytes \($0.start) to \(totalSize - 1))" } ?? " (this writer has none: give it the skip frontier)"))
+        }
+        try staging.write(bytes, at: offset, skipZeros: false)
+        try staging.sync()
+    }
+
+    public func pendingStream() throws(AcquisitionError) -> (any StreamSource)? {
+        guard let staging else { return nil }
+        return try StagedStream(path: staging.path, start: staging.start, size: totalSize)
+    }
+
+    public func complete(_ completion: ImageCompletion) throws(AcquisitionError) {
+        guard let md5 = completion.digests[.md5]?.hex, let sha1 = completion.digests[.sha1]?.hex else {
+            throw AcquisitionError(.invalidRequest, path: paths[0], detail: "an E01 needs the media's MD5 and SHA-1 to be complete")
+        }
+        if let done = self.completion {
+            guard done == completion else {
+                throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 was completed with other digests or errors")
+            }
+            return
+        }
+        if let stored = finalizedDigests {
+            guard stored.md5 == md5, stored.sha1 == sha1 else {
+                throw AcquisitionError(
+                    .verifyMismatch, path: paths[0],
+                    detail: "the finalized E01 holds MD5 \(stored.md5) and SHA-1 \(stored.sha1), the job computed \(md5) and \(sha1)")
+            }
+            self.completion = completion
+            return
+        }
+        guard let handle, let staging else {
+            throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 is not open for writing")
+        }
+        // Before the last chunk: libewf writes these with it.
+        try handle.setHash("MD5", md5)
+        try handle.setHash("SHA1", sha1)
+        for range in completion.unreadable { try appendAcquisitionError(range, to: handle) }
+        try encodeStaged(staging)
+        guard written == totalSize else {
+            throw AcquisitionError(
+                .invalidRequest, path: paths[0], offset: written,
+                detail: "the E01 holds \(written) of \(totalSize) bytes; it is completed after the whole stream")
+        }
+        do {
+            try handle.call("libewf_handle_write_finalize", offset: totalSize) { libewf_handle_write_finalize($0, $1) }
+            try handle.close()
+        } catch {
+            throw storeFullOr(error)
+        }
+        self.handle = nil
+        fileNames = existingSegments()
+        for path in paths { try Self.syncFile(path, dropCache: true) }
+        try staging.remove()
+        self.staging = nil
+        try Self.syncDirectory(directory)
+        self.completion = completion
+    }
+
+    /// Encodes the staged rest of the stream (with what the second pass recovered) into the E01,
+    /// giving back the staging file's space as the E01 safely holds it.
+    private func encodeStaged(_ staging: StagingFile) throws(AcquisitionError) {
+        guard written >= staging.start else {
+            throw AcquisitionError(
+                .invalidRequest, path: paths[0], offset: written,
+                detail: "bytes \(written) to \(staging.start - 1) must come from the source again (restartOffset) before the "
+                    + "staged rest is encoded")
+        }
+        let pieceSize = 2 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: pieceSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        var position = written
+        var sinceSync: UInt64 = 0
+        while position < totalSize {
+            let count = Int(min(UInt64(pieceSize), totalSize - position))
+            try staging.read(into: buffer, count: count, at: position)
+            try encode(UnsafeRawBufferPointer(start: buffer, count: count), at: position)
+            position += UInt64(count)
+            sinceSync += UInt64(count)
+            if sinceSync >= 256 << 20 {
+                sinceSync = 0
+                try sync()
+                staging.release(before: safelyWritten)
+            }
+        }
+    }
+
+    /// Stream bytes a resumed libewf is sure to find again once the segment files are synced: it
+    /// continues from its last complete chunks section, and EnCase 6 sections hold at most 65534
+    /// chunks (libewf's EWF_MAXIMUM_OFFSETS_IN_TABLE_ENCASE6).
+    private var safelyWritten: UInt64 {
+        let lag = 65535 * chunkSize
+        return written > lag ? written - lag : 0
+    }
+
+    private func appendAcquisitionError(_ range: UnreadableRange, to handle: EWFHandle) throws(AcquisitionError) {
+        let sector = UInt64(image.bytesPerSector)
+        guard range.byteOffset % sector == 0, range.byteLength % sector == 0, range.byteLength > 0 else {
+            throw AcquisitionError(
+                .invalidRequest, path: paths[0], offset: range.byteOffset,
+                detail: "unreadable bytes \(range.byteOffset)+\(range.byteLength) are not whole \(sector)-byte sectors of the E01")
+        }
+        try handle.call("libewf_handle_append_acquiry_error", offset: range.byteOffset) {
+            libewf_handle_append_acquiry_error($0, range.byteOffset / sector, range.byteLength / sector, $1)
+        }
+    }
+
+    public func makeReadOnly() throws(AcquisitionError) {
+        guard completion != nil || finalizedDigests != nil else {
+            throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 is made read-only after complete()")
+        }
+        for path in paths where chmod(path, 0o444) != 0 {
+            throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "chmod 0444")
+        }
+    }
+
+    // MARK: Store space and durability
+
+    /// Bytes written between two looks at the store's free space.
+    static let spaceCheckInterval: UInt64 = 16 << 20
+
+    /// Stops before the store is so full that the records, the journal or the catalog could not be written.
+    private func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
+        guard keepFree > 0 else { return }
+        if writtenSinceSpaceCheck < Self.spaceCheckInterval {
+            writtenSinceSpaceCheck += count
+            return
+        }
+        writtenSinceSpaceCheck = count
+        let free = freeSpace()
+        if free < keepFree + Self.spaceCheckInterval {
+            throw AcquisitionError(
+                .storeFull, path: paths[0], offset: offset,
+                detail: "\(free) bytes free, \(keepFree) kept for records; free space in the store and the job resumes here")
+        }
+    }
+
+    private func freeSpace() -> UInt64 {
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else { return .max }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
+    /// A libewf write that failed on a full store is `store full` (libewf reports only "unable to write").
+    private func storeFullOr(_ error: AcquisitionError) -> AcquisitionError {
+        guard freeSpace() < max(keepFree, 1 << 20) + chunkSize * 4 else { return error }
+        return AcquisitionError(
+            .storeFull, path: error.path, offset: error.offset,
+            detail: "the store has no room left for the E01 (\(error.detail ?? "")); free space and the job resumes")
+    }
+
+    /// libewf never syncs: each segment file is flushed by path (Linux flushes a file's pages
+    /// whichever descriptor asks); `dropCache` then evicts it, so a read-back reads the store.
+    static func syncFile(_ path: String, dropCache: Bool) throws(AcquisitionError) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+        defer { close(descriptor) }
+        guard fdatasync(descriptor) == 0 else {
+            let error = errno
+            throw AcquisitionError(error == ENOSPC || error == EDQUOT ? .storeFull : .syncFailed, path: path, errno: error)
+        }
+        if dropCache { _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
+    }
+
+    static func syncDirectory(_ path: String) throws(AcquisitionError) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+    }
+}
+
+/// The staged stream from its start, read before `complete` (to finish the media digests after
+/// the second pass); offsets before the staging start are not in it.
+final class StagedStream: StreamSource, @unchecked Sendable {
+    let path: String
+    let size: UInt64
+    private let start: UInt64
+    private let descriptor: Int32
+
+    init(path: String, start: UInt64, size: UInt64) throws(AcquisitionError) {
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw AcquisitionError(.openFailed, path: path, errno: errno) }
+        self.path = path
+        self.start = start
+        self.size = size
+    }
+
+    deinit { close(descriptor) }
+
+    func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
+        guard offset >= start else {
+            throw AcquisitionError(
+                .invalidRequest, path: path, offset: offset, detail: "the staged stream starts at byte \(start)")
+        }
+        var done = 0
+        while done < count {
+            let result = pread(descriptor, destination + done, count - done, off_t(StagingFile.headerSize + offset - start) + off_t(done))
+            if result > 0 {
+                done += result
+            } else if result < 0, errno == EINTR {
+                continue
+            } else if result == 0 {
+                // Trailing holes past the file's end read as zeros.
+                memset(destination + done, 0, count - done)
+                done = count
+            } else {
+                throw AcquisitionError(.readFailed, path: path, offset: offset + UInt64(done), errno: errno)
+            }
+        }
+        return []
+    }
+}
