@@ -78,7 +78,7 @@ let package = Package(
         // The sealed bundle: records, BagIt, bag-info schema, seal, custody, CASE, verifier.
         .target(
             name: "Evidence",
-            dependencies: ["Cryptography", "HumanText", "Imaging"],
+            dependencies: ["Cryptography", "ExpertWitness", "HumanText", "Imaging"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -125,8 +125,8 @@ let package = Package(
         .target(
             name: "Jobs",
             dependencies: [
-                "ADB", "Android", "Cryptography", "Evidence", "EvidenceSources", "HumanText", "Imaging", "StatusAPI", "Store",
-                .product(name: "Logging", package: "swift-log"),
+                "ADB", "Android", "Cryptography", "Evidence", "EvidenceSources", "ExpertWitness", "HumanText", "Imaging", "StatusAPI",
+                "Store", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

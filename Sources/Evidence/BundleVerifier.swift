@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Cryptography
+import ExpertWitness
 import Foundation
 import HumanText
 import Imaging
@@ -343,6 +344,7 @@ private final class VerificationRun {
         for file in files where manifest[file.path] == nil {
             fail("payload-manifest", file.path, nil, "image file recorded in acquisition.json is not in the manifest")
         }
+        if record.image.format != RawImage().name { return checkEncodedMedia(record) }
         guard let image = openImage(record) else { return }
         let sizes = image.sizes
         let stream = StreamDigester(.sha256)
@@ -365,6 +367,47 @@ private final class VerificationRun {
             fail("media-sha256", nil, nil, "the image files hash to \(streamDigest), bag-info says \(sealed)")
         }
         if changed { locateChanges(record) }
+    }
+
+    /// An image whose files encode the stream (E01): each file against the manifest, then the
+    /// media stream decoded through the format's reader (libewf: every chunk inflated and checked
+    /// against its checksum) against the sealed SHA-256. A damaged chunk is named by its stream range.
+    func checkEncodedMedia(_ record: AcquisitionRecord) {
+        guard record.image.format == "e01" else {
+            return fail("media-sha256", "data/acquisition.json", nil, "image format \(record.image.format) is not one this verifier reads")
+        }
+        var paths: [String] = []
+        for file in record.image.files {
+            do {
+                let handle = try tree.openFile(file.path)
+                defer { close(handle.descriptor) }
+                let digest = try DurableFile.sha256(descriptor: handle.descriptor, path: file.path).hex
+                if let expected = manifest[file.path], expected != digest {
+                    fail("payload-manifest", file.path, nil, "SHA-256 differs from the manifest: the image file was changed")
+                }
+                paths.append("\(tree.path)/\(file.path)")
+            } catch {
+                return fail("media-sha256", file.path, nil, "\(error)")
+            }
+        }
+        let stream = StreamDigester(.sha256)
+        let windows = record.verification.windowSize.map { RangeDigester(rangeSize: $0, totalSize: record.media.sizeBytes, label: "window SHA-256") }
+        do {
+            let reader = try E01Reader(paths: paths)
+            if reader.size != record.media.sizeBytes {
+                fail("media-sha256", record.image.files.first?.path, nil, "the E01 holds \(reader.size) bytes of media; \(record.media.sizeBytes) were acquired")
+            }
+            _ = try Pipeline.run(reader, into: [stream] + (windows.map { [$0] } ?? []))
+        } catch {
+            return fail("media-sha256", record.image.files.first?.path, nil, "the E01 cannot be read: \(error)")
+        }
+        guard let digest = stream.result?.hex, let sealed = info[.mediaSHA256], sealed != digest else { return }
+        fail("media-sha256", nil, nil, "the E01's media stream hashes to \(digest), bag-info says \(sealed)")
+        guard let windows, let expected = record.verification.windowSHA256, let size = record.verification.windowSize else { return }
+        for (index, value) in windows.results.enumerated() where index >= expected.count || expected[index] != value.hex {
+            let first = UInt64(index) * size
+            fail("media-sha256", nil, nil, "stream bytes \(first)-\(min(first + size, record.media.sizeBytes) - 1) differ from what was acquired")
+        }
     }
 
     /// The recorded image files, opened by descriptor (regular files only), with their sizes.
@@ -460,7 +503,9 @@ private final class VerificationRun {
             fail("records", "data/acquisition.json", nil, "media SHA-256 \(sha) differs from bag-info's \(sealed)")
         }
         if let phone = record.phone { checkPhone(phone) }
-        if !(record.phone != nil && record.image.files.isEmpty), record.image.files.map(\.sizeBytes).reduce(0, +) != record.media.sizeBytes {
+        if record.image.format == RawImage().name, !(record.phone != nil && record.image.files.isEmpty),
+            record.image.files.map(\.sizeBytes).reduce(0, +) != record.media.sizeBytes
+        {
             fail("records", "data/acquisition.json", nil, "image files do not add up to the media size")
         }
         let recorded = Set(record.image.files.map(\.path))

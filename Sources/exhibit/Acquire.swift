@@ -43,8 +43,10 @@ struct Acquire: ParsableCommand {
     @Option(help: "Through the daemon: the slot to acquire (see `exhibit status`).") var slot: Int?
     @Option(help: "The daemon's status socket.") var socket: String = StatusClient.defaultSocket
     @Option(help: "Extra digests besides SHA-256: md5, sha1 (comma-separated).") var digest: String?
-    @Option(help: "Split the raw image into segments of this many bytes (K/M/G suffixes allowed).")
+    @Option(help: "Split the image into segments of this many bytes (K/M/G suffixes allowed): raw segments, or E01 segment files.")
     var segmentSize: String?
+    @Option(help: "The image format: raw (dd) or e01 (Expert Witness, EnCase 6, through libewf).") var format: String = "raw"
+    @Option(help: "E01 chunk compression: fast (default), best or none.") var compression: String?
     @Flag(help: "Skip reading the image back and re-hashing it before sealing (recorded in the bundle).")
     var noVerify = false
     @Flag(help: "Read a writable block device anyway (tests and validation only; recorded in the bundle).")
@@ -96,12 +98,22 @@ struct Acquire: ParsableCommand {
             do { try PlainText.validate(value, field: name) } catch { throw ValidationError("\(error)") }
         }
         _ = try parsedDigests()
+        _ = try imageFormat()
         if let segmentSize {
             guard let size = ByteSize.parse(segmentSize), size >= ImageSegmentation.minimumSegmentSize else {
                 throw ValidationError(
                     "--segment-size must be a number of bytes of at least \(ImageSegmentation.minimumSegmentSize) (1M), e.g. 2G")
             }
         }
+    }
+
+    func imageFormat() throws -> ImageFormatChoice {
+        guard let choice = ImageFormatChoice(format: format, compression: compression) else {
+            throw ValidationError(
+                "--format must be raw or e01, and --compression (e01 only) fast, best or none; got --format \(format)"
+                    + (compression.map { " --compression \($0)" } ?? ""))
+        }
+        return choice
     }
 
     func parsedDigests() throws -> [DigestAlgorithm] {
@@ -143,6 +155,7 @@ struct Acquire: ParsableCommand {
             sourcePath: source, caseId: caseId, exhibitId: exhibitId, examiner: examiner,
             extraDigests: try parsedDigests(), segmentSize: segmentSize.flatMap(ByteSize.parse),
             verifyAfterWriting: !noVerify, writablePolicy: allowWritableSource ? .allowAndRecord : .refuse)
+        request.imageFormat = try imageFormat()
         request.checkpointSeconds = checkpointSeconds
         request.secondsPerArea = secondsPerArea
         let job = Acquisitions(store: EvidenceStore(root: store), logger: makeLogger(verbose: verbose))
@@ -173,7 +186,9 @@ struct Acquire: ParsableCommand {
     }
 
     func acquirePhone(_ phone: PhoneSource, store: String, caseId: String, examiner: String) throws {
-        if segmentSize != nil || allowWritableSource { throw ValidationError("--segment-size and --allow-writable-source are for disks") }
+        if segmentSize != nil || allowWritableSource || format != "raw" || compression != nil {
+            throw ValidationError("--segment-size, --format, --compression and --allow-writable-source are for disks")
+        }
         var request = PhoneAcquisitionRequest(
             source: phone, caseId: caseId, exhibitId: exhibitId, examiner: examiner, physicalPartition: physical,
             extraDigests: try parsedDigests(), verifyAfterWriting: !noVerify,

@@ -2,6 +2,7 @@
 import Cryptography
 import Evidence
 import EvidenceSources
+import ExpertWitness
 import Foundation
 import HumanText
 import Imaging
@@ -181,8 +182,19 @@ final class DiskDriver: AcquisitionDriver {
     /// The one place the job turns the format asked for into the type that writes it.
     static func makeFormat(_ choice: ImageFormatChoice, journal: AcquisitionJournal, source: SourceIdentity) -> any ImageFormat {
         switch choice {
-        case .raw: RawImage(segmentSize: journal.segmentSize)
-        case .e01: RawImage(segmentSize: journal.segmentSize)
+        case .raw:
+            return RawImage(segmentSize: journal.segmentSize)
+        case .e01(let compression):
+            let described = [source.vendor, source.model].compactMap { $0 }.joined(separator: " ")
+            let metadata = E01Metadata(
+                caseNumber: journal.caseId, evidenceNumber: journal.exhibitId, examiner: journal.examiner,
+                description: described.isEmpty ? source.path : "\(described) (\(source.path))",
+                notes: "job \(journal.jobId), bundle \(journal.bundleId)", acquisitionDate: journal.startedAt,
+                software: "\(ToolVersion.name) \(ToolVersion.version)", model: source.model, serialNumber: source.serial,
+                mediaType: source.removable == true ? .removable : .fixed, isPhysical: source.isPartition != true)
+            return E01Image(
+                metadata: metadata, compression: E01Compression(rawValue: compression.rawValue) ?? .fast,
+                segmentSize: journal.segmentSize, bytesPerSector: source.logicalSectorSize)
         }
     }
 
