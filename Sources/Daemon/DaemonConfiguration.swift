@@ -9,7 +9,7 @@ import Imaging
 ///
 /// ```json
 /// { "socket": "/run/exhibit/exhibitd.sock", "socketGroup": "exhibit",
-///   "digests": ["md5"], "segmentSize": 2147483648, "verify": true,
+///   "digests": ["md5"], "segmentSize": 2147483648, "verify": true, "imageFormat": "e01", "compression": "fast",
 ///   "systemDisks": ["nvme0n1"], "writeBlockers": { "1234:5678": "Lab bridge X" },
 ///   "exhibitPrefix": "E", "recheckSeconds": 1, "phonePhysicalPartition": "/dev/block/by-name/userdata" }
 /// ```
@@ -20,6 +20,9 @@ public struct DaemonConfiguration: Codable, Sendable {
     /// Digests besides SHA-256.
     public var digests: [String]?
     public var segmentSize: UInt64?
+    /// `raw` (the default) or `e01`; with `e01`, `compression` is `fast` (the default), `best` or `none`.
+    public var imageFormat: String?
+    public var compression: String?
     public var verify: Bool?
     /// Kernel names of disks that are the appliance's own, besides those found from mounts and swap.
     public var systemDisks: [String]?
@@ -60,6 +63,9 @@ public struct DaemonConfiguration: Codable, Sendable {
         if let segmentSize, segmentSize < ImageSegmentation.minimumSegmentSize {
             return "segmentSize \(segmentSize) is below the minimum of \(ImageSegmentation.minimumSegmentSize) bytes"
         }
+        if ImageFormatChoice(format: imageFormat ?? "raw", compression: compression) == nil {
+            return "imageFormat must be \"raw\" or \"e01\", and compression (e01 only) \"fast\", \"best\" or \"none\""
+        }
         if let recheckSeconds, !(0.1...3600).contains(recheckSeconds) { return "recheckSeconds must lie between 0.1 and 3600" }
         if let checkpointSeconds, !(0.1...3600).contains(checkpointSeconds) { return "checkpointSeconds must lie between 0.1 and 3600" }
         if let exhibitPrefix {
@@ -67,6 +73,9 @@ public struct DaemonConfiguration: Codable, Sendable {
         }
         return nil
     }
+
+    /// The image format of disk jobs (the configuration was checked when it was loaded).
+    public var imageFormatChoice: ImageFormatChoice { ImageFormatChoice(format: imageFormat ?? "raw", compression: compression) ?? .raw }
 
     public var extraDigests: [DigestAlgorithm] {
         (digests ?? []).compactMap { DigestAlgorithm(rawValue: $0.lowercased().replacingOccurrences(of: "-", with: "")) }

@@ -50,7 +50,7 @@ extension ApplianceDaemon {
             guard !state.stopping, var slot = state.slots[slotKey],
                 slot.claim(
                     jobId: jobId, caseId: caseId, exhibitId: exhibitId, resuming: resumeJobId != nil, cancellation: cancellation,
-                    now: Date())
+                    now: Date(), imageFormat: configuration.imageFormatChoice.description)
             else { return nil }
             runningJobs.enter()
             state.slots[slotKey] = slot
@@ -84,6 +84,7 @@ extension ApplianceDaemon {
             ],
             jobId: jobId)
         request.resumeJobId = resumeJobId
+        request.imageFormat = configuration.imageFormatChoice
         request.checkpointSeconds = configuration.checkpointSeconds ?? request.checkpointSeconds
         let jobRequest = request
         let job = Acquisitions(store: store, logger: jobLogger(slot: claimed.slot))

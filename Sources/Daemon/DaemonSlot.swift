@@ -20,7 +20,8 @@ struct DaemonSlot {
 
     /// A ready slot takes a new job, an interrupted one the job it resumes; nothing else does.
     mutating func claim(
-        jobId: String, caseId: String, exhibitId: String, resuming: Bool, cancellation: CancellationFlag, now: Date
+        jobId: String, caseId: String, exhibitId: String, resuming: Bool, cancellation: CancellationFlag, now: Date,
+        imageFormat: String? = nil
     ) -> Bool {
         guard self.cancellation == nil,
             (status.state == .ready && status.jobId == nil) || (resuming && status.state == .interrupted)
@@ -31,6 +32,7 @@ struct DaemonSlot {
         status.caseId = caseId
         status.exhibitId = exhibitId
         status.jobId = jobId
+        status.imageFormat = status.kind == .disk ? imageFormat : nil
         status.updatedAt = UTCTimestamp.string(now)
         self.cancellation = cancellation
         return true

@@ -64,10 +64,23 @@ enum StockChecks {
         try Subprocess.run(["case_validate", "\(bundle)/data/case.jsonld"])
     }
 
-    /// `cat` of the image files (in name order), through sha256sum.
+    /// The media stream of the bundle's image through sha256sum: `cat` of the raw files (in name
+    /// order), or an E01 exported to raw by libewf's own `ewfexport`.
     static func imageSHA256(_ bundle: String) throws -> String {
+        if FileManager.default.fileExists(atPath: "\(bundle)/data/image/\(try e01Name(bundle) ?? "-")") {
+            let scratch = try ScratchDirectory("ewfexport")
+            let exported = try Subprocess.shell(
+                "ewfexport -q -u -f raw -S 7EiB -t '\(scratch.file("media"))' '\(bundle)'/data/image/*.E01 >/dev/null && "
+                    + "sha256sum '\(scratch.file("media"))'.raw | cut -d' ' -f1")
+            return exported.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         let result = try Subprocess.shell("cat '\(bundle)'/data/image/* | sha256sum | cut -d' ' -f1")
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The first segment file of an E01 bundle, or nil for a raw one.
+    static func e01Name(_ bundle: String) throws -> String? {
+        try FileManager.default.contentsOfDirectory(atPath: "\(bundle)/data/image").sorted().first { $0.hasSuffix(".E01") }
     }
 
     static func sum(_ tool: String, _ file: String) throws -> String {

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import TestSupport
+import Testing
+
+/// E01 bundles from `exhibit acquire --format e01`, judged by libewf's own tools (ewfverify,
+/// ewfinfo, ewfexport), The Sleuth Kit, and the hub's stock checks as for raw.
+@Suite(.serialized, .enabled(if: Subprocess.has("ewfverify") && Subprocess.has("mmls"), "needs ewf-tools and sleuthkit (scripts/install-deps)"))
+struct E01AcquisitionTests {
+    /// A 64 MiB disk: an MBR with one Linux partition from 1 MiB holding an ext4 file system with
+    /// two files, then half random, half zero bytes. Returns its path.
+    static func diskWithAFileSystem(in scratch: ScratchDirectory) throws -> String {
+        let disk = scratch.file("disk.img")
+        let content = scratch.file("content")
+        try FileManager.default.createDirectory(atPath: "\(content)/cases", withIntermediateDirectories: true)
+        try Data("ledger of transfers\n".utf8).write(to: URL(fileURLWithPath: "\(content)/cases/ledger.txt"))
+        try Data(repeating: 0x42, count: 300_000).write(to: URL(fileURLWithPath: "\(content)/photo.jpg"))
+        let script = """
+            set -e
+            truncate -s 64M '\(disk)'
+            head -c 20M /dev/urandom | dd of='\(disk)' bs=1M seek=40 conv=notrunc status=none
+            printf 'label: dos\\nstart=2048, size=65536, type=83\\n' | sfdisk -q '\(disk)'
+            mkfs.ext4 -q -F -d '\(content)' '\(scratch.file("fs.img"))' 32M
+            dd if='\(scratch.file("fs.img"))' of='\(disk)' bs=1M seek=1 conv=notrunc status=none
+            """
+        let made = try Subprocess.shell(script)
+        try #require(made.succeeded, "making the disk: \(made)")
+        return disk
+    }
+
+    @Test func anE01BundlePassesEveryJudge() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01")
+        let disk = try Self.diskWithAFileSystem(in: store.scratch)
+        let sourceSHA256 = try StockChecks.sum("sha256sum", disk)
+        let bundle = try store.acquireBundle(disk, caseId: "KH-2026-0113", exhibit: "E7", ["--format", "e01", "--compression", "fast"])
+        let e01 = "\(bundle)/data/image/E7.E01"
+        #expect(FileManager.default.fileExists(atPath: e01))
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: sourceSHA256)
+
+        let verify = try Subprocess.run(["ewfverify", "-q", e01])
+        #expect(verify.succeeded && verify.stdout.contains("SUCCESS"), "ewfverify: \(verify)")
+        let info = try Subprocess.run(["ewfinfo", e01]).stdout
+        let record = try DamagedMediaTests.record(bundle)
+        let digests = try #require((record["media"] as? [String: Any])?["digests"] as? [String: String])
+        for expected in [
+            "Case number:\t\tKH-2026-0113", "Evidence number:\tE7", "Examiner name:\t\tTest Examiner", "Software version used:\tExhibit",
+            "MD5:\t\t\t\(digests["md5"] ?? "?")", "SHA1:\t\t\t\(digests["sha1"] ?? "?")", "Bytes per sector:\t512",
+        ] {
+            #expect(info.contains(expected), "ewfinfo lacks \(expected):\n\(info)")
+        }
+        #expect(digests["md5"] == (try StockChecks.sum("md5sum", disk)))
+        #expect((record["image"] as? [String: Any])?["format"] as? String == "e01")
+        let rawSize = try FileManager.default.attributesOfItem(atPath: disk)[.size] as? Int ?? 0
+        let e01Size = try FileManager.default.attributesOfItem(atPath: e01)[.size] as? Int ?? .max
+        #expect(e01Size < rawSize * 3 / 4, "the E01 (\(e01Size) bytes) did not compress the zeros of a \(rawSize)-byte disk")
+
+        // The Sleuth Kit reads it as an EWF image: the partition table, then the file system.
+        #expect(try Subprocess.run(["img_stat", e01]).stdout.contains("ewf"))
+        let partitions = try Subprocess.run(["mmls", e01]).stdout
+        #expect(partitions.contains("0000002048"), "mmls: \(partitions)")
+        let files = try Subprocess.run(["fls", "-r", "-o", "2048", e01]).stdout
+        #expect(files.contains("ledger.txt") && files.contains("photo.jpg"), "fls: \(files)")
+    }
+
+    /// One flipped byte inside a compressed chunk: libewf's ewfverify, the seal's manifest and
+    /// `exhibit verify` (naming the chunk's byte range) all catch it.
+    @Test func aFlippedByteInACompressedChunkIsCaughtByEveryJudge() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-flip")
+        let disk = try Self.diskWithAFileSystem(in: store.scratch)
+        let bundle = try store.acquireBundle(disk, ["--format", "e01"])
+        let e01 = "\(bundle)/data/image/E1.E01"
+        // Inside the first chunks' compressed data (the sections before them are a few KiB).
+        let size = (try FileManager.default.attributesOfItem(atPath: e01)[.size] as? Int) ?? 0
+        try #require(size > 1 << 20)
+        #expect(chmod(e01, 0o644) == 0)
+        let flip = try Subprocess.shell("printf '\\x5a' | dd of='\(e01)' bs=1 seek=600000 conv=notrunc status=none")
+        try #require(flip.succeeded)
+        #expect(try Subprocess.run(["ewfverify", "-q", e01]).succeeded == false, "ewfverify missed the flipped byte")
+        #expect(try StockChecks.bagit(bundle).succeeded == false)
+        let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
+        #expect(!verify.succeeded && verify.stdout.contains("NOT INTACT"))
+        #expect(verify.stdout.contains("E1.E01: SHA-256 differs from the manifest"), "\(verify.stdout)")
+        #expect(verify.stdout.range(of: "the E01 chunk holding media bytes [0-9]+ to [0-9]+ is damaged", options: .regularExpression) != nil
+            || verify.stdout.contains("media stream hashes to"), "\(verify.stdout)")
+    }
+
+    /// Damaged media into an E01: unreadable sectors zero-filled at their own offsets, listed in
+    /// the E01's acquisition-error section exactly as in acquisition.json, and the stream libewf
+    /// exports is the one sealed.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"), arguments: [512, 4096])
+    func unreadableSectorsAreListedInTheE01(sectorSize: Int) throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-bad\(sectorSize)")
+        let size = 24 << 20
+        let backing = try SourceImage.create(at: store.scratch.file("failing.img"), size: size, seed: UInt64(sectorSize) + 7)
+        let sector = UInt64(sectorSize)
+        let bad: [(first: UInt64, count: UInt64)] = [((1 << 20) / sector + 3, 1), ((9 << 20) / sector, 40), (UInt64(size) / sector - 2, 1)]
+        let bytes = bad.map { (offset: $0.first * sector, length: $0.count * sector) }
+        let device = try FaultyLoopDevice(
+            backing: backing, badRanges: bytes, sectorSize: sectorSize, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let expected = try DamagedMediaTests.expectedSHA256(of: backing, zeroing: bytes, scratch: store.scratch)
+
+        let bundle = try store.acquireBundle(device.loop.path, ["--format", "e01"])
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: expected)
+        #expect(try DamagedMediaTests.recordedRanges(bundle) == bad.map { [$0.first, $0.count, 5] })
+        let e01 = "\(bundle)/data/image/E1.E01"
+        #expect(try Subprocess.run(["ewfverify", "-q", e01]).succeeded)
+        let info = try Subprocess.run(["ewfinfo", e01]).stdout
+        #expect(info.contains("Bytes per sector:\t\(sectorSize)"))
+        for range in bad {
+            #expect(
+                info.contains("at sector(s): \(range.first) - \(range.first + range.count - 1) number: \(range.count)"),
+                "ewfinfo lacks \(range):\n\(info)")
+        }
+    }
+}
