@@ -115,4 +115,34 @@ struct E01AcquisitionTests {
                 "ewfinfo lacks \(range):\n\(info)")
         }
     }
+
+    /// SIGKILL in the middle of the first pass of an E01 (decided from the journal, not a clock):
+    /// the next run proves from the journaled digest state that the source is unchanged, lets
+    /// libewf continue its segment file, and seals the uninterrupted run's digests; ewfverify and
+    /// every stock check pass.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aKilledE01AcquisitionResumesToTheSameDigests() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-kill")
+        let backing = store.scratch.file("disk.img")
+        try #require(try Subprocess.shell("head -c 32M /dev/urandom > '\(backing)'; head -c 32M /dev/zero >> '\(backing)'").succeeded)
+        let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"]
+        let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "killed")
+        try #require(run.waitForJournal(store: store.root, atLeast: 24 << 20), "the job never got going: \(run.stderr)")
+        kill(run.process.processIdentifier, SIGKILL)
+        run.process.waitUntilExit()
+        #expect(store.bundles.isEmpty)
+
+        let resumed = try exhibit(arguments)
+        try #require(resumed.succeeded, "\(resumed)")
+        let bundle = try ChangingSourceTests.bundlePath(resumed)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: sourceSHA256)
+        #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/E1.E01"]).succeeded)
+        let interruptions = try DamagedMediaTests.record(bundle)["interruptions"] as? [[String: Any]] ?? []
+        #expect(interruptions.count == 1)
+        let proof = interruptions.first?["continuityCheck"] as? String ?? ""
+        #expect(proof.contains("intermediate hash value equals the one journaled"), "\(interruptions)")
+    }
 }

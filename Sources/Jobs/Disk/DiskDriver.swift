@@ -142,15 +142,25 @@ final class DiskDriver: AcquisitionDriver {
     /// interruption of its own, recorded as such.
     private func proveContinuity(_ job: RunningJob, journal: AcquisitionJournal) throws {
         let length = journal.phase == .copying ? journal.copiedBytes : size
-        let names = format.fileNames(baseName: baseName, totalSize: size)
-        let lastFile = journal.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
-        let image = try format.reader(paths: names[0...lastFile].map { "\(imageDirectory(job))/\($0)" })
         let started = Date()
-        let proof = try ResumeContinuity(skipped: journal.skipped).prove(
-            source: source.makeReader(), image: image, length: length, cancellation: job.cancellation
-        ) { done in
+        let progress = { (done: UInt64) in
             job.progress(
                 JobProgress(phase: .verifying, bytesDone: done, totalBytes: length, unreadableSectors: 0, elapsed: Date().timeIntervalSince(started)))
+        }
+        let continuity = ResumeContinuity(skipped: journal.skipped)
+        let proof: String
+        if format.filesAreTheStream {
+            let names = format.fileNames(baseName: baseName, totalSize: size)
+            let lastFile = journal.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
+            let image = try format.reader(paths: names[0...lastFile].map { "\(imageDirectory(job))/\($0)" })
+            proof = try continuity.prove(source: source.makeReader(), image: image, length: length, cancellation: job.cancellation, progress: progress)
+        } else {
+            // Not readable before it is complete: the source against the journaled digest state,
+            // which covers the stream up to the first skipped byte.
+            guard let state = journal.states[DigestAlgorithm.sha256.displayName] else { throw journalLacks("SHA-256 state") }
+            proof = try continuity.proveByDigest(
+                source: source.makeReader(), journaled: state, length: min(length, journal.skipped.first?.start ?? length),
+                cancellation: job.cancellation, progress: progress)
         }
         job.log.note(proof)
         job.custody.append(actor: job.applianceId, action: .continuityVerified, object: job.object, details: ["job": job.jobId, "method": proof])

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import EvidenceSources
 import Foundation
 import Imaging
@@ -50,6 +51,42 @@ struct ResumeContinuity {
             + "identical"
             + (skippedBytes > 0 ? " (the \(skippedBytes) bytes of areas the first pass had skipped excluded)" : "")
             + (unreadableNow > 0 ? " (\(unreadableNow) bytes the source no longer gave excluded)" : "")
+            + String(format: "; %.2f s", Date().timeIntervalSince(started))
+    }
+
+    /// For an image that cannot be read before it is complete (E01): the source's first `length`
+    /// bytes are hashed again and SHA-256's intermediate hash value compared with the one the
+    /// interrupted job journaled at that offset (`journaled`, a state over exactly those bytes).
+    /// Equal values mean the source still gives what the job read; the image itself is read back
+    /// whole once complete.
+    func proveByDigest(
+        source: SourceReader, journaled: Data, length: UInt64, cancellation: CancellationFlag, progress: (UInt64) -> Void
+    ) throws(AcquisitionError) -> String {
+        let started = Date()
+        guard let expected = Digest(.sha256, savedState: journaled)?.chainingValue else {
+            throw AcquisitionError(
+                .journalUnusable, path: source.path, offset: length, detail: "the journal holds no whole-block SHA-256 state at byte \(length)")
+        }
+        let digest = Digest(.sha256)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        var offset: UInt64 = 0
+        while offset < length {
+            if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: source.path, offset: offset) }
+            let count = Int(min(UInt64(chunkSize), length - offset))
+            _ = try source.fill(buffer, count: count, at: offset)
+            digest.update(UnsafeRawBufferPointer(start: buffer, count: count))
+            offset += UInt64(count)
+            progress(offset)
+        }
+        guard digest.chainingValue == expected else {
+            throw AcquisitionError(
+                .changedSinceInterruption, path: source.path,
+                detail: "source bytes 0-\(length - 1) no longer hash to what the job read before it was interrupted: "
+                    + "the device was changed while the job was stopped, so its image cannot be continued")
+        }
+        return "on resuming, source bytes 0-\(length - 1) were read again and hashed: SHA-256's intermediate hash value equals "
+            + "the one journaled when the job stopped (\(expected.hex))"
             + String(format: "; %.2f s", Date().timeIntervalSince(started))
     }
 
