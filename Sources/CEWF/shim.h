@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include <linux/falloc.h>
+// malloc_trim: gives back the heap pages a closed libewf read handle leaves free.
+#include <malloc.h>
 
 /// glibc declares fallocate only under _GNU_SOURCE, which Swift's Glibc module is not built with.
 int fallocate(int fd, int mode, off_t offset, off_t length);

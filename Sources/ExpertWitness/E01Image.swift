@@ -139,12 +139,16 @@ public struct E01Image: ImageFormat {
 
     var sectorsPerChunk: UInt32 { chunkSize / bytesPerSector }
 
-    /// The most bytes the segment files can hold for a stream of `totalSize` bytes: every chunk
-    /// stored uncompressed with its checksum, two 4-byte table entries per chunk, and the sections
-    /// around them (headers, volume, hash, digest, error list: under 64 KiB per segment).
-    func largestStoredSize(totalSize: UInt64) -> UInt64 {
+    /// The most segment files a stream of `totalSize` bytes can fill: every chunk stored
+    /// uncompressed with its checksum and two 4-byte table entries, each segment holding what
+    /// fits in its size less one chunk and 64 KiB (libewf keeps a chunk's room free at the end
+    /// of a segment, and headers, volume, hash, digest and error sections take a few KiB).
+    func largestSegmentCount(totalSize: UInt64) -> UInt64 {
+        guard let segmentSize else { return 1 }
         let chunks = (totalSize + UInt64(chunkSize) - 1) / UInt64(chunkSize)
-        return totalSize + chunks * 12 + 64 << 10
+        let room = segmentSize > UInt64(chunkSize) + 64 << 10 ? segmentSize - UInt64(chunkSize) - 64 << 10 : 0
+        let perSegment = max(1, room / (UInt64(chunkSize) + 12))
+        return max(1, (chunks + perSegment - 1) / perSegment)
     }
 
     /// One file without a segment size (libewf's EnCase 6 limit is 2^63 - 1 bytes). With one, the
@@ -152,9 +156,7 @@ public struct E01Image: ImageFormat {
     /// is the most files an incompressible stream fills, and the writer's `fileNames` after
     /// `complete` are the real list.
     public func fileNames(baseName: String, totalSize: UInt64) -> [String] {
-        guard let segmentSize else { return [Self.segmentName(baseName: baseName, number: 1)] }
-        let largest = largestStoredSize(totalSize: totalSize)
-        let count = max(1, Int((largest + segmentSize - 1) / segmentSize))
+        let count = Int(min(largestSegmentCount(totalSize: totalSize), UInt64(Self.maximumSegments)))
         return (1...count).map { Self.segmentName(baseName: baseName, number: $0) }
     }
 

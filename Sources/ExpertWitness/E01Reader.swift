@@ -3,6 +3,10 @@ import CEWF
 import Foundation
 import Imaging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The media stream of an E01, read back through libewf (decompressed, each chunk checked
 /// against its Adler-32), for the read-back verification and `exhibit verify`.
 ///
@@ -14,9 +18,17 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
     public let size: UInt64
     public let bytesPerSector: UInt32
     public let chunkSize: UInt64
-    private let handle: EWFHandle
+    private var handle: EWFHandle
+    private let paths: [String]
     private let lock = NSLock()
     private var checksumErrorsSeen: UInt32 = 0
+    /// Where the handle was last opened: see `reopenInterval`.
+    private var openedAt: UInt64 = 0
+
+    /// libewf 20140813 keeps what it learns of each chunk it reads (about 140 bytes a chunk, in
+    /// arrays that grow by doubling: 316 MiB after 64 GiB of 32 KiB chunks) until the handle is
+    /// closed. Reading a stream front to back, a fresh handle every 1 GiB keeps that bounded.
+    static let reopenInterval: UInt64 = 1 << 30
 
     /// Opens every segment file of the image (`NAME.E01`, `NAME.E02` …, in order).
     public init(paths: [String]) throws(AcquisitionError) {
@@ -24,8 +36,8 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
             throw AcquisitionError(.invalidRequest, path: "E01", detail: "no segment files to read")
         }
         path = paths.count == 1 ? first : "\(first) … \(paths.last!)"
-        handle = try EWFHandle(path: path)
-        try handle.open(paths, flags: Int32(LIBEWF_ACCESS_FLAG_READ.rawValue), code: .openFailed)
+        self.paths = paths
+        handle = try Self.open(paths, path: path)
         var mediaSize: UInt64 = 0
         var sectorSize: UInt32 = 0
         var chunk: UInt32 = 0
@@ -40,9 +52,22 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
         chunkSize = UInt64(chunk)
     }
 
+    private static func open(_ paths: [String], path: String) throws(AcquisitionError) -> EWFHandle {
+        let handle = try EWFHandle(path: path)
+        try handle.open(paths, flags: Int32(LIBEWF_ACCESS_FLAG_READ.rawValue), code: .openFailed)
+        return handle
+    }
+
     public func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
         lock.lock()
         defer { lock.unlock() }
+        if offset < openedAt || offset - openedAt >= Self.reopenInterval {
+            handle = try Self.open(paths, path: path)
+            // The old handle's many small blocks are free now: give the pages back.
+            malloc_trim(0)
+            checksumErrorsSeen = 0
+            openedAt = offset
+        }
         do {
             try read(destination, count: count, at: offset)
         } catch {

@@ -98,7 +98,14 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
                     + "whole sectors only: its last \(totalSize % UInt64(image.bytesPerSector)) bytes would be lost; "
                     + "acquire this source as a raw image")
         }
-        try ImageSegmentation.check(segmentSize: image.segmentSize, totalSize: image.largestStoredSize(totalSize: totalSize), source: path)
+        try ImageSegmentation.check(segmentSize: image.segmentSize, totalSize: totalSize, source: path)
+        let most = image.largestSegmentCount(totalSize: totalSize)
+        guard most <= min(ImageSegmentation.maximumSegments, UInt64(E01Image.maximumSegments)) else {
+            throw AcquisitionError(
+                .invalidRequest, path: path,
+                detail: "segments of \(image.segmentSize ?? 0) bytes could take \(most) E01 files for \(totalSize) bytes; at most "
+                    + "\(min(ImageSegmentation.maximumSegments, UInt64(E01Image.maximumSegments))) are written: use larger segments")
+        }
     }
 
     // MARK: Opening
@@ -155,7 +162,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
                     detail: "the journal says \(offset) bytes were written but there is no E01 segment file")
             }
             try openNew()
-        } else if offset == totalSize, kept == nil, let digests = try Self.finalizedDigests(paths: segments.map { "\(directory)/\($0)" }) {
+        } else if offset == totalSize, kept == nil, let digests = try Self.finalizedDigests(paths: segments.map { "\(directory)/\($0)" }, totalSize: totalSize) {
             // A previous run finalized the image (it stopped before its journal said so).
             finalizedDigests = digests
             fileNames = segments
@@ -197,15 +204,20 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         return names
     }
 
-    /// The MD5 and SHA-1 of an image libewf can read as finalized; nil for one still being written.
-    private static func finalizedDigests(paths: [String]) throws(AcquisitionError) -> (md5: String, sha1: String)? {
+    /// The MD5 and SHA-1 of an image `complete` finalized; nil for one still being written.
+    /// Called only when no staging file is left: `complete` removes it last, so an image whose
+    /// completion failed half-way (and which libewf finalized when its writer was dropped, with
+    /// the digests already set) still has one and is resumed, not taken for complete.
+    private static func finalizedDigests(paths: [String], totalSize: UInt64) throws(AcquisitionError) -> (md5: String, sha1: String)? {
         guard let handle = try? EWFHandle(path: paths[0]) else { return nil }
         do {
             try handle.open(paths, flags: Int32(LIBEWF_ACCESS_FLAG_READ.rawValue), code: .openFailed)
         } catch {
             return nil
         }
-        guard let md5 = try handle.hash("MD5"), let sha1 = try handle.hash("SHA1") else { return nil }
+        var mediaSize: UInt64 = 0
+        try handle.call("libewf_handle_get_media_size", code: .inspectFailed) { libewf_handle_get_media_size($0, &mediaSize, $1) }
+        guard mediaSize == totalSize, let md5 = try handle.hash("MD5"), let sha1 = try handle.hash("SHA1") else { return nil }
         return (md5.lowercased(), sha1.lowercased())
     }
 

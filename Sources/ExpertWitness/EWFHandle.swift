@@ -22,9 +22,11 @@ final class EWFHandle {
     }
 
     deinit {
-        // A writer dropped without `close` (a failed or cancelled job) leaves its segment files
-        // as they are on disk: a resumed job continues them. libewf_handle_close would only
-        // flush and close the descriptors here; it never finalizes.
+        // libewf_handle_close (and _free, which calls it) finalizes a write that was not: a
+        // writer dropped mid-stream (a failed or cancelled job) gets closing sections where it
+        // stopped, without digests and with the media size unchanged, so ewfverify fails it. A
+        // resumed job is unaffected: libewf's resume goes back past them to its last complete
+        // chunks section (measured with a segmented and an unsegmented image).
         if isOpen { _ = libewf_handle_close(raw, nil) }
         _ = libewf_handle_free(&raw, nil)
     }
