@@ -93,13 +93,16 @@ bench_source() {
 }
 
 cat "$src" >/dev/null   # page-cache it
-bench_source file "$src"
-if [ "$(id -u)" = 0 ] && loop=$(losetup --find --show --read-only "$src" 2>/dev/null); then
-  blockdev --setro "$loop"
-  cat "$loop" >/dev/null   # the loop device has a page cache of its own: fill it before timing
-  bench_source loop "$loop"
-else
-  echo; echo "loop device: skipped (needs root and /dev/loop-control)"
+# BENCH_RAW=0 skips the raw comparison (to run only the E01 one).
+if [ "${BENCH_RAW:-1}" = 1 ]; then
+  bench_source file "$src"
+  if [ "$(id -u)" = 0 ] && loop=$(losetup --find --show --read-only "$src" 2>/dev/null); then
+    blockdev --setro "$loop"
+    cat "$loop" >/dev/null   # the loop device has a page cache of its own: fill it before timing
+    bench_source loop "$loop"
+  else
+    echo; echo "loop device: skipped (needs root and /dev/loop-control)"
+  fi
 fi
 
 # E01: Exhibit's acquisition into an E01 (its MD5, SHA-1 and SHA-256, chunks compressed on every
@@ -131,11 +134,12 @@ bench_e01() {
     "$label-ewfacquire-best"; do
     awk -v n="$name" -v s="${secs[$name]}" -v m="${median[$name]}" -v b="$ebytes" -v o="${out_bytes[$name]}" -v r="${rss[$name]}" \
       -v f="${secs[$label-ewfacquire-fast]}" \
-      'BEGIN { printf "%-38s %8.2f %8.2f %9.0f %14d %9.1f %15.2f\n", n, s, m, b/s/1e6, o, r/1024, f/s }'
+      'BEGIN { printf "%-38s %8.2f %8.2f %9.0f %14.0f %9.1f %15.2f\n", n, s, m, b/s/1e6, o, r/1024, f/s }'
   done
 }
 if [ "${BENCH_E01:-1}" = 1 ]; then
   [ -n "$loop" ] && { losetup -d "$loop" 2>/dev/null || true; loop=""; }
+  before_each   # the last raw run's image and bundle go: the E01 sources need the room
   half="$work/half.img"
   # Half random, half zero: the first half of the random source, then zeros, mebibyte by mebibyte in turn.
   python3 - "$src" "$half" <<'PY'

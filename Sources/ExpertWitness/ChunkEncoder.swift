@@ -98,7 +98,7 @@ final class ChunkEncoder: @unchecked Sendable {
     }
 
     private func encodeOne(_ input: UnsafeRawBufferPointer, into slot: UnsafeMutableRawPointer, worker: Int) -> EncodedChunk {
-        if compression != .none, input.count == chunkSize, let zeroChunk, Self.isAllZero(input) {
+        if compression != .none, input.count == chunkSize, let zeroChunk, StoreWrites.isAllZero(input) {
             zeroChunk.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             return EncodedChunk(storedCount: zeroChunk.count, dataCount: input.count, isCompressed: true, checksum: 0)
         }
@@ -137,23 +137,6 @@ final class ChunkEncoder: @unchecked Sendable {
         defer { libdeflate_free_compressor(compressor) }
         let count = libdeflate_zlib_compress(compressor, zeros, size, &output, size - 1)
         return count > 0 ? Array(output.prefix(count)) : nil
-    }
-
-    static func isAllZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress else { return true }
-        let words = bytes.count / 8
-        let wordPointer = base.assumingMemoryBound(to: UInt64.self)
-        var index = 0
-        while index + 8 <= words {
-            if (wordPointer[index] | wordPointer[index + 1] | wordPointer[index + 2] | wordPointer[index + 3]
-                | wordPointer[index + 4] | wordPointer[index + 5] | wordPointer[index + 6] | wordPointer[index + 7]) != 0
-            {
-                return false
-            }
-            index += 8
-        }
-        for byte in UnsafeRawBufferPointer(rebasing: bytes[(index * 8)...]) where byte != 0 { return false }
-        return true
     }
 }
 

@@ -37,7 +37,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     /// Set once the image is finalized (also when a previous run finalized it).
     private var completion: ImageCompletion?
     private var finalizedDigests: (md5: String, sha1: String)?
-    private var writtenSinceSpaceCheck: UInt64 = .max
+    private var reserve: SpaceReserve
     /// Segment files before this index are closed by libewf and already flushed.
     private var settledSegments = 0
     public private(set) var fileNames: [String]
@@ -56,6 +56,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         self.baseName = baseName
         self.totalSize = totalSize
         self.keepFree = keepFree
+        self.reserve = SpaceReserve(keepFree: keepFree)
         self.frontier = frontier
         chunkSize = UInt64(image.chunkSize)
         try Self.check(image, totalSize: totalSize, path: "\(directory)/\(baseName).E01")
@@ -484,22 +485,10 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     // MARK: Store space and durability
 
     /// Bytes written between two looks at the store's free space.
-    static let spaceCheckInterval: UInt64 = 16 << 20
 
     /// Stops before the store is so full that the records, the journal or the catalog could not be written.
     private func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
-        guard keepFree > 0 else { return }
-        if writtenSinceSpaceCheck < Self.spaceCheckInterval {
-            writtenSinceSpaceCheck += count
-            return
-        }
-        writtenSinceSpaceCheck = count
-        let free = freeSpace()
-        if free < keepFree + Self.spaceCheckInterval {
-            throw AcquisitionError(
-                .storeFull, path: paths[0], offset: offset,
-                detail: "\(free) bytes free, \(keepFree) kept for records; free space in the store and the job resumes here")
-        }
+        try reserve.check(count, at: offset, path: paths[0], remaining: totalSize - offset) { freeSpace() }
     }
 
     private func freeSpace() -> UInt64 {

@@ -76,7 +76,7 @@ final class StagingFile {
     /// first pass, over a region never written).
     func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, skipZeros: Bool) throws(AcquisitionError) {
         precondition(offset >= start)
-        if skipZeros, ChunkEncoder.isAllZero(bytes) {
+        if skipZeros, StoreWrites.isAllZero(bytes) {
             try extend(to: offset + UInt64(bytes.count))
             return
         }
@@ -134,18 +134,7 @@ final class StagingFile {
     var fileDescriptor: Int32 { descriptor }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer, atFile position: UInt64, streamOffset: UInt64) throws(AcquisitionError) {
-        var done = 0
-        while done < bytes.count {
-            let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done))
-            if result < 0 {
-                if errno == EINTR { continue }
-                let error = errno
-                let full = error == ENOSPC || error == EDQUOT
-                throw AcquisitionError(
-                    full ? .storeFull : .writeFailed, path: path, offset: streamOffset + UInt64(done), errno: error,
-                    detail: full ? "the store has no room left for the E01's staging file" : nil)
-            }
-            done += result
-        }
+        try StoreWrites.writeAll(
+            bytes, to: descriptor, at: position, path: path, streamOffset: streamOffset, what: "the E01's staging file")
     }
 }

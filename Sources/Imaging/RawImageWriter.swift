@@ -43,13 +43,12 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     public let fileNames: [String]
     public let segmentSize: UInt64?
     public let totalSize: UInt64
-    private let keepFree: UInt64
+    private var reserve: SpaceReserve
     /// The `resumingAt` offset this writer was made with.
     let resumedAt: UInt64?
     private var descriptor: Int32 = -1
     private var fileIndex = -1
     private var writtenInFile: UInt64 = 0
-    private var writtenSinceSpaceCheck: UInt64 = .max
     /// Set by `startReadBack`: each window, once durable, is read back from the store.
     private var readBack: WindowReadBack?
     private var windowSize: UInt64 = 0
@@ -68,7 +67,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
         self.directory = directory
         self.segmentSize = segmentSize
         self.totalSize = totalSize
-        self.keepFree = keepFree
+        self.reserve = SpaceReserve(keepFree: keepFree)
         self.resumedAt = resumeOffset
         self.fileNames = Self.fileNames(baseName: baseName, totalSize: totalSize, segmentSize: segmentSize)
         if let resumeOffset { try reopen(at: resumeOffset) }
@@ -138,9 +137,9 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
             }
             let room = segmentSize.map { Int(min(UInt64(rest.count), $0 - writtenInFile)) } ?? rest.count
             let chunk = UnsafeRawBufferPointer(rebasing: rest.prefix(room))
-            if !Self.isAllZero(chunk) {
+            if !StoreWrites.isAllZero(chunk) {
                 try ensureSpace(for: UInt64(room), at: position)
-                try Self.writeAll(chunk, to: descriptor, at: writtenInFile, path: paths[fileIndex], streamOffset: position)
+                try StoreWrites.writeAll(chunk, to: descriptor, at: writtenInFile, path: paths[fileIndex], streamOffset: position, what: "the image")
             }
             writtenInFile += UInt64(room)
             position += UInt64(room)
@@ -150,45 +149,13 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
 
     /// Stops before the store is so full that the records, the journal or the catalog could not be written.
     private func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
-        guard keepFree > 0 else { return }
-        if writtenSinceSpaceCheck < Self.spaceCheckInterval {
-            writtenSinceSpaceCheck += count
-            return
-        }
-        writtenSinceSpaceCheck = count
-        var info = statvfs()
-        guard fstatvfs(descriptor, &info) == 0 else { return }
-        let free = UInt64(info.f_bavail) * UInt64(info.f_frsize)
-        // Room for this check interval's writes plus the reserve.
-        let needed = keepFree + Self.spaceCheckInterval
-        if free < needed {
-            throw AcquisitionError(
-                .storeFull, path: paths[fileIndex], offset: offset,
-                detail: "\(free) bytes free, \(keepFree) kept for records and \(totalSize - offset) still to write; "
-                    + "free space in the store and the job resumes here")
+        let descriptor = descriptor
+        try reserve.check(count, at: offset, path: paths[fileIndex], remaining: totalSize - offset) {
+            var info = statvfs()
+            return fstatvfs(descriptor, &info) == 0 ? UInt64(info.f_bavail) * UInt64(info.f_frsize) : nil
         }
     }
 
-    /// Bytes written between two looks at the store's free space.
-    static let spaceCheckInterval: UInt64 = 16 << 20
-
-    static func isAllZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress else { return true }
-        let words = bytes.count / 8
-        let wordPointer = base.assumingMemoryBound(to: UInt64.self)
-        var index = 0
-        // Eight words at a time: the first non-zero block ends the scan, so real data costs little.
-        while index + 8 <= words {
-            if (wordPointer[index] | wordPointer[index + 1] | wordPointer[index + 2] | wordPointer[index + 3]
-                | wordPointer[index + 4] | wordPointer[index + 5] | wordPointer[index + 6] | wordPointer[index + 7]) != 0
-            {
-                return false
-            }
-            index += 8
-        }
-        for byte in UnsafeRawBufferPointer(rebasing: bytes[(index * 8)...]) where byte != 0 { return false }
-        return true
-    }
 
     /// A job that fails or is cancelled drops its writer without `finish()`; the open segment's
     /// descriptor goes with it (unsynced: the journal never named those bytes durable).
@@ -223,33 +190,15 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
             let file = open(path, O_WRONLY | O_CLOEXEC)
             guard file >= 0 else { throw AcquisitionError(.openFailed, path: path, offset: inFile, errno: errno) }
             defer { close(file) }
-            try Self.writeAll(
-                UnsafeRawBufferPointer(rebasing: rest.prefix(room)), to: file, at: inFile, path: path, streamOffset: position)
+            try StoreWrites.writeAll(
+                UnsafeRawBufferPointer(rebasing: rest.prefix(room)), to: file, at: inFile, path: path, streamOffset: position,
+                what: "the image")
             guard fdatasync(file) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
             position += UInt64(room)
             rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(room))
         }
     }
 
-    /// Writes all of `bytes` at `offset` of one image file; a full store is `store full`, naming
-    /// the stream offset.
-    private static func writeAll(
-        _ bytes: UnsafeRawBufferPointer, to descriptor: Int32, at offset: UInt64, path: String, streamOffset: UInt64
-    ) throws(AcquisitionError) {
-        var done = 0
-        while done < bytes.count {
-            let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-            if result < 0 {
-                if errno == EINTR { continue }
-                let error = errno
-                let full = error == ENOSPC || error == EDQUOT
-                throw AcquisitionError(
-                    full ? .storeFull : .writeFailed, path: path, offset: streamOffset + UInt64(done), errno: error,
-                    detail: full ? "the store has no room left for the image" : nil)
-            }
-            done += result
-        }
-    }
 
     /// Makes every image file read-only, once nothing will be written to them any more.
     public func makeReadOnly() throws(AcquisitionError) { try RawImage(segmentSize: segmentSize).makeReadOnly(paths: paths) }

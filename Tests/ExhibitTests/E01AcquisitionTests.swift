@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import StatusAPI
 import TestSupport
 import Testing
 
@@ -144,5 +145,28 @@ struct E01AcquisitionTests {
         #expect(interruptions.count == 1)
         let proof = interruptions.first?["continuityCheck"] as? String ?? ""
         #expect(proof.contains("intermediate hash value equals the one journaled"), "\(interruptions)")
+    }
+
+    /// The daemon configured for E01 (`imageFormat`, `compression`): a disk that arrives in an
+    /// auto case is sealed as an E01 that every judge accepts, and its slot says its format.
+    @Test(.enabled(if: loopUnavailable == nil, loopSkipComment))
+    func theDaemonWritesE01WhenConfiguredSo() throws {
+        try StockChecks.requireTools()
+        let daemon = try TestDaemon("daemon-e01", configuration: #"{"imageFormat": "e01", "compression": "best"}"#)
+        #expect(try daemon.cli(["case", "open", "--case", "KH-E", "--examiner", "Daemon Tester", "--auto"]).succeeded)
+        let image = try SourceImage.create(at: daemon.store.scratch.file("s.img"), size: 12 << 20, seed: 33)
+        let disk = try LoopDevice(backing: image, readOnly: true)
+        defer { disk.detach() }
+        let acquiring = try daemon.waitForSlot(disk.path, timeout: 60) { $0.jobId != nil }
+        #expect(acquiring?.imageFormat == "E01 best", "\(String(describing: acquiring))")
+        let done = try daemon.waitForSlot(disk.path, timeout: 120) { [.sealed, .failed, .interrupted].contains($0.state) }
+        let sealed = try #require(done, "not finished: \(daemon.process.log)")
+        #expect(sealed.state == .sealed, "\(sealed.detail ?? "")")
+        let bundle = try #require(sealed.bundlePath)
+        try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", image))
+        let e01 = try #require(try StockChecks.e01Name(bundle))
+        let info = try Subprocess.run(["ewfinfo", "\(bundle)/data/image/\(e01)"]).stdout
+        #expect(info.contains("Case number:\t\tKH-E") && info.contains("Compression level:\tbest compression"), "\(info)")
+        #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/\(e01)"]).succeeded)
     }
 }
