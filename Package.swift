@@ -169,7 +169,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["ADB", "Cryptography"],
+            dependencies: ["ADB", "Cryptography", "Imaging"],
             swiftSettings: strictSettings
         ),
         // The simulated phone as a process (benchmark, trying Exhibit without a phone); not installed.
@@ -182,7 +182,7 @@ let package = Package(
         // child process; not installed.
         .executableTarget(
             name: "e01-probe",
-            dependencies: ["Cryptography", "ExpertWitness", "Imaging"],
+            dependencies: ["Cryptography", "ExpertWitness", "Imaging", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

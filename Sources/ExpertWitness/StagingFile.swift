@@ -97,19 +97,9 @@ final class StagingFile {
     }
 
     func read(into destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) {
-        var done = 0
-        while done < count {
-            let result = pread(descriptor, destination + done, count - done, off_t(Self.headerSize + offset - start) + off_t(done))
-            if result > 0 {
-                done += result
-            } else if result < 0, errno == EINTR {
-                continue
-            } else {
-                throw AcquisitionError(
-                    .readFailed, path: path, offset: offset + UInt64(done), errno: result < 0 ? errno : nil,
-                    detail: result == 0 ? "the staging file ends early" : nil)
-            }
-        }
+        try StoreWrites.readAll(
+            into: destination, count: count, from: descriptor, at: Self.headerSize + offset - start, path: path, reported: offset,
+            what: "the staging file")
     }
 
     /// Gives back the store space of stream bytes before `end` that the E01 now holds.

@@ -303,15 +303,10 @@ public final class ImageFiles: StreamSource, @unchecked Sendable {
                 throw AcquisitionError(.readFailed, path: path, offset: position, detail: "past the end of the image")
             }
             let want = Int(min(UInt64(count - done), file.start + file.size - position))
-            let result = pread(file.descriptor, destination + done, want, off_t(position - file.start))
-            if result > 0 {
-                done += result
-            } else if result < 0, errno == EINTR {
-                continue
-            } else {
-                throw AcquisitionError(
-                    .readFailed, path: file.path, offset: position - file.start, errno: result < 0 ? errno : nil)
-            }
+            try StoreWrites.readAll(
+                into: destination + done, count: want, from: file.descriptor, at: position - file.start, path: file.path,
+                reported: position - file.start)
+            done += want
         }
         return []
     }

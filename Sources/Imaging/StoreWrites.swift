@@ -6,8 +6,8 @@ import Foundation
 
 #endif
 
-/// What every image writer does with the store, said once: write all of a buffer where it
-/// belongs, tell an all-zero buffer (left as a hole) from data, and keep room for the job's records.
+/// What every image writer and reader does with the store, said once: write or read all of a
+/// buffer where it belongs, tell an all-zero buffer (left as a hole) from data.
 public enum StoreWrites {
     /// Writes all of `bytes` at `position` of the file; a full store is `store full`, naming the
     /// stream offset and what was being written (`the image`, `the E01's staging file`).
@@ -26,6 +26,27 @@ public enum StoreWrites {
                     detail: full ? "the store has no room left for \(what)" : nil)
             }
             done += result
+        }
+    }
+
+    /// Reads exactly `count` bytes at `position` of the file; an error or an early end names the
+    /// file and the offset (`reported`, the offset the caller's reader speaks of).
+    public static func readAll(
+        into destination: UnsafeMutableRawPointer, count: Int, from descriptor: Int32, at position: UInt64, path: String,
+        reported: UInt64, what: String? = nil
+    ) throws(AcquisitionError) {
+        var done = 0
+        while done < count {
+            let result = pread(descriptor, destination + done, count - done, off_t(position) + off_t(done))
+            if result > 0 {
+                done += result
+            } else if result < 0, errno == EINTR {
+                continue
+            } else {
+                throw AcquisitionError(
+                    .readFailed, path: path, offset: reported + UInt64(done), errno: result < 0 ? errno : nil,
+                    detail: result == 0 ? "the file ends early" + (what.map { " (\($0))" } ?? "") : what)
+            }
         }
     }
 

@@ -189,19 +189,8 @@ final class WindowReadBack: @unchecked Sendable {
             }
             file = (path, descriptor)
         }
-        let descriptor = file!.descriptor
-        var done = 0
-        while done < count {
-            let result = pread(descriptor, buffer + done, count - done, off_t(offset) + off_t(done))
-            if result > 0 {
-                done += result
-            } else if result < 0, errno == EINTR {
-                continue
-            } else {
-                throw AcquisitionError(
-                    .readFailed, path: path, offset: offset + UInt64(done), errno: result < 0 ? errno : nil, detail: "reading the image back")
-            }
-        }
+        try StoreWrites.readAll(
+            into: buffer, count: count, from: file!.descriptor, at: offset, path: path, reported: offset, what: "reading the image back")
     }
 }
 

@@ -14,6 +14,7 @@ import Cryptography
 import ExpertWitness
 import Foundation
 import Imaging
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -70,48 +71,6 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-/// An image file read like a disk with bad areas: the `--skip` spans come back as zeros and
-/// lower the frontier before the buffer holding them is handed on.
-final class FileSource: StreamSource, @unchecked Sendable {
-    let path: String
-    let size: UInt64
-    let skips: [ByteSpan]
-    let frontier: SkipFrontier
-    private let descriptor: Int32
-
-    init(path: String, skips: [ByteSpan], frontier: SkipFrontier) {
-        self.path = path
-        self.skips = skips
-        self.frontier = frontier
-        descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { fail("cannot open \(path)") }
-        size = UInt64(lseek(descriptor, 0, SEEK_END))
-    }
-
-    deinit { close(descriptor) }
-
-    func read(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) {
-        var done = 0
-        while done < count {
-            let result = pread(descriptor, destination + done, count - done, off_t(offset) + off_t(done))
-            guard result > 0 else { fail("reading \(path) at \(offset + UInt64(done))") }
-            done += result
-        }
-    }
-
-    func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
-        read(destination, count: count, at: offset)
-        var skipped: [ByteSpan] = []
-        for span in skips where span.start < offset + UInt64(count) && span.end > offset {
-            let from = max(span.start, offset), to = min(span.end, offset + UInt64(count))
-            memset(destination + Int(from - offset), 0, Int(to - from))
-            skipped.append(ByteSpan(start: from, length: to - from))
-            frontier.lower(to: from)
-        }
-        return skipped
-    }
-}
-
 /// Stops the pipeline's progress for good once the stream passes `offset` (the test kills it then).
 /// Stops the stream at `offset` for a kill to land there. Over the last 64 MiB before it each
 /// buffer is held 20 ms, so the pipeline's time-based checkpoints keep marking buffers and the
@@ -149,7 +108,8 @@ func write(_ options: Options) throws(AcquisitionError) {
         journal = try? JSONDecoder().decode(Journal.self, from: data)
     }
     let frontier = SkipFrontier(journal?.skipped.first?.start ?? .max)
-    let source = FileSource(path: sourcePath, skips: options.skips, frontier: frontier)
+    let source: SkippingFile
+    do { source = try SkippingFile(path: sourcePath, skips: options.skips, frontier: frontier) } catch { fail("cannot open \(sourcePath): \(error)") }
     let metadata = E01Metadata(
         caseNumber: "PROBE-1", evidenceNumber: options.name, examiner: "e01-probe", description: "e01-probe of \(sourcePath)",
         acquisitionDate: Date(), software: "Exhibit e01-probe")
@@ -185,8 +145,8 @@ func write(_ options: Options) throws(AcquisitionError) {
     if !outcome.skipped.isEmpty {
         let stillUnreadable = options.unreadable
         for span in outcome.skipped {
-            var bytes = [UInt8](repeating: 0, count: Int(span.length))
-            bytes.withUnsafeMutableBytes { source.read($0.baseAddress!, count: Int(span.length), at: span.start) }
+            var bytes: [UInt8]
+            do { bytes = [UInt8](try source.read(span)) } catch { fail("reading \(sourcePath) at \(span.start): \(error)") }
             for lost in stillUnreadable where lost.start < span.end && lost.end > span.start {
                 let from = max(lost.start, span.start), to = min(lost.end, span.end)
                 for index in Int(from - span.start)..<Int(to - span.start) { bytes[index] = 0 }

@@ -506,39 +506,3 @@ enum E01Judges {
         return path
     }
 }
-
-/// An image file read like a disk with bad areas: the skipped spans come back as zeros and lower
-/// the frontier before the buffer holding them is handed on (as the first-pass reader does).
-final class SkippingFile: StreamSource, @unchecked Sendable {
-    let path: String
-    let size: UInt64
-    private let handle: FileHandle
-    private let skips: [ByteSpan]
-    private let frontier: SkipFrontier
-
-    init(path: String, skips: [ByteSpan], frontier: SkipFrontier) throws {
-        self.path = path
-        self.skips = skips
-        self.frontier = frontier
-        handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-        size = try handle.seekToEnd()
-    }
-
-    func read(_ span: ByteSpan) throws -> Data {
-        try handle.seek(toOffset: span.start)
-        return try handle.read(upToCount: Int(span.length)) ?? Data()
-    }
-
-    func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
-        let done = pread(handle.fileDescriptor, destination, count, off_t(offset))
-        guard done == count else { throw AcquisitionError(.readFailed, path: path, offset: offset, errno: errno) }
-        var skipped: [ByteSpan] = []
-        for span in skips where span.start < offset + UInt64(count) && span.end > offset {
-            let from = max(span.start, offset), to = min(span.end, offset + UInt64(count))
-            memset(destination + Int(from - offset), 0, Int(to - from))
-            skipped.append(ByteSpan(start: from, length: to - from))
-            frontier.lower(to: from)
-        }
-        return skipped
-    }
-}

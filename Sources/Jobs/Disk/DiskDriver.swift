@@ -203,7 +203,7 @@ final class DiskDriver: AcquisitionDriver {
                 software: "\(ToolVersion.name) \(ToolVersion.version)", model: source.model, serialNumber: source.serial,
                 mediaType: source.removable == true ? .removable : .fixed, isPhysical: source.isPartition != true)
             return E01Image(
-                metadata: metadata, compression: E01Compression(rawValue: compression.rawValue) ?? .fast,
+                metadata: metadata, compression: compression,
                 segmentSize: journal.segmentSize, bytesPerSector: source.logicalSectorSize)
         }
     }
