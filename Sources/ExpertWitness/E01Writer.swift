@@ -19,33 +19,33 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     public let directory: String
     public let baseName: String
     public let totalSize: UInt64
-    private let image: E01Image
-    private let frontier: SkipFrontier?
-    private let keepFree: UInt64
-    private let chunkSize: UInt64
-    private var handle: EWFHandle?
-    private let encoder: ChunkEncoder
+    let image: E01Image
+    let frontier: SkipFrontier?
+    let keepFree: UInt64
+    let chunkSize: UInt64
+    var handle: EWFHandle?
+    let encoder: ChunkEncoder
     /// The chunk the stream has only partly delivered (it starts at `written`).
-    private let pending: UnsafeMutableRawPointer
-    private var pendingCount = 0
+    let pending: UnsafeMutableRawPointer
+    var pendingCount = 0
     /// Stream bytes libewf holds: whole chunks, in order.
-    private var written: UInt64 = 0
-    private var staging: StagingFile?
+    var written: UInt64 = 0
+    var staging: StagingFile?
     /// Staged bytes before this offset came from an earlier run and are not written again.
-    private var stagedBefore: UInt64 = 0
+    var stagedBefore: UInt64 = 0
     public private(set) var restartOffset: UInt64 = 0
     /// Set once the image is finalized (also when a previous run finalized it).
-    private var completion: ImageCompletion?
-    private var finalizedDigests: (md5: String, sha1: String)?
-    private var reserve: SpaceReserve
+    var completion: ImageCompletion?
+    var finalizedDigests: (md5: String, sha1: String)?
+    var reserve: SpaceReserve
     /// Segment files before this index are closed by libewf and already flushed.
-    private var settledSegments = 0
-    public private(set) var fileNames: [String]
+    var settledSegments = 0
+    public internal(set) var fileNames: [String]
 
     public var name: String { "image writer" }
     public var paths: [String] { fileNames.map { "\(directory)/\($0)" } }
-    private var basePath: String { "\(directory)/\(baseName)" }
-    private var stagingPath: String { "\(directory)/\(baseName).E01-staging" }
+    var basePath: String { "\(directory)/\(baseName)" }
+    var stagingPath: String { "\(directory)/\(baseName).E01-staging" }
 
     init(
         image: E01Image, directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?,
@@ -80,7 +80,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
 
     deinit { pending.deallocate() }
 
-    private static func check(_ image: E01Image, totalSize: UInt64, path: String) throws(AcquisitionError) {
+    static func check(_ image: E01Image, totalSize: UInt64, path: String) throws(AcquisitionError) {
         guard [512, 4096].contains(image.bytesPerSector), image.chunkSize % image.bytesPerSector == 0,
             image.chunkSize >= image.bytesPerSector, image.chunkSize <= 1 << 20
         else {
@@ -112,7 +112,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     // MARK: Opening
 
     /// A new image: libewf creates `NAME.E01` when the first chunk is written.
-    private func openNew() throws(AcquisitionError) {
+    func openNew() throws(AcquisitionError) {
         let handle = try EWFHandle(path: paths[0])
         try handle.open([basePath], flags: Int32(LIBEWF_ACCESS_FLAG_WRITE.rawValue), code: .openFailed)
         try configure(handle)
@@ -122,7 +122,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     }
 
     /// Format, geometry and the header, all of which libewf writes with the first chunk.
-    private func configure(_ handle: EWFHandle) throws(AcquisitionError) {
+    func configure(_ handle: EWFHandle) throws(AcquisitionError) {
         let metadata = image.metadata
         try handle.call("libewf_handle_set_format") { libewf_handle_set_format($0, UInt8(LIBEWF_FORMAT_ENCASE6.rawValue), $1) }
         try handle.call("libewf_handle_set_bytes_per_sector") { libewf_handle_set_bytes_per_sector($0, image.bytesPerSector, $1) }
@@ -148,7 +148,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     }
 
     /// Continues an image whose first `offset` bytes a journal named durable.
-    private func resume(at offset: UInt64) throws(AcquisitionError) {
+    func resume(at offset: UInt64) throws(AcquisitionError) {
         var kept = try StagingFile(existing: stagingPath)
         if let staged = kept, staged.start > offset {
             // Staging began after the journal's last checkpoint: the first pass will find the skip again.
@@ -195,7 +195,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     }
 
     /// `NAME.E01`, `NAME.E02` … as far as they exist.
-    private func existingSegments() -> [String] {
+    func existingSegments() -> [String] {
         var names: [String] = []
         while names.count < E01Image.maximumSegments {
             let name = E01Image.segmentName(baseName: baseName, number: names.count + 1)
@@ -209,7 +209,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     /// Called only when no staging file is left: `complete` removes it last, so an image whose
     /// completion failed half-way (and which libewf finalized when its writer was dropped, with
     /// the digests already set) still has one and is resumed, not taken for complete.
-    private static func finalizedDigests(paths: [String], totalSize: UInt64) throws(AcquisitionError) -> (md5: String, sha1: String)? {
+    static func finalizedDigests(paths: [String], totalSize: UInt64) throws(AcquisitionError) -> (md5: String, sha1: String)? {
         guard let handle = try? EWFHandle(path: paths[0]) else { return nil }
         do {
             try handle.open(paths, flags: Int32(LIBEWF_ACCESS_FLAG_READ.rawValue), code: .openFailed)
@@ -258,7 +258,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     /// with the last chunk, so that chunk waits in the staging file until `complete` has set
     /// the digests and the errors. The file is made when the stream reaches that chunk, taking
     /// the chunk assembled so far.
-    private func stagingStart(at position: UInt64) throws(AcquisitionError) -> UInt64 {
+    func stagingStart(at position: UInt64) throws(AcquisitionError) -> UInt64 {
         if let staging { return staging.start }
         var start = (totalSize - 1) / chunkSize * chunkSize
         if let skip = frontier?.offset, skip < totalSize { start = min(start, skip / chunkSize * chunkSize) }
@@ -280,7 +280,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
 
     /// Hands whole chunks to libewf, a batch at a time; a partial chunk waits in `pending`
     /// unless it is the media's last.
-    private func encode(_ bytes: UnsafeRawBufferPointer, at position: UInt64) throws(AcquisitionError) {
+    func encode(_ bytes: UnsafeRawBufferPointer, at position: UInt64) throws(AcquisitionError) {
         precondition(position == written + UInt64(pendingCount), "E01 chunks are written in stream order")
         var rest = bytes
         if pendingCount > 0 {
@@ -311,7 +311,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     }
 
     /// Compresses the chunks in parallel, then writes them in order.
-    private func writeChunks(_ chunks: [UnsafeRawBufferPointer]) throws(AcquisitionError) {
+    func writeChunks(_ chunks: [UnsafeRawBufferPointer]) throws(AcquisitionError) {
         guard let handle else { throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 is not open for writing") }
         encoder.encode(chunks)
         let stored = encoder.chunks.prefix(chunks.count).reduce(0) { $0 + UInt64($1.storedCount) }
@@ -344,7 +344,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         return nil
     }
 
-    private func sync() throws(AcquisitionError) {
+    func sync() throws(AcquisitionError) {
         let segments = existingSegments()
         if !segments.isEmpty {
             fileNames = segments
@@ -357,148 +357,23 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         try Self.syncDirectory(directory)
     }
 
-    // MARK: The second pass and the end
-
-    /// Writes recovered bytes into the staging file: only there can the E01 still take them.
-    public func patch(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
-        guard completion == nil, finalizedDigests == nil, let staging, offset >= staging.start,
-            offset + UInt64(bytes.count) <= totalSize
-        else {
-            throw AcquisitionError(
-                .invalidRequest, path: paths[0], offset: offset,
-                detail: "an E01 takes recovered bytes only in its staging area"
-                    + (staging.map { " (bytes \($0.start) to \(totalSize - 1))" } ?? " (this writer has none: give it the skip frontier)"))
-        }
-        try staging.write(bytes, at: offset, skipZeros: false)
-        try staging.sync()
-    }
-
-    public func pendingStream() throws(AcquisitionError) -> (any StreamSource)? {
-        guard let staging else { return nil }
-        return try StagedStream(path: staging.path, start: staging.start, size: totalSize)
-    }
-
-    public func complete(_ completion: ImageCompletion) throws(AcquisitionError) {
-        guard let md5 = completion.digests[.md5]?.hex, let sha1 = completion.digests[.sha1]?.hex else {
-            throw AcquisitionError(.invalidRequest, path: paths[0], detail: "an E01 needs the media's MD5 and SHA-1 to be complete")
-        }
-        if let done = self.completion {
-            guard done == completion else {
-                throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 was completed with other digests or errors")
-            }
-            return
-        }
-        if let stored = finalizedDigests {
-            guard stored.md5 == md5, stored.sha1 == sha1 else {
-                throw AcquisitionError(
-                    .verifyMismatch, path: paths[0],
-                    detail: "the finalized E01 holds MD5 \(stored.md5) and SHA-1 \(stored.sha1), the job computed \(md5) and \(sha1)")
-            }
-            self.completion = completion
-            return
-        }
-        guard let handle, let staging else {
-            throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 is not open for writing")
-        }
-        // Before the last chunk: libewf writes these with it.
-        try handle.setHash("MD5", md5)
-        try handle.setHash("SHA1", sha1)
-        for range in completion.unreadable { try appendAcquisitionError(range, to: handle) }
-        try encodeStaged(staging)
-        guard written == totalSize else {
-            throw AcquisitionError(
-                .invalidRequest, path: paths[0], offset: written,
-                detail: "the E01 holds \(written) of \(totalSize) bytes; it is completed after the whole stream")
-        }
-        do {
-            try handle.call("libewf_handle_write_finalize", offset: totalSize) { libewf_handle_write_finalize($0, $1) }
-            try handle.close()
-        } catch {
-            throw storeFullOr(error)
-        }
-        self.handle = nil
-        fileNames = existingSegments()
-        for path in paths { try Self.syncFile(path, dropCache: true) }
-        try staging.remove()
-        self.staging = nil
-        try Self.syncDirectory(directory)
-        self.completion = completion
-    }
-
-    /// Encodes the staged rest of the stream (with what the second pass recovered) into the E01,
-    /// giving back the staging file's space as the E01 safely holds it.
-    private func encodeStaged(_ staging: StagingFile) throws(AcquisitionError) {
-        guard written >= staging.start else {
-            throw AcquisitionError(
-                .invalidRequest, path: paths[0], offset: written,
-                detail: "bytes \(written) to \(staging.start - 1) must come from the source again (restartOffset) before the "
-                    + "staged rest is encoded")
-        }
-        let pieceSize = 2 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: pieceSize, alignment: 4096)
-        defer { buffer.deallocate() }
-        var position = written
-        var sinceSync: UInt64 = 0
-        while position < totalSize {
-            let count = Int(min(UInt64(pieceSize), totalSize - position))
-            try staging.read(into: buffer, count: count, at: position)
-            try encode(UnsafeRawBufferPointer(start: buffer, count: count), at: position)
-            position += UInt64(count)
-            sinceSync += UInt64(count)
-            if sinceSync >= 256 << 20 {
-                sinceSync = 0
-                try sync()
-                staging.release(before: safelyWritten)
-            }
-        }
-    }
-
-    /// Stream bytes a resumed libewf is sure to find again once the segment files are synced: it
-    /// continues from its last complete chunks section, and EnCase 6 sections hold at most 65534
-    /// chunks (libewf's EWF_MAXIMUM_OFFSETS_IN_TABLE_ENCASE6).
-    private var safelyWritten: UInt64 {
-        let lag = 65535 * chunkSize
-        return written > lag ? written - lag : 0
-    }
-
-    private func appendAcquisitionError(_ range: UnreadableRange, to handle: EWFHandle) throws(AcquisitionError) {
-        let sector = UInt64(image.bytesPerSector)
-        guard range.byteOffset % sector == 0, range.byteLength % sector == 0, range.byteLength > 0 else {
-            throw AcquisitionError(
-                .invalidRequest, path: paths[0], offset: range.byteOffset,
-                detail: "unreadable bytes \(range.byteOffset)+\(range.byteLength) are not whole \(sector)-byte sectors of the E01")
-        }
-        try handle.call("libewf_handle_append_acquiry_error", offset: range.byteOffset) {
-            libewf_handle_append_acquiry_error($0, range.byteOffset / sector, range.byteLength / sector, $1)
-        }
-    }
-
-    public func makeReadOnly() throws(AcquisitionError) {
-        guard completion != nil || finalizedDigests != nil else {
-            throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 is made read-only after complete()")
-        }
-        for path in paths where chmod(path, 0o444) != 0 {
-            throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "chmod 0444")
-        }
-    }
-
     // MARK: Store space and durability
 
     /// Bytes written between two looks at the store's free space.
 
     /// Stops before the store is so full that the records, the journal or the catalog could not be written.
-    private func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
+    func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
         try reserve.check(count, at: offset, path: paths[0], remaining: totalSize - offset) { freeSpace() }
     }
 
-    private func freeSpace() -> UInt64 {
+    func freeSpace() -> UInt64 {
         var info = statvfs()
         guard statvfs(directory, &info) == 0 else { return .max }
         return UInt64(info.f_bavail) * UInt64(info.f_frsize)
     }
 
     /// A libewf write that failed on a full store is `store full` (libewf reports only "unable to write").
-    private func storeFullOr(_ error: AcquisitionError) -> AcquisitionError {
+    func storeFullOr(_ error: AcquisitionError) -> AcquisitionError {
         guard freeSpace() < max(keepFree, 1 << 20) + chunkSize * 4 else { return error }
         return AcquisitionError(
             .storeFull, path: error.path, offset: error.offset,
@@ -523,47 +398,5 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         guard descriptor >= 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
         defer { close(descriptor) }
         guard fsync(descriptor) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
-    }
-}
-
-/// The staged stream from its start, read before `complete` (to finish the media digests after
-/// the second pass); offsets before the staging start are not in it.
-final class StagedStream: StreamSource, @unchecked Sendable {
-    let path: String
-    let size: UInt64
-    private let start: UInt64
-    private let descriptor: Int32
-
-    init(path: String, start: UInt64, size: UInt64) throws(AcquisitionError) {
-        descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw AcquisitionError(.openFailed, path: path, errno: errno) }
-        self.path = path
-        self.start = start
-        self.size = size
-    }
-
-    deinit { close(descriptor) }
-
-    func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
-        guard offset >= start else {
-            throw AcquisitionError(
-                .invalidRequest, path: path, offset: offset, detail: "the staged stream starts at byte \(start)")
-        }
-        var done = 0
-        while done < count {
-            let result = pread(descriptor, destination + done, count - done, off_t(StagingFile.headerSize + offset - start) + off_t(done))
-            if result > 0 {
-                done += result
-            } else if result < 0, errno == EINTR {
-                continue
-            } else if result == 0 {
-                // Trailing holes past the file's end read as zeros.
-                memset(destination + done, 0, count - done)
-                done = count
-            } else {
-                throw AcquisitionError(.readFailed, path: path, offset: offset + UInt64(done), errno: errno)
-            }
-        }
-        return []
     }
 }
