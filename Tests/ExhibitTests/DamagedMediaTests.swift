@@ -143,8 +143,10 @@ struct DamagedMediaTests {
         #expect(try StockChecks.sum("sha256sum", backing) == sourceSHA256, "the source changed")
     }
 
-    @Test("DA-17: a store that fills mid-run stops the job cleanly; other bundles stay intact; it finishes once space is freed")
-    func storeThatFillsMidRunInterruptsAndResumes() throws {
+    @Test(
+        "DA-17: a store that fills mid-run stops the job cleanly; other bundles stay intact; it finishes once space is freed",
+        arguments: ["raw", "e01"])
+    func storeThatFillsMidRunInterruptsAndResumes(format: String) throws {
         try StockChecks.requireTools()
         let scratch = try ScratchDirectory("fills")
         let mount = scratch.file("store-fs")
@@ -167,7 +169,7 @@ struct DamagedMediaTests {
             backing: backing, delayMilliseconds: 20, scratch: scratch, fixture: fixturePath("faultfile.c"))
         let arguments = [
             "acquire", device.loop.path, "--store", root, "--case", "C", "--exhibit", "E1", "--examiner", "T", "--json",
-            "--checkpoint-seconds", "0.5",
+            "--checkpoint-seconds", "0.5", "--format", format,
         ]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: BuiltProducts.exhibit)
@@ -206,6 +208,9 @@ struct DamagedMediaTests {
         let record = try Self.record(bundle)
         let reasons = (record["interruptions"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
         #expect(reasons.count == 1 && reasons[0].contains("store full"), "\(reasons)")
+        if format == "e01" {
+            #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/E1.E01"]).succeeded)
+        }
         #expect(try StockChecks.sum("sha256sum", backing) == sourceSHA256, "the source changed")
     }
 
