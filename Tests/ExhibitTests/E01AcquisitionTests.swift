@@ -147,6 +147,42 @@ struct E01AcquisitionTests {
         #expect(proof.contains("intermediate hash value equals the one journaled"), "\(interruptions)")
     }
 
+    /// SIGKILL while the E01 is being completed (every byte in the store and the digests final,
+    /// the staged stream being encoded and libewf finalizing; decided from the journal: phase
+    /// `imaged`, no image files yet): the next run completes the E01 from the store, and every
+    /// judge accepts it. The unreadable sector early in the disk makes the E01 stage nearly all
+    /// of the stream, so completion takes long enough to be hit.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aKillWhileTheE01IsCompletedIsResumedFromTheStore() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-complete-kill")
+        let backing = try E01Judges.halfRandomHalfZero(at: store.scratch.file("disk.img"), size: 256 << 20, seed: "complete-kill")
+        let bad = [(offset: UInt64(1 << 20), length: UInt64(512))]
+        let device = try FaultyLoopDevice(backing: backing, badRanges: bad, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let expected = try DamagedMediaTests.expectedSHA256(of: backing, zeroing: bad, scratch: store.scratch)
+        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"]
+        let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "completing")
+        let completing = run.waitForJournal(store: store.root, timeout: 300, pollMicroseconds: 2_000) {
+            $0["phase"] as? String == "imaged" && $0["imageFiles"] == nil
+        }
+        kill(run.process.processIdentifier, SIGKILL)
+        run.process.waitUntilExit()
+        try #require(completing, "the job was not seen completing its E01: \(run.stderr)")
+        #expect(store.bundles.isEmpty)
+
+        let resumed = try exhibit(arguments)
+        try #require(resumed.succeeded, "\(resumed)")
+        let bundle = try ChangingSourceTests.bundlePath(resumed)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: expected)
+        let e01 = "\(bundle)/data/image/E1.E01"
+        #expect(try Subprocess.run(["ewfverify", "-q", e01]).succeeded)
+        #expect(try Subprocess.run(["ewfinfo", e01]).stdout.contains("at sector(s): 2048 - 2048 number: 1"))
+        // libewf had kept none of the chunks before the staged stream: they came from the source again, proved by SHA-256.
+        let interruptions = try DamagedMediaTests.record(bundle)["interruptions"] as? [[String: Any]] ?? []
+        let proof = interruptions.first?["continuityCheck"] as? String ?? ""
+        #expect(interruptions.count == 1 && proof.contains("lost bytes 0-1048575 and took them from this read"), "\(interruptions)")
+    }
+
     /// The daemon configured for E01 (`imageFormat`, `compression`): a disk that arrives in an
     /// auto case is sealed as an E01 that every judge accepts, and its slot says its format.
     @Test(.enabled(if: loopUnavailable == nil, loopSkipComment))

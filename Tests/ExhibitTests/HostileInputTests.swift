@@ -147,16 +147,22 @@ struct ChangingSourceTests {
 
         /// Waits until a journal in `store`'s work says at least `bytes` are durable.
         func waitForJournal(store: String, atLeast bytes: UInt64, timeout: TimeInterval = 60) -> Bool {
+            waitForJournal(store: store, timeout: timeout) { ($0["copiedBytes"] as? NSNumber)?.uint64Value ?? 0 >= bytes }
+        }
+
+        /// Waits, polling every `pollMicroseconds`, until a journal in `store`'s work satisfies `condition`.
+        func waitForJournal(
+            store: String, timeout: TimeInterval = 60, pollMicroseconds: UInt32 = 50_000, _ condition: ([String: Any]) -> Bool
+        ) -> Bool {
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline, process.isRunning {
                 for job in (try? FileManager.default.contentsOfDirectory(atPath: "\(store)/work")) ?? [] {
                     guard let data = FileManager.default.contents(atPath: "\(store)/work/\(job)/journal.json"),
-                        let journal = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                        let copied = (journal["copiedBytes"] as? NSNumber)?.uint64Value
+                        let journal = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
                     else { continue }
-                    if copied >= bytes { return true }
+                    if condition(journal) { return true }
                 }
-                usleep(50_000)
+                usleep(pollMicroseconds)
             }
             return false
         }

@@ -54,7 +54,9 @@ final class DiskDriver: AcquisitionDriver {
     func acquire(_ job: RunningJob) throws -> FinishedAcquisition {
         try start(job)
         try FileManager.default.createDirectory(atPath: imageDirectory(job), withIntermediateDirectories: true)
-        if let resumed, resumed.phase != .imaged, resumed.copiedBytes > 0 { try proveContinuity(job, journal: resumed) }
+        if let resumed, resumed.copiedBytes > 0, try resumed.phase != .imaged || writerLacksStream(job) {
+            try proveContinuity(job, journal: resumed)
+        }
         noteWarnings(job)
         if keeper.current.phase == .copying { try firstPass(job) }
         if keeper.current.phase == .recovering {
@@ -156,11 +158,17 @@ final class DiskDriver: AcquisitionDriver {
             proof = try continuity.prove(source: source.makeReader(), image: image, length: length, cancellation: job.cancellation, progress: progress)
         } else {
             // Not readable before it is complete: the source against the journaled digest state,
-            // which covers the stream up to the first skipped byte.
+            // which covers the stream up to the first skipped byte. Past the first pass, a writer
+            // that lost bytes before its staged stream (libewf keeps chunks up to its last complete
+            // section) takes them again from this read.
             guard let state = journal.states[DigestAlgorithm.sha256.displayName] else { throw journalLacks("SHA-256 state") }
+            let proved = min(length, journal.skipped.first?.start ?? length)
+            let reopened = journal.phase == .copying ? nil : try writerForTheRest(job)
+            let lost = reopened.flatMap { $0.restartOffset < proved ? $0.restartOffset : nil }
             proof = try continuity.proveByDigest(
-                source: source.makeReader(), journaled: state, length: min(length, journal.skipped.first?.start ?? length),
-                cancellation: job.cancellation, progress: progress)
+                source: source.makeReader(), journaled: state, length: proved,
+                feeding: lost.map { ConsumerFromOffset(reopened!, from: $0) }, cancellation: job.cancellation, progress: progress)
+                + (lost.map { "; the image had lost bytes \($0)-\(proved - 1) and took them from this read" } ?? "")
         }
         job.log.note(proof)
         job.custody.append(actor: job.applianceId, action: .continuityVerified, object: job.object, details: ["job": job.jobId, "method": proof])
@@ -206,6 +214,14 @@ final class DiskDriver: AcquisitionDriver {
                 metadata: metadata, compression: compression,
                 segmentSize: journal.segmentSize, bytesPerSector: source.logicalSectorSize)
         }
+    }
+
+    /// Whether an image the first pass finished still needs bytes of the stream that only the
+    /// source has (an E01 killed while it was being completed: libewf lost the chunks after its
+    /// last complete section); false once its files are journaled.
+    private func writerLacksStream(_ job: RunningJob) throws -> Bool {
+        guard !format.filesAreTheStream, keeper.current.imageFiles == nil else { return false }
+        return try writerForTheRest(job).restartOffset < (keeper.current.skipped.first?.start ?? size)
     }
 
     /// The writer for the second pass and the image's completion: this run's, or (a run resumed

@@ -59,8 +59,11 @@ struct ResumeContinuity {
     /// interrupted job journaled at that offset (`journaled`, a state over exactly those bytes).
     /// Equal values mean the source still gives what the job read; the image itself is read back
     /// whole once complete.
+    /// `feeding` receives the bytes as they are read (a reopened E01 that lost chunks takes them
+    /// again); they are only proved once all are read, and the image is read back whole later.
     func proveByDigest(
-        source: SourceReader, journaled: Data, length: UInt64, cancellation: CancellationFlag, progress: (UInt64) -> Void
+        source: SourceReader, journaled: Data, length: UInt64, feeding: (any StreamConsumer)? = nil, cancellation: CancellationFlag,
+        progress: (UInt64) -> Void
     ) throws(AcquisitionError) -> String {
         let started = Date()
         guard let expected = Digest(.sha256, savedState: journaled)?.chainingValue else {
@@ -76,6 +79,7 @@ struct ResumeContinuity {
             let count = Int(min(UInt64(chunkSize), length - offset))
             _ = try source.fill(buffer, count: count, at: offset)
             digest.update(UnsafeRawBufferPointer(start: buffer, count: count))
+            try feeding?.consume(UnsafeRawBufferPointer(start: buffer, count: count), at: offset)
             offset += UInt64(count)
             progress(offset)
         }
