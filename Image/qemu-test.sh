@@ -137,16 +137,31 @@ panel_started() { grep -aq 'cage\[[0-9]*\]: info: terminal.c' "$status"; }
 wait_until 180 "the panel's terminal started" panel_started
 sleep 20
 screen_ok() { qmp check-screen "$work/screen-ready.ppm" >"$work/screen-ready.txt" 2>&1; }
-screen_deadline=$((SECONDS + 120))
-until screen_ok || [ $SECONDS -ge $screen_deadline ]; do sleep 2; done
 # Live, not a frozen first frame: the panel's clock moves, so a screen a few seconds later differs.
 panel_live() {
     qmp screendump "$work/screen-later.ppm" >/dev/null 2>&1 && ! cmp -s "$work/screen-ready.ppm" "$work/screen-later.ppm"
 }
-if screen_ok && { sleep 3; panel_live; }; then
+panel_shown() {
+    local deadline=$((SECONDS + $1))
+    until screen_ok || [ $SECONDS -ge $deadline ]; do sleep 2; done
+    screen_ok && { sleep 3; panel_live; }
+}
+# Under emulation, cage 0.1.4 (wlroots 0.15) sometimes stops presenting frames after foot's
+# first ones: the screen stays black but for the pointer until an input event arrives
+# (reproduced here in about one boot in four with the host busy and screendumps taken while
+# cage starts; a pointer move or a key brings the panel back, drawn and updating). It is logged,
+# not failed: the step still fails if a pointer move does not bring the panel up.
+if panel_shown 60; then
     say "step 1 ok: exhibitd ready, appliance $applianceid, panel drawn and updating ($(cat "$work/screen-ready.txt"))"
 else
-    fail_later "step 1: exhibitd ready, but the panel is not on the display or not updating ($(head -1 "$work/screen-ready.txt"))"
+    stalled=$(head -1 "$work/screen-ready.txt")
+    qmp input-send-event '{"events":[{"type":"rel","data":{"axis":"x","value":8}}]}' >/dev/null
+    sleep 5
+    if panel_shown 30; then
+        say "step 1 ok: exhibitd ready, appliance $applianceid, panel drawn and updating ($(cat "$work/screen-ready.txt")), but only after a pointer move: the compositor had stopped presenting ($stalled)"
+    else
+        fail_later "step 1: exhibitd ready, but the panel is not on the display or not updating, even after a pointer move ($(head -1 "$work/screen-ready.txt"))"
+    fi
 fi
 
 # --- 2. a case from the panel's keyboard ------------------------------------------------------
