@@ -315,6 +315,41 @@ struct E01Tests {
         #expect(try E01Judges.exportSHA256(scratch.file("E7.E01"), scratch: scratch) == (try StockChecks.sum("sha256sum", source)))
     }
 
+    @Test("killed after libewf finalized the E01 but before its staging file was removed: the resumed completion keeps that E01")
+    func killedBetweenFinalizingAndRemovingTheStagingFile() throws {
+        let scratch = try ScratchDirectory("e01-finalized")
+        let size = 8 << 20
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: size, seed: "finalized")
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        let image = E01Image(metadata: Self.metadata, compression: .fast)
+        var digests: [DigestAlgorithm: DigestValue] = [:]
+        for algorithm in [DigestAlgorithm.md5, .sha1] {
+            digests[algorithm] = data.withUnsafeBytes { bytes in
+                let digest = Digest(algorithm)
+                digest.update(bytes)
+                return digest.finalize()
+            }
+        }
+        let completion = ImageCompletion(digests: digests, unreadable: [])
+        let staging = scratch.file("E7.E01-staging")
+        do {
+            let writer = try image.writer(directory: scratch.path, baseName: "E7", totalSize: UInt64(size))
+            try data.withUnsafeBytes { try writer.consume($0, at: 0) }
+            try writer.finish()
+            try #require(try Subprocess.run(["cp", staging, "\(staging).kept"]).succeeded)
+            try writer.complete(completion)
+        }
+        // The kill landed after libewf's finalize, before the staging file went.
+        try #require(rename("\(staging).kept", staging) == 0)
+        let resumed = try image.writer(
+            directory: scratch.path, baseName: "E7", totalSize: UInt64(size), keepFree: 0, resumingAt: UInt64(size), frontier: nil)
+        try resumed.complete(completion)
+        #expect(!FileManager.default.fileExists(atPath: staging))
+        let verify = try Subprocess.run(["ewfverify", "-q", scratch.file("E7.E01")])
+        #expect(verify.succeeded, "ewfverify: \(verify)")
+        #expect(try E01Judges.exportSHA256(scratch.file("E7.E01"), scratch: scratch) == (try StockChecks.sum("sha256sum", source)))
+    }
+
     @Test("SIGKILL, then resume: the E01 holds the same stream as an uninterrupted run", arguments: [false, true])
     func killedAndResumed(withSkip: Bool) throws {
         let scratch = try ScratchDirectory("e01-kill")
