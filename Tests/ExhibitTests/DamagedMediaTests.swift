@@ -310,10 +310,12 @@ struct DamagedMediaTests {
         #expect((UInt64(used) ?? .max) < 64 << 20, "tmpfs use \(used)")
     }
 
-    @Test("Interruptions: an unplugged source resumes when it comes back; another device of the same size does not")
-    func unpluggedSourceResumesOnlyOnTheSameDevice() throws {
+    @Test(
+        "Interruptions: an unplugged source resumes when it comes back; another device of the same size does not",
+        arguments: ["raw", "e01"])
+    func unpluggedSourceResumesOnlyOnTheSameDevice(format: String) throws {
         try StockChecks.requireTools()
-        let daemon = try TestDaemon("unplug", configuration: #"{"checkpointSeconds": 0.3}"#)
+        let daemon = try TestDaemon("unplug-\(format)", configuration: #"{"checkpointSeconds": 0.3, "imageFormat": "\#(format)"}"#)
         let scratch = daemon.store.scratch
         let opened = try daemon.cli(["case", "open", "--case", "CASE-U", "--examiner", "Unplug Tester", "--auto"])
         try #require(opened.succeeded, "case open: \(opened)")
@@ -358,7 +360,10 @@ struct DamagedMediaTests {
         try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: sourceSHA256)
         let reasons = (try Self.record(bundle)["interruptions"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
         #expect(reasons.count == 1 && reasons[0].contains("source vanished"), "\(reasons)")
-        #expect(daemon.store.bundles.count == 2)
+        if format == "e01" {
+            #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/\(first.exhibitId ?? "-").E01"]).succeeded)
+        }
+        #expect(daemon.store.bundles.count == 2, "\(daemon.store.bundles)")
         #expect(try StockChecks.sum("sha256sum", backing) == sourceSHA256, "the source changed")
     }
 }
