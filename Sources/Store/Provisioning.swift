@@ -39,7 +39,13 @@ public struct Provisioning {
                 continue
             }
             guard mkdir(directory, directory == store.keysDirectory ? 0o700 : 0o750) == 0 else {
-                throw StoreError(.layout, path: directory, errno: errno, detail: "cannot create")
+                // Only the store's own directory is made: a mistyped path must not grow a tree.
+                let error = errno
+                throw StoreError(
+                    .layout, path: directory, errno: error,
+                    detail: error == ENOENT
+                        ? "cannot create: the directory it would be in does not exist (create that first, or give another --store)"
+                        : "cannot create")
             }
             created.append(directory)
         }

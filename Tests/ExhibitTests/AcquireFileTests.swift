@@ -82,6 +82,14 @@ import Testing
         #expect(mode.trimmingCharacters(in: .whitespacesAndNewlines) == "600")
     }
 
+    @Test func aStoreWhoseParentIsMissingIsRefusedWithTheFix() throws {
+        let scratch = try ScratchDirectory("no-parent")
+        let store = scratch.file("missing/store")
+        let refused = try exhibit(["provision", "--store", store])
+        #expect(!refused.succeeded && refused.stderr.contains("the directory it would be in does not exist"), "\(refused)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("missing")), "a mistyped path grew a directory")
+    }
+
     /// The CSR flow: the agency (here, stock `openssl`) signs the appliance's request.
     @Test func agencyIssuedCertificateFromARequestSealsVerifiableBundles() throws {
         try StockChecks.requireTools()
