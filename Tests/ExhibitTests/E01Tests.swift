@@ -301,14 +301,7 @@ struct E01Tests {
         if segmentSize != nil { #expect(resumed.restartOffset > 0, "4 MiB segments close sections before \(saved)") }
         try feed(resumed, from: resumed.restartOffset, to: UInt64(size))
         try resumed.finish()
-        var digests: [DigestAlgorithm: DigestValue] = [:]
-        for algorithm in [DigestAlgorithm.md5, .sha1] {
-            digests[algorithm] = data.withUnsafeBytes { bytes in
-                let digest = Digest(algorithm)
-                digest.update(bytes)
-                return digest.finalize()
-            }
-        }
+        let digests = E01Judges.md5AndSHA1(of: data)
         try resumed.complete(ImageCompletion(digests: digests, unreadable: []))
         let verify = try Subprocess.run(["ewfverify", "-q", scratch.file("E7.E01")])
         #expect(verify.succeeded, "ewfverify: \(verify)")
@@ -322,14 +315,7 @@ struct E01Tests {
         let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: size, seed: "finalized")
         let data = try Data(contentsOf: URL(fileURLWithPath: source))
         let image = E01Image(metadata: Self.metadata, compression: .fast)
-        var digests: [DigestAlgorithm: DigestValue] = [:]
-        for algorithm in [DigestAlgorithm.md5, .sha1] {
-            digests[algorithm] = data.withUnsafeBytes { bytes in
-                let digest = Digest(algorithm)
-                digest.update(bytes)
-                return digest.finalize()
-            }
-        }
+        let digests = E01Judges.md5AndSHA1(of: data)
         let completion = ImageCompletion(digests: digests, unreadable: [])
         let staging = scratch.file("E7.E01-staging")
         do {
@@ -460,6 +446,19 @@ enum E01Judges {
 
     /// `ewfexport -f raw` into a file, and its SHA-256. (To stdout, ewfexport 20140813 appends
     /// "ewfexport: SUCCESS" to the stream even with -q.)
+    /// The digests an E01's completion stores, over the whole media.
+    static func md5AndSHA1(of data: Data) -> [DigestAlgorithm: DigestValue] {
+        var digests: [DigestAlgorithm: DigestValue] = [:]
+        for algorithm in [DigestAlgorithm.md5, .sha1] {
+            digests[algorithm] = data.withUnsafeBytes { bytes in
+                let digest = Digest(algorithm)
+                digest.update(bytes)
+                return digest.finalize()
+            }
+        }
+        return digests
+    }
+
     static func exportSHA256(_ e01: String, scratch: ScratchDirectory) throws -> String {
         let target = scratch.file("export-\(UUID().uuidString.prefix(6))")
         let export = try Subprocess.run(["ewfexport", "-q", "-u", "-f", "raw", "-t", target, e01])
