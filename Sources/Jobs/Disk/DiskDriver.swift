@@ -54,7 +54,7 @@ final class DiskDriver: AcquisitionDriver {
     func acquire(_ job: RunningJob) throws -> FinishedAcquisition {
         try start(job)
         try FileManager.default.createDirectory(atPath: imageDirectory(job), withIntermediateDirectories: true)
-        if let resumed, resumed.copiedBytes > 0, try resumed.phase != .imaged || writerLacksStream(job) {
+        if let resumed, resumed.copiedBytes > 0, try resumed.phase != .imaged || reopenedWriterGap(job) != nil {
             try proveContinuity(job, journal: resumed)
         }
         noteWarnings(job)
@@ -163,12 +163,11 @@ final class DiskDriver: AcquisitionDriver {
             // section) takes them again from this read.
             guard let state = journal.states[DigestAlgorithm.sha256.displayName] else { throw journalLacks("SHA-256 state") }
             let proved = min(length, journal.skipped.first?.start ?? length)
-            let reopened = journal.phase == .copying ? nil : try writerForTheRest(job)
-            let lost = reopened.flatMap { $0.restartOffset < proved ? $0.restartOffset : nil }
+            let gap = try reopenedWriterGap(job)
             proof = try continuity.proveByDigest(
                 source: source.makeReader(), journaled: state, length: proved,
-                feeding: lost.map { ConsumerFromOffset(reopened!, from: $0) }, cancellation: job.cancellation, progress: progress)
-                + (lost.map { "; the image had lost bytes \($0)-\(proved - 1) and took them from this read" } ?? "")
+                feeding: gap.map { ConsumerFromOffset($0.writer, from: $0.from) }, cancellation: job.cancellation, progress: progress)
+                + (gap.map { "; the image had lost bytes \($0.from)-\(proved - 1) and took them from this read" } ?? "")
         }
         job.log.note(proof)
         job.custody.append(actor: job.applianceId, action: .continuityVerified, object: job.object, details: ["job": job.jobId, "method": proof])
@@ -216,12 +215,15 @@ final class DiskDriver: AcquisitionDriver {
         }
     }
 
-    /// Whether an image the first pass finished still needs bytes of the stream that only the
-    /// source has (an E01 killed while it was being completed: libewf lost the chunks after its
-    /// last complete section); false once its files are journaled.
-    private func writerLacksStream(_ job: RunningJob) throws -> Bool {
-        guard !format.filesAreTheStream, keeper.current.imageFiles == nil else { return false }
-        return try writerForTheRest(job).restartOffset < (keeper.current.skipped.first?.start ?? size)
+    /// Past the first pass, the writer reopened for the rest and where it needs the stream from,
+    /// when that is before the first skipped byte (or the end): bytes only the source has now (an
+    /// E01 killed while it was being completed: libewf lost the chunks after its last complete
+    /// section). Nil when it lost nothing, its files are journaled, or its files are the stream.
+    private func reopenedWriterGap(_ job: RunningJob) throws -> (writer: any ImageWriter, from: UInt64)? {
+        let journal = keeper.current
+        guard !format.filesAreTheStream, journal.phase != .copying, journal.imageFiles == nil else { return nil }
+        let writer = try writerForTheRest(job)
+        return writer.restartOffset < (journal.skipped.first?.start ?? size) ? (writer, writer.restartOffset) : nil
     }
 
     /// The writer for the second pass and the image's completion: this run's, or (a run resumed
