@@ -80,6 +80,14 @@ public enum DurableFile {
         return digest.finalize()
     }
 
+    /// Drops a file's clean pages from the page cache, so that the next read comes from the store.
+    public static func dropFromCache(_ path: String) throws(EvidenceError) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw EvidenceError(.readFailed, path: path, errno: errno) }
+        defer { close(descriptor) }
+        _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+    }
+
     public static func size(of path: String) -> UInt64? {
         var status = stat()
         guard stat(path, &status) == 0 else { return nil }

@@ -130,7 +130,21 @@ final class ChunkEncoder: @unchecked Sendable {
         return false
     }
 
-    private static func compressedZeroChunk(size: Int) -> [UInt8]? {
+    /// The zlib stream the encoder stores for an all-zero chunk of `size` bytes, made once per
+    /// process and size: libdeflate's level-12 compressor takes 9 MB while it lives, which the
+    /// read-back would otherwise add to the job's peak memory.
+    static func compressedZeroChunk(size: Int) -> [UInt8]? {
+        zeroChunks.withLock { known in
+            if let stream = known[size] { return stream }
+            let stream = makeCompressedZeroChunk(size: size)
+            known[size] = stream
+            return stream
+        }
+    }
+
+    private static let zeroChunks = Mutex<[Int: [UInt8]?]>([:])
+
+    private static func makeCompressedZeroChunk(size: Int) -> [UInt8]? {
         let zeros = [UInt8](repeating: 0, count: size)
         var output = [UInt8](repeating: 0, count: size)
         guard let compressor = libdeflate_alloc_compressor(12) else { return nil }

@@ -183,5 +183,7 @@ public struct E01Image: ImageFormat {
             resumingAt: offset, frontier: frontier)
     }
 
-    public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource { try E01Reader(paths: paths) }
+    /// The job's read-back decodes the E01 with Exhibit's own parser; `exhibit verify` reads it
+    /// through libewf (`E01Reader`).
+    public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource { try E01Decoder(paths: paths) }
 }

@@ -59,16 +59,19 @@ public final class WindowCheck: Sendable {
     public var compared: Int { posts.withLock { $0.compared } }
 }
 
-/// The read side of a `WindowCheck`: the GMAC of each window of the stream as the pipeline reads
-/// it, on a pipeline thread of its own.
+/// One side of a `WindowCheck` as a pipeline consumer, on a thread of its own: the GMAC of each
+/// window of the stream as the source is read (`.read`), or as an image decoded from the store
+/// gives it back (`.stored`).
 public final class WindowTagger: StreamConsumer, @unchecked Sendable {
     private let check: WindowCheck
+    private let side: WindowCheck.Side
     private var window = 0
     private var tagger: GMAC
     private var inWindow: UInt64 = 0
 
-    public init(_ check: WindowCheck) {
+    public init(_ check: WindowCheck, side: WindowCheck.Side = .read) {
         self.check = check
+        self.side = side
         self.tagger = check.tagger(window: 0)
     }
 
@@ -88,7 +91,7 @@ public final class WindowTagger: StreamConsumer, @unchecked Sendable {
     public func finish() throws(AcquisitionError) { if inWindow > 0 { next() } }
 
     private func next() {
-        check.post(.read, window: window, tagger.finalize())
+        check.post(side, window: window, tagger.finalize())
         window += 1
         inWindow = 0
         tagger = check.tagger(window: window)

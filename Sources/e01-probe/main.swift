@@ -5,7 +5,8 @@
 //   e01-probe write SOURCE --dir DIR --name NAME [--compression fast|best|none] [--segment-size BYTES]
 //             [--sector-size 512|4096] [--skip START+LENGTH]… [--unreadable START+LENGTH]…
 //             [--journal FILE [--resume]] [--checkpoint-seconds S] [--stall-at OFFSET]
-//   e01-probe read SEGMENT…        the media stream's SHA-256 through E01Reader
+//   e01-probe read SEGMENT…        the media stream's SHA-256 through the job's read-back (E01Decoder)
+//   e01-probe read-libewf SEGMENT… the same through libewf (E01Reader, as `exhibit verify` reads)
 //
 // `--skip` spans read as zeros in the first pass and are "recovered" from the source by patches
 // afterwards, except those also given as `--unreadable`, which stay zero and are listed in the
@@ -181,10 +182,13 @@ func write(_ options: Options) throws(AcquisitionError) {
     print(String(decoding: json, as: UTF8.self))
 }
 
-func read(_ options: Options) throws(AcquisitionError) {
+func read(_ options: Options, throughLibewf: Bool) throws(AcquisitionError) {
     let started = Date()
-    let reader = try E01Image(metadata: E01Metadata(caseNumber: "", evidenceNumber: "", examiner: "", acquisitionDate: Date(), software: ""))
-        .reader(paths: options.inputs)
+    let reader: any StreamSource =
+        throughLibewf
+        ? try E01Reader(paths: options.inputs)
+        : try E01Image(metadata: E01Metadata(caseNumber: "", evidenceNumber: "", examiner: "", acquisitionDate: Date(), software: ""))
+            .reader(paths: options.inputs)
     let digest = StreamDigester(.sha256)
     _ = try Pipeline.run(reader, into: [digest])
     print("\(digest.result!.hex) \(reader.size) \(String(format: "%.2f", Date().timeIntervalSince(started)))")
@@ -194,8 +198,9 @@ let options = Options(Array(CommandLine.arguments.dropFirst()))
 do {
     switch options.command {
     case "write": try write(options)
-    case "read": try read(options)
-    default: fail("usage: e01-probe write SOURCE --dir DIR --name NAME … | e01-probe read SEGMENT…")
+    case "read": try read(options, throughLibewf: false)
+    case "read-libewf": try read(options, throughLibewf: true)
+    default: fail("usage: e01-probe write SOURCE --dir DIR --name NAME … | e01-probe read[-libewf] SEGMENT…")
     }
 } catch {
     FileHandle.standardError.write(Data("e01-probe: \(error)\n".utf8))

@@ -52,6 +52,14 @@ struct E01AcquisitionTests {
         }
         #expect(digests["md5"] == (try StockChecks.sum("md5sum", disk)))
         #expect((record["image"] as? [String: Any])?["format"] as? String == "e01")
+        // A new E01 is read back once complete, decoded by Exhibit's parser, window by window
+        // against the tags of the stream read; the chaining values locate a later change.
+        let verification = try #require(record["verification"] as? [String: Any])
+        #expect(verification["result"] as? String == "matched")
+        #expect((verification["method"] as? String)?.contains("read back once complete, decoded by Exhibit's own") == true, "\(verification)")
+        #expect((verification["windowChainSHA256"] as? [String])?.isEmpty == false)
+        let custody = try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8)
+        #expect(custody.contains("read back once the image was complete"), "\(custody)")
         let rawSize = try FileManager.default.attributesOfItem(atPath: disk)[.size] as? Int ?? 0
         let e01Size = try FileManager.default.attributesOfItem(atPath: e01)[.size] as? Int ?? .max
         #expect(e01Size < rawSize * 3 / 4, "the E01 (\(e01Size) bytes) did not compress the zeros of a \(rawSize)-byte disk")
@@ -145,6 +153,9 @@ struct E01AcquisitionTests {
         #expect(interruptions.count == 1)
         let proof = interruptions.first?["continuityCheck"] as? String ?? ""
         #expect(proof.contains("intermediate hash value equals the one journaled"), "\(interruptions)")
+        // Its first bytes were written by another run: read back whole and hashed, not by windows.
+        let method = (try DamagedMediaTests.record(bundle)["verification"] as? [String: Any])?["method"] as? String ?? ""
+        #expect(method.contains("re-hashed with SHA-256 (always, because the job was interrupted"), "\(method)")
     }
 
     /// SIGKILL while the E01 is being completed (every byte in the store and the digests final,

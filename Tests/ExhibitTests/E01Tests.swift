@@ -467,9 +467,19 @@ enum E01Judges {
         return try StockChecks.sum("sha256sum", "\(target).raw")
     }
 
+    /// The media stream's SHA-256 as libewf reads it (`E01Reader`, what `exhibit verify` uses),
+    /// required equal to what Exhibit's own decoder (the job's read-back) makes of the same files.
     static func readerSHA256(_ paths: [String]) throws -> String {
         let digest = StreamDigester(.sha256)
         _ = try Pipeline.run(try E01Reader(paths: paths), into: [digest])
+        let libewf = try #require(digest.result).hex
+        try #require(try decoderSHA256(paths) == libewf, "libewf and E01Decoder read different streams")
+        return libewf
+    }
+
+    static func decoderSHA256(_ paths: [String]) throws -> String {
+        let digest = StreamDigester(.sha256)
+        _ = try Pipeline.run(try E01Decoder(paths: paths), into: [digest])
         return try #require(digest.result).hex
     }
 

@@ -29,10 +29,13 @@ extension DiskDriver {
             }
             if let saved = journal.states[frontierWindows.name], !frontierWindows.restore(saved) { throw journalLacks(frontierWindows.name) }
         }
-        // A new image is read back while it is written, window by window once durable; a resumed
-        // one is read back whole at the end (its first bytes were written by another run).
-        var check = journal.copiedBytes == 0 && journal.verifyAfterWriting ? WindowCheck(windowSize: windowSize, totalSize: size) : nil
-        if let readBack = check, writer.readBackWhileWriting(check: readBack) { digesters[0].chainEvery = windowSize } else { check = nil }
+        // A new image is checked window by window against tags taken as the stream is read: read
+        // back while it is written once each window is durable (raw), or once it is complete (E01,
+        // whose last chunk and tables libewf writes only then). A resumed one is read back whole
+        // at the end (its first bytes were written by another run).
+        let check = journal.copiedBytes == 0 && journal.verifyAfterWriting ? WindowCheck(windowSize: windowSize, totalSize: size) : nil
+        let readsBackWhileWriting = check.map { writer.readBackWhileWriting(check: $0) } ?? false
+        if check != nil { digesters[0].chainEvery = windowSize }
         var consumers: [any StreamConsumer] = digesters
         if let segmentDigester { consumers.append(segmentDigester) }
         if let check { consumers.append(WindowTagger(check)) }
@@ -73,8 +76,16 @@ extension DiskDriver {
         var finalDigests: [String: String] = [:]
         for digester in digesters { if let value = digester.result { finalDigests[digester.algorithm.rawValue] = value.hex } }
         let segmentDigests = segmentDigester?.results.map(\.hex)
-        let storeCheck = outcome.skipped.isEmpty ? try checkReadBack(job, check: check, media: finalDigests["sha256"] ?? "") : nil
-        let chain = digesters[0].chainingValues.map(\.hex)
+        // The second pass changes the windows it recovers: their first-pass tags no longer hold.
+        var storeCheck: String?
+        if let check, outcome.skipped.isEmpty {
+            if readsBackWhileWriting {
+                storeCheck = try confirmReadBack(job, check: check, media: finalDigests["sha256"] ?? "", when: .whileWriting)
+            } else {
+                windowCheckAfterCompletion = check
+            }
+        }
+        let chain = check != nil && outcome.skipped.isEmpty ? digesters[0].chainingValues.map(\.hex) : nil
         try saveCustody(job) { [size] in
             $0.copiedBytes = size
             $0.skipped = outcome.skipped
@@ -84,35 +95,11 @@ extension DiskDriver {
                 $0.segmentDigests = segmentDigests
                 $0.phase = .imaged
                 $0.storeCheck = storeCheck
-                $0.windowChain = storeCheck.map { _ in chain }
+                $0.windowChain = chain
             } else {
                 $0.phase = .recovering
             }
         }
-    }
-
-    /// The read-back that ran beside the pass: every window the store gave back as it was read.
-    /// Nil when there was none (a resumed job reads back after the pass).
-    private func checkReadBack(_ job: RunningJob, check: WindowCheck?, media: String) throws -> String? {
-        guard let check else { return nil }
-        if let window = check.firstMismatch {
-            let first = UInt64(window) * check.windowSize
-            throw AcquisitionError(
-                .verifyMismatch, path: imageDirectory(job), offset: first,
-                detail: "the store gave back stream bytes \(first)-\(min(first + check.windowSize, size) - 1) not as they were written")
-        }
-        guard check.compared == check.windowCount else {
-            throw AcquisitionError(
-                .verifyMismatch, path: imageDirectory(job),
-                detail: "\(check.compared) of \(check.windowCount) windows were read back; the image is not verified")
-        }
-        job.log.note("read back during the first pass: all \(check.windowCount) windows of \(check.windowSize) bytes as written")
-        job.custody.append(
-            actor: job.applianceId, action: .imageVerified, object: job.object,
-            details: ["sha256": media, "result": "matched", "method": "read back during the first pass"])
-        return "each \(check.windowSize)-byte window of the image fsynced, dropped from the page cache and read back from the store "
-            + "while the first pass went on; the GMAC (AES-128-GCM, a key drawn for this job) of each of the \(check.windowCount) "
-            + "windows as stored equalled that of the bytes read, so the stored image is the stream whose SHA-256 is the media SHA-256"
     }
 
     /// An image file written to while it was read would give an image of neither state: refused

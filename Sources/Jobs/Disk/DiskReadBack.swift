@@ -4,9 +4,11 @@ import Foundation
 import Imaging
 
 extension DiskDriver {
-    /// How the stored image was checked: by the second pass's window check, by reading it back
-    /// now, or not at all (`--no-verify`). A resumed job always reads back: the bytes written
-    /// before the interruption were not re-read when it went on.
+    /// How the stored image was checked: by a window check that already ran (while the first pass
+    /// wrote it, or in the second pass), by reading the completed image back against the first
+    /// pass's window tags (E01, in the run that read the source), by reading it back whole and
+    /// hashing it, or not at all (`--no-verify`). A resumed job always reads back whole: the
+    /// bytes written before the interruption were not re-read when it went on.
     func verifyStoredImage(_ job: RunningJob, paths: [String], unreadableSectors: UInt64) throws -> AcquisitionRecord.Verification {
         let journal = keeper.current
         guard let mediaSHA256 = journal.digests?["sha256"] else { throw journalLacks("final digests") }
@@ -14,6 +16,9 @@ extension DiskDriver {
             return AcquisitionRecord.Verification(
                 result: "matched", method: method, sha256: mediaSHA256, windowSize: windowSize, windowSHA256: journal.windowSHA256,
                 windowChainSHA256: journal.windowChain)
+        }
+        if let check = windowCheckAfterCompletion {
+            return try readBackWindows(job, check: check, paths: paths, media: mediaSHA256, unreadableSectors: unreadableSectors)
         }
         guard journal.verifyAfterWriting || !journal.interruptions.isEmpty else {
             job.log.note("read-back verification skipped (--no-verify)", level: .warning)
@@ -23,6 +28,8 @@ extension DiskDriver {
                 windowSHA256: nil)
         }
         try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
+        // Hashing a format's files for the manifest read them back into the cache.
+        for path in paths { try DurableFile.dropFromCache(path) }
         let stream = StreamDigester(.sha256)
         let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
         let readback = try Pipeline.run(
@@ -47,5 +54,73 @@ extension DiskDriver {
                 .verifyMismatch, path: imageDirectory(job), detail: "the stored image hashes to \(readbackSHA256), the source stream to \(mediaSHA256)")
         }
         return verification
+    }
+
+    /// The read-back of an image complete only now (E01): its decoded stream against the window
+    /// tags the first pass took, each window's GMAC on a thread beside the decoding.
+    private func readBackWindows(
+        _ job: RunningJob, check: WindowCheck, paths: [String], media: String, unreadableSectors: UInt64
+    ) throws -> AcquisitionRecord.Verification {
+        try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
+        for path in paths { try DurableFile.dropFromCache(path) }
+        // One consumer: three buffers keep the decoding and the GMAC busy, in 10 MiB less than the first pass's eight.
+        let buffers = PipelineConfiguration(bufferSize: request.pipeline.bufferSize, bufferCount: 3)
+        let readback = try Pipeline.run(
+            try format.reader(paths: paths), into: [WindowTagger(check, side: .stored)], configuration: buffers,
+            cancellation: job.cancellation
+        ) {
+            job.progress(
+                JobProgress(
+                    phase: .verifying, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: unreadableSectors,
+                    elapsed: $0.elapsed))
+        }
+        let method = try confirmReadBack(job, check: check, media: media, when: .afterCompletion)
+        return AcquisitionRecord.Verification(
+            result: "matched", method: method, sha256: media, durationSeconds: readback.elapsed, windowSize: windowSize,
+            windowSHA256: nil, windowChainSHA256: keeper.current.windowChain)
+    }
+
+    /// When the stored image was read back against the window tags of the first pass.
+    enum WindowReadBackTime {
+        case whileWriting, afterCompletion
+
+        var method: String {
+            switch self {
+            case .whileWriting: "read back during the first pass"
+            case .afterCompletion: "read back once the image was complete"
+            }
+        }
+    }
+
+    /// The window check of a read-back: every window the store gave back as it was read, or the
+    /// first that it did not, named by its stream bytes. Returns the record's method.
+    func confirmReadBack(_ job: RunningJob, check: WindowCheck, media: String, when: WindowReadBackTime) throws -> String {
+        if let window = check.firstMismatch {
+            let first = UInt64(window) * check.windowSize
+            throw AcquisitionError(
+                .verifyMismatch, path: imageDirectory(job), offset: first,
+                detail: "the store gave back stream bytes \(first)-\(min(first + check.windowSize, size) - 1) not as they were written")
+        }
+        guard check.compared == check.windowCount else {
+            throw AcquisitionError(
+                .verifyMismatch, path: imageDirectory(job),
+                detail: "\(check.compared) of \(check.windowCount) windows were read back; the image is not verified")
+        }
+        job.log.note("\(when.method): all \(check.windowCount) windows of \(check.windowSize) bytes as written")
+        job.custody.append(
+            actor: job.applianceId, action: .imageVerified, object: job.object,
+            details: ["sha256": media, "result": "matched", "method": when.method])
+        switch when {
+        case .whileWriting:
+            return "each \(check.windowSize)-byte window of the image fsynced, dropped from the page cache and read back from the "
+                + "store while the first pass went on; the GMAC (AES-128-GCM, a key drawn for this job) of each of the "
+                + "\(check.windowCount) windows as stored equalled that of the bytes read, so the stored image is the stream whose "
+                + "SHA-256 is the media SHA-256"
+        case .afterCompletion:
+            return "the image files fsynced, dropped from the page cache and read back once complete, decoded by Exhibit's own "
+                + "bounds-checked \(format.name.uppercased()) parser (not the library that wrote them); the GMAC (AES-128-GCM, a "
+                + "key drawn for this job) of each of the \(check.windowCount) \(check.windowSize)-byte windows of the decoded "
+                + "stream equalled that of the bytes read, so the stored image is the stream whose SHA-256 is the media SHA-256"
+        }
     }
 }

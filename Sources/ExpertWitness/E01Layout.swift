@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: Apache-2.0
+import CEWF
+import Foundation
+import Imaging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where the chunks of an E01 (EnCase 6, as libewf writes it) lie in its segment files, found by
+/// walking each file's section chain with every field checked before it is used: descriptor and
+/// table checksums, offsets inside the file, `next` equal to the section's end (a file whose
+/// sizes and offsets disagree could hold two images), chunk counts that add up to the media.
+///
+/// Exhibit's own parser, so that the read-back need not trust libewf 20140813 with a file read
+/// from a store (its `libewf_handle_read_chunk` copies a compressed chunk's stored size into the
+/// caller's buffer unchecked), and can decode chunks itself, faster, in bounded memory.
+/// Layout facts: the EWF specification of the libewf project (J. Metz, "Expert Witness
+/// Compression Format", sections "Section descriptor", "Volume section", "Table section").
+final class E01Layout: @unchecked Sendable {
+    /// One table section: the entries of `count` chunks from `firstChunk`, whose stored bytes lie
+    /// in the sectors section before it (the last chunk ends where that section ends).
+    struct Table {
+        let segment: Int
+        let firstChunk: UInt64
+        let count: Int
+        let entriesOffset: UInt64
+        let baseOffset: UInt64
+        let sectors: Range<UInt64>
+    }
+
+    let files: [SegmentFile]
+    let mediaSize: UInt64
+    let bytesPerSector: UInt32
+    let chunkSize: UInt64
+    let chunkCount: UInt64
+    let tables: [Table]
+
+    static let descriptorSize = 76
+    static let fileHeaderSize = 13
+    static let signature: [UInt8] = [0x45, 0x56, 0x46, 0x09, 0x0D, 0x0A, 0xFF, 0x00]
+    /// The volume section's data in EnCase 5 to 7 files.
+    static let volumeSize = 1052
+    /// Entries a table may hold (EnCase 6's limit; libewf writes at most 65534).
+    static let maximumEntries = 65535
+    /// How much larger than its chunk a stored chunk may be: a zlib stream of incompressible data
+    /// grows by 5 bytes per 64 KiB block plus 6 (RFC 1950/1951); writers store such chunks raw.
+    static let largestExpansion = 1024
+    /// Larger chunks than Exhibit's writer makes (1 MiB) are not read.
+    static let maximumChunkSize: UInt64 = 1 << 20
+
+    init(paths: [String]) throws(AcquisitionError) {
+        guard !paths.isEmpty else { throw AcquisitionError(.invalidRequest, path: "E01", detail: "no segment files to read") }
+        var files: [SegmentFile] = []
+        for path in paths { files.append(try SegmentFile(path: path)) }
+        var walk = Walk()
+        for (index, file) in files.enumerated() {
+            try walk.segment(file, index: index, isLast: index == files.count - 1)
+        }
+        guard let volume = walk.volume else {
+            throw AcquisitionError(.inspectFailed, path: paths[0], detail: "the E01 has no volume section")
+        }
+        let chunkSize = UInt64(volume.sectorsPerChunk) * UInt64(volume.bytesPerSector)
+        let (mediaSize, overflow) = volume.sectorCount.multipliedReportingOverflow(by: UInt64(volume.bytesPerSector))
+        guard [512, 4096].contains(volume.bytesPerSector), chunkSize > 0, chunkSize <= Self.maximumChunkSize, !overflow,
+            mediaSize > 0, volume.chunkCount == (mediaSize + chunkSize - 1) / chunkSize, walk.chunks == volume.chunkCount
+        else {
+            throw AcquisitionError(
+                .inspectFailed, path: paths[0],
+                detail: "the E01's volume section does not add up: \(volume.sectorCount) sectors of \(volume.bytesPerSector) bytes, "
+                    + "\(volume.sectorsPerChunk) per chunk, \(volume.chunkCount) chunks, and its tables list \(walk.chunks)")
+        }
+        self.files = files
+        self.mediaSize = mediaSize
+        self.bytesPerSector = volume.bytesPerSector
+        self.chunkSize = chunkSize
+        self.chunkCount = volume.chunkCount
+        self.tables = walk.tables
+    }
+
+    /// The table listing chunk `index`.
+    func table(holding index: UInt64) -> Int {
+        var low = 0, high = tables.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if tables[middle].firstChunk <= index { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+
+    struct Volume {
+        let chunkCount: UInt64
+        let sectorsPerChunk: UInt32
+        let bytesPerSector: UInt32
+        let sectorCount: UInt64
+    }
+
+    /// The sections of the segment files, in order.
+    private struct Walk {
+        var volume: Volume?
+        var tables: [Table] = []
+        var chunks: UInt64 = 0
+
+        mutating func segment(_ file: SegmentFile, index: Int, isLast: Bool) throws(AcquisitionError) {
+            let header = try file.read(E01Layout.fileHeaderSize, at: 0, what: "the file header")
+            guard Array(header.prefix(8)) == E01Layout.signature, header[8] == 1,
+                UInt16(header[9]) | UInt16(header[10]) << 8 == UInt16(truncatingIfNeeded: index + 1)
+            else {
+                throw file.malformed(at: 0, "its file header is not that of EWF segment \(index + 1)")
+            }
+            var offset = UInt64(E01Layout.fileHeaderSize)
+            var sectors: Range<UInt64>?
+            while true {
+                let section = try Section(file, at: offset)
+                switch section.type {
+                case "done", "next":
+                    guard section.type == (isLast ? "done" : "next") else {
+                        throw file.malformed(at: offset, "a \"\(section.type)\" section ends segment \(index + 1) of the image")
+                    }
+                    return
+                case "volume", "disk":
+                    guard index == 0, volume == nil else { throw file.malformed(at: offset, "a second volume section") }
+                    volume = try section.volume(file)
+                case "sectors":
+                    sectors = section.data
+                case "table":
+                    guard let data = sectors else { throw file.malformed(at: offset, "a table section with no sectors section before it") }
+                    let table = try section.table(file, segment: index, firstChunk: chunks, sectors: data)
+                    tables.append(table)
+                    chunks += UInt64(table.count)
+                    sectors = nil
+                default:
+                    break  // header, header2, table2 (a mirror of table), data, error2, digest, hash, session
+                }
+                offset = section.next
+            }
+        }
+    }
+
+    /// A section descriptor, checked: its checksum, and a next offset at its own end inside the file.
+    private struct Section {
+        let type: String
+        let start: UInt64
+        let next: UInt64
+        var data: Range<UInt64> { start + UInt64(E01Layout.descriptorSize)..<next }
+
+        init(_ file: SegmentFile, at offset: UInt64) throws(AcquisitionError) {
+            let bytes = try file.read(E01Layout.descriptorSize, at: offset, what: "a section descriptor")
+            guard E01Layout.adler32(bytes.prefix(72)) == E01Layout.littleEndian32(bytes, at: 72) else {
+                throw file.malformed(at: offset, "a section descriptor's checksum does not match")
+            }
+            type = String(decoding: bytes.prefix(16).prefix { $0 != 0 }, as: UTF8.self)
+            start = offset
+            let next = E01Layout.littleEndian64(bytes, at: 16), size = E01Layout.littleEndian64(bytes, at: 24)
+            if type == "done" || type == "next" {
+                guard next == offset else { throw file.malformed(at: offset, "the \"\(type)\" section does not point to itself") }
+                self.next = next
+                return
+            }
+            let (end, overflow) = offset.addingReportingOverflow(size)
+            guard size >= UInt64(E01Layout.descriptorSize), !overflow, next == end, end <= file.size else {
+                throw file.malformed(
+                    at: offset, "the \"\(type)\" section's size (\(size)) and next offset (\(next)) disagree or leave the file")
+            }
+            self.next = next
+        }
+
+        func volume(_ file: SegmentFile) throws(AcquisitionError) -> Volume {
+            guard data.count == E01Layout.volumeSize else {
+                throw file.malformed(at: start, "a volume section of \(data.count) bytes (EnCase 6 writes \(E01Layout.volumeSize))")
+            }
+            let bytes = try file.read(E01Layout.volumeSize, at: data.lowerBound, what: "the volume section")
+            guard E01Layout.adler32(bytes.prefix(E01Layout.volumeSize - 4)) == E01Layout.littleEndian32(bytes, at: E01Layout.volumeSize - 4)
+            else { throw file.malformed(at: start, "the volume section's checksum does not match") }
+            return Volume(
+                chunkCount: UInt64(E01Layout.littleEndian32(bytes, at: 4)), sectorsPerChunk: E01Layout.littleEndian32(bytes, at: 8),
+                bytesPerSector: E01Layout.littleEndian32(bytes, at: 12), sectorCount: E01Layout.littleEndian64(bytes, at: 16))
+        }
+
+        func table(_ file: SegmentFile, segment: Int, firstChunk: UInt64, sectors: Range<UInt64>) throws(AcquisitionError) -> Table {
+            let header = try file.read(24, at: data.lowerBound, what: "a table header")
+            guard E01Layout.adler32(header.prefix(20)) == E01Layout.littleEndian32(header, at: 20) else {
+                throw file.malformed(at: start, "a table header's checksum does not match")
+            }
+            let count = Int(E01Layout.littleEndian32(header, at: 0))
+            guard count > 0, count <= E01Layout.maximumEntries, UInt64(24 + count * 4 + 4) <= UInt64(data.count) else {
+                throw file.malformed(at: start, "a table of \(count) entries in a section of \(data.count) bytes")
+            }
+            return Table(
+                segment: segment, firstChunk: firstChunk, count: count, entriesOffset: data.lowerBound + 24,
+                baseOffset: E01Layout.littleEndian64(header, at: 8), sectors: sectors)
+        }
+    }
+
+    static func adler32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        bytes.withUnsafeBytes { UInt32(libdeflate_adler32(1, $0.baseAddress, $0.count)) }
+    }
+
+    static func littleEndian32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        (0..<4).reduce(0) { $0 | UInt32(bytes[offset + $1]) << (8 * $1) }
+    }
+
+    static func littleEndian64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+        (0..<8).reduce(0) { $0 | UInt64(bytes[offset + $1]) << (8 * $1) }
+    }
+}
+
+/// One segment file, open for reading; its descriptor is closed with it.
+final class SegmentFile: @unchecked Sendable {
+    let path: String
+    let size: UInt64
+    private let descriptor: Int32
+
+    init(path: String) throws(AcquisitionError) {
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw AcquisitionError(.openFailed, path: path, errno: errno, detail: "reading the E01") }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let error = errno
+            close(descriptor)
+            throw AcquisitionError(.inspectFailed, path: path, errno: error)
+        }
+        self.path = path
+        self.size = UInt64(status.st_size)
+    }
+
+    deinit { close(descriptor) }
+
+    /// Exactly `count` bytes at `offset`, which must lie inside the file.
+    func read(_ count: Int, at offset: UInt64, what: String) throws(AcquisitionError) -> [UInt8] {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 8)
+        defer { buffer.deallocate() }
+        try read(into: buffer, count: count, at: offset, what: what)
+        return [UInt8](UnsafeRawBufferPointer(start: buffer, count: count))
+    }
+
+    func read(into destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64, what: String) throws(AcquisitionError) {
+        guard offset <= size, UInt64(count) <= size - offset else {
+            throw malformed(at: offset, "\(what) (\(count) bytes) would lie past the file's end (\(size) bytes)")
+        }
+        try StoreWrites.readAll(into: destination, count: count, from: descriptor, at: offset, path: path, reported: offset, what: what)
+    }
+
+    func malformed(at offset: UInt64, _ why: String) -> AcquisitionError {
+        AcquisitionError(.inspectFailed, path: path, offset: offset, detail: "not a well-formed E01 segment file: \(why)")
+    }
+}

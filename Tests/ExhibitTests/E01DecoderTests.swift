@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: Apache-2.0
+import Cryptography
+import ExpertWitness
+import Foundation
+import Imaging
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Exhibit's own E01 parser (the job's read-back), on images libewf wrote (Exhibit's and
+/// `ewfacquire`'s), and on images altered the way a hostile carrier would: every checksum made
+/// right again, so that only the parser's bounds stand between the file and the reader's memory.
+@Suite(.serialized, .enabled(if: E01Judges.ewfTools, "needs ewf-tools (ewfacquire, ewfverify): scripts/install-deps"))
+struct E01DecoderTests {
+    @Test("ewfacquire's segmented E01 decodes to the source, as libewf reads it")
+    func readsWhatEwfacquireWrites() throws {
+        let scratch = try ScratchDirectory("e01-decoder-ewfacquire")
+        let size = (6 << 20) + 3 * 4096
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: size, seed: "decoder")
+        let acquire = try Subprocess.run(["ewfacquire", "-q", "-u", "-c", "fast", "-S", "1048576", "-t", scratch.file("T"), source])
+        try #require(acquire.succeeded, "ewfacquire: \(acquire)")
+        let paths = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasPrefix("T.E") }.sorted()
+            .map(scratch.file)
+        #expect(paths.count > 3)
+        #expect(try E01Judges.readerSHA256(paths) == (try StockChecks.sum("sha256sum", source)))
+    }
+
+    @Test("a stored byte that differs from the stream read is found by the window check once the E01 is complete", arguments: [nil, UInt64(5 << 20) + 77])
+    func windowCheckAfterCompletion(flippedAt flipped: UInt64?) throws {
+        let scratch = try ScratchDirectory("e01-decoder-windows")
+        let size = UInt64(8 << 20)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "windows")
+        let windowSize = UInt64(1 << 20)
+        let check = WindowCheck(windowSize: windowSize, totalSize: size)
+        let image = E01Image(metadata: E01Tests.metadata, compression: .fast)
+        let writer = try image.writer(
+            directory: scratch.path, baseName: "E7", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier())
+        let stored: any StreamConsumer = flipped.map { ImagingTests.OneByteOff(writer, at: $0) } ?? writer
+        _ = try Pipeline.run(try ImageFiles(paths: [source]), into: [WindowTagger(check), stored])
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        try writer.complete(ImageCompletion(digests: E01Judges.md5AndSHA1(of: data), unreadable: []))
+        #expect(check.compared == 0)
+
+        _ = try Pipeline.run(try image.reader(paths: writer.paths), into: [WindowTagger(check, side: .stored)])
+        #expect(check.compared == check.windowCount && check.windowCount == 8)
+        #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
+    }
+
+    @Test("a flipped byte in an uncompressed chunk: the decoder names the chunk ewfverify names")
+    func flippedUncompressedChunk() throws {
+        let (scratch, e01, _) = try Self.image("e01-decoder-flip", compression: .none)
+        let bytes = try #require(FileManager.default.attributesOfItem(atPath: e01)[.size] as? Int)
+        try Self.patch(e01, at: bytes / 2) { $0[0] ^= 0x5A }
+        let verify = try Subprocess.run(["ewfverify", "-q", e01])
+        #expect(!verify.succeeded)
+        let reported = try #require(E01Judges.damagedSectors(verify.stdout), "ewfverify: \(verify.stdout)")
+        let error = try #require(Self.decodingError([e01]))
+        #expect(error.code == .verifyMismatch)
+        #expect(
+            error.detail?.contains("media bytes \(reported.first * 512) to \(reported.last * 512 + 511) is damaged") == true,
+            "\(error); ewfverify: \(reported)")
+        #expect(error.detail?.contains("checksum does not match") == true)
+        _ = scratch
+    }
+
+    @Test("a table entry pointing outside its sectors section, checksum made right: refused before any read there")
+    func tableEntryOutsideItsSection() throws {
+        let (scratch, e01, _) = try Self.image("e01-decoder-table", compression: .fast)
+        let table = try #require(try Self.sections(e01).first { $0.type == "table" })
+        let entries = table.offset + 76 + 24
+        let count = Int(try Self.littleEndian32(e01, at: table.offset + 76))
+        try Self.patch(e01, at: entries, count: 4) { bytes in
+            bytes[0] = 0xFF; bytes[1] = 0xFF; bytes[2] = 0xFF; bytes[3] = 0x7F | (bytes[3] & 0x80)
+        }
+        try Self.rechecksum(e01, over: entries, count: count * 4)
+        let error = try #require(Self.decodingError([e01]))
+        #expect(error.code == .inspectFailed)
+        #expect(error.detail?.contains("chunk 0 is said to be stored at bytes") == true, "\(error)")
+        #expect(error.offset == UInt64(entries))
+        _ = scratch
+    }
+
+    @Test("a section whose size and next offset disagree (two images in one file), checksum made right: refused")
+    func sizeAndNextOffsetDisagree() throws {
+        let (scratch, e01, _) = try Self.image("e01-decoder-dual", compression: .fast)
+        let sectors = try #require(try Self.sections(e01).first { $0.type == "sectors" })
+        try Self.patch(e01, at: sectors.offset + 24, count: 8) { $0[0] = $0[0] &- 76 }
+        try Self.rechecksum(e01, over: sectors.offset, count: 72)
+        let error = try #require(Self.decodingError([e01]))
+        #expect(error.code == .inspectFailed)
+        #expect(error.detail?.contains("size") == true && error.detail?.contains("disagree") == true, "\(error)")
+        #expect(error.offset == UInt64(sectors.offset))
+        _ = scratch
+    }
+
+    @Test("a volume section that claims one chunk more than its tables hold, checksum made right: refused")
+    func volumeThatDoesNotAddUp() throws {
+        let (scratch, e01, _) = try Self.image("e01-decoder-volume", compression: .fast)
+        let volume = try #require(try Self.sections(e01).first { $0.type == "volume" })
+        try Self.patch(e01, at: volume.offset + 76 + 4, count: 4) { $0[0] = $0[0] &+ 1 }
+        try Self.rechecksum(e01, over: volume.offset + 76, count: 1048)
+        let error = try #require(Self.decodingError([e01]))
+        #expect(error.code == .inspectFailed)
+        #expect(error.detail?.contains("does not add up") == true, "\(error)")
+        _ = scratch
+    }
+
+    @Test("a truncated segment file and a file that is no E01: clear errors naming the file, no read past its end")
+    func truncatedAndForeignFiles() throws {
+        let (scratch, e01, _) = try Self.image("e01-decoder-truncated", compression: .fast)
+        let bytes = try #require(FileManager.default.attributesOfItem(atPath: e01)[.size] as? Int)
+        #expect(truncate(e01, off_t(bytes / 2)) == 0)
+        let truncated = try #require(Self.decodingError([e01]))
+        #expect(truncated.code == .inspectFailed && truncated.path == e01, "\(truncated)")
+
+        let foreign = try E01Judges.random(at: scratch.file("foreign.E01"), size: 1 << 20, seed: "foreign")
+        let error = try #require(Self.decodingError([foreign]))
+        #expect(error.code == .inspectFailed && error.path == foreign)
+        #expect(error.detail?.contains("file header") == true, "\(error)")
+    }
+
+    // MARK: Helpers
+
+    /// A 4 MiB half random, half zero source written as one E01.
+    static func image(_ name: String, compression: E01Compression) throws -> (ScratchDirectory, String, String) {
+        let scratch = try ScratchDirectory(name)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 4 << 20, seed: name)
+        let image = E01Image(metadata: E01Tests.metadata, compression: compression)
+        _ = try E01Judges.write(source: source, image: image, directory: scratch.path, name: "E7")
+        let e01 = scratch.file("E7.E01")
+        #expect(try E01Judges.decoderSHA256([e01]) == (try StockChecks.sum("sha256sum", source)), "the untouched image decodes")
+        return (scratch, e01, source)
+    }
+
+    /// The error opening and decoding the whole stream gives, or nil when it decodes.
+    static func decodingError(_ paths: [String]) -> AcquisitionError? {
+        do throws(AcquisitionError) {
+            let decoder = try E01Decoder(paths: paths)
+            _ = try Pipeline.run(decoder, into: [StreamDigester(.sha256)])
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    struct Section {
+        let type: String
+        let offset: Int
+    }
+
+    /// The section chain, followed by next offsets as written (no checks: the image is ours).
+    static func sections(_ path: String) throws -> [Section] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var offset = 13
+        var found: [Section] = []
+        while offset + 76 <= data.count {
+            let type = String(decoding: data[offset..<offset + 16].prefix { $0 != 0 }, as: UTF8.self)
+            found.append(Section(type: type, offset: offset))
+            let next = data[offset + 16..<offset + 24].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+            if next == offset || type == "done" { break }
+            offset = next
+        }
+        return found
+    }
+
+    static func patch(_ path: String, at offset: Int, count: Int = 1, _ change: (inout [UInt8]) -> Void) throws {
+        let file = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        defer { try? file.close() }
+        try file.seek(toOffset: UInt64(offset))
+        var bytes = [UInt8](try #require(try file.read(upToCount: count)))
+        change(&bytes)
+        try file.seek(toOffset: UInt64(offset))
+        try file.write(contentsOf: bytes)
+    }
+
+    /// Writes the Adler-32 of `count` bytes at `offset` right after them, as EWF keeps its checksums.
+    static func rechecksum(_ path: String, over offset: Int, count: Int) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var low: UInt32 = 1, high: UInt32 = 0
+        for byte in data[offset..<offset + count] {
+            low = (low + UInt32(byte)) % 65521
+            high = (high + low) % 65521
+        }
+        let checksum = high << 16 | low
+        try patch(path, at: offset + count, count: 4) { bytes in
+            for index in 0..<4 { bytes[index] = UInt8(truncatingIfNeeded: checksum >> (8 * index)) }
+        }
+    }
+
+    static func littleEndian32(_ path: String, at offset: Int) throws -> UInt32 {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return data[offset..<offset + 4].enumerated().reduce(0) { $0 | UInt32($1.element) << (8 * $1.offset) }
+    }
+}
