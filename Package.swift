@@ -8,7 +8,7 @@ import PackageDescription
 //   CUdev (libudev)           -> Devices
 //   CTerminal (wcwidth)       -> Panel
 //   CUSB (libusb-1.0)         -> ADB
-//   CEWF (libewf, libdeflate) -> ExpertWitness
+//   CEWF (libewf, libdeflate, ISA-L) -> ExpertWitness
 // Dependencies point down: HumanText, Cryptography → Imaging → Evidence → Store; Imaging →
 // ExpertWitness (the E01 format, for the jobs and the verifier); Devices →
 // EvidenceSources; ADB → Android; all of them → Jobs → Daemon; StatusAPI ← Panel, Daemon.
@@ -44,12 +44,13 @@ let package = Package(
             pkgConfig: "libudev",
             providers: [.apt(["libudev-dev"])]
         ),
-        // libewf (the 20140813 line ewf-tools is built from) writes and reads E01; libdeflate
-        // compresses its chunks (faster than zlib at the same or a better ratio, measured).
+        // libewf (the 20140813 line ewf-tools is built from) writes and reads E01; ISA-L (fast)
+        // and libdeflate (best) compress its chunks, libdeflate inflates them for the read-back
+        // (each faster than zlib at the same or a better ratio, measured).
         .systemLibrary(
             name: "CEWF",
             pkgConfig: "libewf",
-            providers: [.apt(["libewf-dev", "libdeflate-dev"])]
+            providers: [.apt(["libewf-dev", "libdeflate-dev", "libisal-dev"])]
         ),
         .target(
             name: "CBlockDevice",

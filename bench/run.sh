@@ -12,9 +12,14 @@ set -euo pipefail
 size_gib=${1:-4}
 work=${BENCH_DIR:-/dev/shm/exhibit-bench}
 disk_work=${BENCH_DISK_DIR:-$PWD/.build/bench-disk}
+# BENCH_EXHIBIT=PATH times another build of exhibit, e.g. the appliance's (static Swift runtime):
+# .build-image/release/exhibit after `make image`.
 bin=$(swift build -c release --show-bin-path)
-exhibit="$bin/exhibit"
+exhibit=${BENCH_EXHIBIT:-$bin/exhibit}
 [ -x "$exhibit" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+echo "exhibit: $exhibit"
+ldd "$exhibit" | grep -q libswiftCore && echo "  (Swift runtime linked dynamically: its libraries count in the RSS)" \
+  || echo "  (Swift runtime linked statically, as on the appliance)"
 for tool in dc3dd dcfldd ewfacquire openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-deps" >&2; exit 1; }
 done
@@ -106,7 +111,8 @@ if [ "${BENCH_RAW:-1}" = 1 ]; then
 fi
 
 # E01: Exhibit's acquisition into an E01 (its MD5, SHA-1 and SHA-256, chunks compressed on every
-# core, then read back through libewf; and without the read-back, as ewfacquire has none) against
+# core, then the completed E01 decoded by Exhibit's parser against the window GMACs of the stream;
+# and without the read-back, as ewfacquire has none) against
 # ewfacquire (-d sha256: MD5 and SHA-256 on its one thread) on a source of half random, half zero
 # mebibytes, and on a real file-system image.
 declare -A out_bytes

@@ -22,12 +22,11 @@ struct EncodedChunk {
 
 /// Encodes batches of chunks for libewf on every core, into slots it owns.
 ///
-/// The chunks are compressed here with libdeflate rather than by
+/// The chunks are compressed here (`ChunkDeflater`: ISA-L or libdeflate) rather than by
 /// `libewf_handle_prepare_write_chunk`: libewf 20140813 compresses with zlib's `compress2`
-/// (59 MB/s at level 1 on incompressible data here, against 170 MB/s for libdeflate, whose
-/// level 1 output is also smaller), and the prepare call reads the handle's state without locks,
-/// so it could not overlap `libewf_handle_write_chunk` anyway. libewf takes any zlib stream:
-/// its reader inflates with zlib.
+/// (123 MB/s at level 1 on a file-system image here, 66 MB/s on random data), and the prepare
+/// call reads the handle's state without locks, so it could not overlap
+/// `libewf_handle_write_chunk` anyway. libewf takes any zlib stream: its reader inflates with zlib.
 final class ChunkEncoder: @unchecked Sendable {
     let chunkSize: Int
     let compression: E01Compression
@@ -38,15 +37,11 @@ final class ChunkEncoder: @unchecked Sendable {
     /// libewf writes both with one `write` (it does when the checksum buffer follows the data).
     private let slotSize: Int
     private let slots: UnsafeMutableRawPointer
-    private let compressors: [OpaquePointer]
+    private let deflaters: [ChunkDeflater]
     /// The all-zero chunk, compressed once at libdeflate's highest level: unused disk space costs
     /// a few dozen bytes per chunk and no compression time.
     private let zeroChunk: [UInt8]?
     private(set) var chunks: [EncodedChunk]
-
-    /// The sample checks of `fast`: 4 KiB at each end of a chunk must shrink by 1/32 for the chunk
-    /// to be compressed at all.
-    static let sampleSize = 4096
 
     init(chunkSize: Int, compression: E01Compression, workers: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.chunkSize = chunkSize
@@ -56,19 +51,11 @@ final class ChunkEncoder: @unchecked Sendable {
         slotSize = chunkSize + 4
         slots = UnsafeMutableRawPointer.allocate(byteCount: slotSize * capacity, alignment: 64)
         chunks = Array(repeating: EncodedChunk(), count: capacity)
-        if let level = compression.libdeflateLevel {
-            compressors = (0..<self.workers).map { _ in libdeflate_alloc_compressor(level)! }
-            zeroChunk = Self.compressedZeroChunk(size: chunkSize)
-        } else {
-            compressors = []
-            zeroChunk = nil
-        }
+        deflaters = (0..<self.workers).compactMap { _ in ChunkDeflater(compression) }
+        zeroChunk = deflaters.isEmpty ? nil : Self.compressedZeroChunk(size: chunkSize)
     }
 
-    deinit {
-        for compressor in compressors { libdeflate_free_compressor(compressor) }
-        slots.deallocate()
-    }
+    deinit { slots.deallocate() }
 
     func slot(_ index: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: slots + index * slotSize, count: chunks[index].storedCount)
@@ -98,13 +85,13 @@ final class ChunkEncoder: @unchecked Sendable {
     }
 
     private func encodeOne(_ input: UnsafeRawBufferPointer, into slot: UnsafeMutableRawPointer, worker: Int) -> EncodedChunk {
-        if compression != .none, input.count == chunkSize, let zeroChunk, StoreWrites.isAllZero(input) {
+        if input.count == chunkSize, let zeroChunk, StoreWrites.isAllZero(input) {
             zeroChunk.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             return EncodedChunk(storedCount: zeroChunk.count, dataCount: input.count, isCompressed: true, checksum: 0)
         }
-        if compression != .none, worthCompressing(input, scratch: slot, worker: worker) {
+        if !deflaters.isEmpty {
             // Only a stream shorter than the chunk is kept (libewf's own rule); 0 means it was not.
-            let count = libdeflate_zlib_compress(compressors[worker], input.baseAddress!, input.count, slot, input.count - 1)
+            let count = deflaters[worker].compress(input, into: slot, capacity: input.count - 1)
             if count > 0 {
                 return EncodedChunk(storedCount: count, dataCount: input.count, isCompressed: true, checksum: 0)
             }
@@ -113,21 +100,6 @@ final class ChunkEncoder: @unchecked Sendable {
         let checksum = libdeflate_adler32(1, input.baseAddress!, input.count)
         withUnsafeBytes(of: checksum.littleEndian) { (slot + input.count).copyMemory(from: $0.baseAddress!, byteCount: 4) }
         return EncodedChunk(storedCount: input.count, dataCount: input.count, isCompressed: false, checksum: checksum)
-    }
-
-    /// `fast` first deflates 4 KiB at each end of the chunk: encrypted or already compressed data
-    /// (neither sample shrinks by 1/32) is stored as it is for an eighth of the cost of trying the
-    /// whole chunk. On a file-system image (/usr, 512 MiB) this kept 50 of 16384 chunks
-    /// uncompressed that would have shrunk, 0.02% of the output. `best` always tries the chunk.
-    private func worthCompressing(_ input: UnsafeRawBufferPointer, scratch: UnsafeMutableRawPointer, worker: Int) -> Bool {
-        let sample = Self.sampleSize
-        guard compression == .fast, input.count >= 4 * sample else { return true }
-        for start in [0, input.count - sample] {
-            let count = libdeflate_deflate_compress(
-                compressors[worker], input.baseAddress! + start, sample, scratch, sample - sample / 32)
-            if count > 0 { return true }
-        }
-        return false
     }
 
     /// The zlib stream the encoder stores for an all-zero chunk of `size` bytes, made once per
