@@ -2,6 +2,7 @@
 import CEWF
 import Foundation
 import Imaging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -14,24 +15,42 @@ import Imaging
 /// error naming its media byte range and where it is stored.
 ///
 /// Independent of libewf, which wrote the file (and which `exhibit verify`, `ewfverify` and the
-/// hub's tools read it with): two readers agreeing is a check of the writer too. Reads the stored
-/// chunks of a 2 MiB buffer with one `pread`; memory stays one table's entries and two buffers.
+/// hub's tools read it with): two readers agreeing is a check of the writer too. Reads up to 2 MiB
+/// of stored chunks with one `pread` and inflates them on every core; memory stays one table's
+/// entries, that buffer and a chunk per core.
 public final class E01Decoder: StreamSource, @unchecked Sendable {
     public let path: String
     public let size: UInt64
     let layout: E01Layout
     private let lock = NSLock()
-    private let decompressor: OpaquePointer
+    private let workers: [Worker]
     private let stored: UnsafeMutableRawPointer
-    /// One chunk, for a chunk the request holds only part of.
-    private let scratch: UnsafeMutableRawPointer
     private var loaded: (table: Int, entries: [Entry])?
     /// The stream Exhibit's encoder stores for an all-zero chunk, proven at opening to inflate to
     /// zeros: a stored chunk equal to it byte for byte is zeros without inflating it (libdeflate
     /// 1.14 inflates its distance-1 matches a byte at a time, 0.7 GB/s here).
     private let zeroChunk: [UInt8]
-    /// Stored bytes read at once: a megabyte, or one chunk at its largest.
+    /// Stored bytes read at once: 2 MiB (a pipeline buffer's media at most), or one chunk at its largest.
     private let storedCapacity: Int
+
+    /// One core's decompressor, and a chunk's room for a chunk the request holds only part of.
+    private final class Worker: @unchecked Sendable {
+        let decompressor: OpaquePointer
+        let scratch: UnsafeMutableRawPointer
+
+        init(chunkSize: Int) throws(AcquisitionError) {
+            guard let decompressor = libdeflate_alloc_decompressor() else {
+                throw AcquisitionError(.readFailed, path: "E01", detail: "no memory for a decompressor")
+            }
+            self.decompressor = decompressor
+            scratch = .allocate(byteCount: chunkSize, alignment: 64)
+        }
+
+        deinit {
+            libdeflate_free_decompressor(decompressor)
+            scratch.deallocate()
+        }
+    }
 
     /// Where one chunk is stored.
     struct Entry {
@@ -45,14 +64,13 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
         layout = try E01Layout(paths: paths)
         path = paths.count == 1 ? paths[0] : "\(paths[0]) … \(paths[paths.count - 1])"
         size = layout.mediaSize
-        guard let decompressor = libdeflate_alloc_decompressor() else {
-            throw AcquisitionError(.readFailed, path: path, detail: "no memory for a decompressor")
-        }
-        self.decompressor = decompressor
-        storedCapacity = max(1 << 20, Int(layout.chunkSize) + E01Layout.largestExpansion)
+        var workers: [Worker] = []
+        for _ in 0..<max(1, ProcessInfo.processInfo.activeProcessorCount) { workers.append(try Worker(chunkSize: Int(layout.chunkSize))) }
+        self.workers = workers
+        storedCapacity = max(2 << 20, Int(layout.chunkSize) + E01Layout.largestExpansion)
         stored = .allocate(byteCount: storedCapacity, alignment: 4096)
-        scratch = .allocate(byteCount: Int(layout.chunkSize), alignment: 64)
-        zeroChunk = Self.provenZeroChunk(size: Int(layout.chunkSize), decompressor: decompressor, scratch: scratch) ?? []
+        zeroChunk =
+            Self.provenZeroChunk(size: Int(layout.chunkSize), decompressor: workers[0].decompressor, scratch: workers[0].scratch) ?? []
     }
 
     private static func provenZeroChunk(size: Int, decompressor: OpaquePointer, scratch: UnsafeMutableRawPointer) -> [UInt8]? {
@@ -65,11 +83,7 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
         return stream
     }
 
-    deinit {
-        libdeflate_free_decompressor(decompressor)
-        stored.deallocate()
-        scratch.deallocate()
-    }
+    deinit { stored.deallocate() }
 
     public var bytesPerSector: UInt32 { layout.bytesPerSector }
     public var chunkSize: UInt64 { layout.chunkSize }
@@ -110,26 +124,61 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
         try file.read(
             into: stored, count: Int(entries[last].offset + UInt64(entries[last].storedCount) - readStart), at: readStart,
             what: "the stored chunks")
-        var reached = position
-        for index in first...last {
-            let chunkStart = (table.firstChunk + UInt64(index)) * chunkSize
-            let dataCount = Int(min(chunkSize, size - chunkStart))
-            let source = stored + Int(entries[index].offset - readStart)
-            let whole = chunkStart >= position && chunkStart + UInt64(dataCount) <= end
-            let target = whole ? destination + Int(chunkStart - offset) : scratch
-            try decode(entries[index], from: source, into: target, dataCount: dataCount, at: chunkStart, file: file)
-            if !whole {
-                let from = max(chunkStart, position), to = min(chunkStart + UInt64(dataCount), end)
-                (destination + Int(from - offset)).copyMemory(from: scratch + Int(from - chunkStart), byteCount: Int(to - from))
+        let run = Run(
+            first: first, last: last, firstChunk: table.firstChunk, readStart: readStart, position: position, end: end,
+            destination: destination, offset: offset, file: file, entries: entries)
+        try decode(run)
+        return min((table.firstChunk + UInt64(last) + 1) * chunkSize, end)
+    }
+
+    /// The chunks of one read, and where their media bytes go.
+    private struct Run: @unchecked Sendable {
+        let first: Int, last: Int
+        let firstChunk: UInt64
+        let readStart: UInt64
+        let position: UInt64, end: UInt64
+        let destination: UnsafeMutableRawPointer
+        let offset: UInt64
+        let file: SegmentFile
+        let entries: [Entry]
+    }
+
+    /// Decodes a run's chunks on every core, each taking the next chunk in turn; the first
+    /// damaged chunk in stream order is the error.
+    private func decode(_ run: Run) throws(AcquisitionError) {
+        let next = Atomic<Int>(run.first)
+        let failure = Mutex<(index: Int, error: AcquisitionError)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: min(workers.count, run.last - run.first + 1)) { worker in
+            while true {
+                let index = next.add(1, ordering: .relaxed).oldValue
+                guard index <= run.last else { return }
+                do throws(AcquisitionError) {
+                    try decodeChunk(index, of: run, worker: workers[worker])
+                } catch {
+                    failure.withLock { if $0 == nil || index < $0!.index { $0 = (index, error) } }
+                }
             }
-            reached = min(chunkStart + UInt64(dataCount), end)
         }
-        return reached
+        if let failure = failure.withLock({ $0 }) { throw failure.error }
+    }
+
+    private func decodeChunk(_ index: Int, of run: Run, worker: Worker) throws(AcquisitionError) {
+        let chunkSize = layout.chunkSize
+        let chunkStart = (run.firstChunk + UInt64(index)) * chunkSize
+        let dataCount = Int(min(chunkSize, size - chunkStart))
+        let source = stored + Int(run.entries[index].offset - run.readStart)
+        let whole = chunkStart >= run.position && chunkStart + UInt64(dataCount) <= run.end
+        let target = whole ? run.destination + Int(chunkStart - run.offset) : worker.scratch
+        try decode(run.entries[index], from: source, into: target, dataCount: dataCount, at: chunkStart, file: run.file, with: worker)
+        if !whole {
+            let from = max(chunkStart, run.position), to = min(chunkStart + UInt64(dataCount), run.end)
+            (run.destination + Int(from - run.offset)).copyMemory(from: worker.scratch + Int(from - chunkStart), byteCount: Int(to - from))
+        }
     }
 
     private func decode(
         _ entry: Entry, from source: UnsafeMutableRawPointer, into target: UnsafeMutableRawPointer, dataCount: Int, at mediaOffset: UInt64,
-        file: SegmentFile
+        file: SegmentFile, with worker: Worker
     ) throws(AcquisitionError) {
         if entry.compressed {
             if entry.storedCount == zeroChunk.count, dataCount == Int(layout.chunkSize),
@@ -139,7 +188,7 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
                 return
             }
             var produced = 0
-            let result = libdeflate_zlib_decompress(decompressor, source, entry.storedCount, target, dataCount, &produced)
+            let result = libdeflate_zlib_decompress(worker.decompressor, source, entry.storedCount, target, dataCount, &produced)
             guard result == LIBDEFLATE_SUCCESS, produced == dataCount else {
                 throw damaged(mediaOffset, dataCount, entry, file, "it does not inflate to its \(dataCount) bytes")
             }
