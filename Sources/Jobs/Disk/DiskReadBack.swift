@@ -63,7 +63,7 @@ extension DiskDriver {
     ) throws -> AcquisitionRecord.Verification {
         try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
         for path in paths { try DurableFile.dropFromCache(path) }
-        // One consumer: three buffers keep the decoding and the GMAC busy, in 10 MiB less than the first pass's eight.
+        // One consumer: three buffers keep the decoding and the GMAC busy, in less memory than the first pass's.
         let buffers = PipelineConfiguration(bufferSize: request.pipeline.bufferSize, bufferCount: 3)
         let readback = try Pipeline.run(
             try format.reader(paths: paths), into: [WindowTagger(check, side: .stored)], configuration: buffers,
