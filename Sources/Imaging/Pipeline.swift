@@ -34,16 +34,17 @@ public struct PipelineCheckpoint: Sendable {
 
 /// Sizes of the pipeline's buffers: memory stays `bufferSize × bufferCount` whatever the source size.
 ///
-/// The default, 5 × 2 MiB: 8 × 2 MiB was measured as fast as 6 × 4 MiB, 10 × 2 MiB, 16 × 1 MiB and
+/// The default, 6 × 2 MiB: 8 × 2 MiB was measured as fast as 6 × 4 MiB, 10 × 2 MiB, 16 × 1 MiB and
 /// 3 × 8 MiB (2 GiB page-cached file, SHA-256 + MD5 + SHA-1, five runs each; 1 MiB buffers were
-/// slower, more hand-offs per byte), and 5 × 2 MiB then as fast as 8 × 2 MiB for 6 MiB less peak
-/// RSS (4 GiB half random, half zero, three runs each: raw with read-back 3.8-4.3 s against
-/// 4.2-5.0 s, raw with MD5 and SHA-1 7.2 s against 7.1-7.3 s, E01 10.4-10.5 s against 10.4-10.9 s).
+/// slower, more hand-offs per byte). From a page-cached file 5 × 2 MiB was as fast again, but
+/// from a read-only loop device (4 GiB, SHA-256 with read-back, three runs each) it took
+/// 4.0-4.7 s against 3.8-3.9 s for 8; 6 × 2 MiB took 3.8-4.5 s against 3.8-4.7 s, for 4 MiB
+/// less peak RSS than 8.
 public struct PipelineConfiguration: Sendable {
     public var bufferSize: Int
     public var bufferCount: Int
 
-    public init(bufferSize: Int = 2 << 20, bufferCount: Int = 5) {
+    public init(bufferSize: Int = 2 << 20, bufferCount: Int = 6) {
         precondition(bufferSize % 4096 == 0 && bufferSize > 0, "buffers are whole pages")
         precondition(bufferCount >= 2, "reading overlaps consuming only with two or more buffers")
         self.bufferSize = bufferSize
