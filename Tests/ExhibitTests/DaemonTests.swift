@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Daemon
 import Foundation
 import StatusAPI
 import TestSupport
@@ -15,14 +16,16 @@ final class TestDaemon: @unchecked Sendable {
     let socket: String
     var process: DaemonProcess
 
-    init(_ label: String, environment: [String: String] = [:], configuration: String? = nil) throws {
+    /// `configuration` goes to a file given with `--config`, or with `inStore` to the store's
+    /// own settings file, which exhibitd reads without being told.
+    init(_ label: String, environment: [String: String] = [:], configuration: String? = nil, inStore: Bool = false) throws {
         store = try TestStore(label)
         socket = store.scratch.file("exhibitd.sock")
         var extra: [String] = []
         if let configuration {
-            let path = store.scratch.file("exhibitd.json")
+            let path = inStore ? DaemonConfiguration.storeSettingsPath(store: store.root) : store.scratch.file("exhibitd.json")
             try configuration.write(toFile: path, atomically: true, encoding: .utf8)
-            extra = ["--config", path]
+            if !inStore { extra = ["--config", path] }
         }
         process = try DaemonProcess(
             store: store.root, socket: socket, log: store.scratch.file("exhibitd.log"), environment: environment, extra: extra)
@@ -237,16 +240,16 @@ struct DaemonTests {
         #expect(job.state == .interrupted)
         #expect(FileManager.default.fileExists(atPath: "\(daemon.store.root)/work/\(jobId)"), "the partial work must be kept")
         #expect(!daemon.store.bundles.contains { $0.contains("-E\(slowSlot.exhibitId?.dropFirst() ?? "")-") && $0.hasSuffix(jobId.prefix(8)) })
+        // (Other suites' loop devices, attached meanwhile, are arrivals for this daemon's automatic
+        // case: only this test's devices are counted.)
+        let ours = Set([slow.loop.path] + fast.map(\.path))
         // The catalog agrees with the store: one bundle per sealed job, nothing else in bundles/.
         let sealedJobs = jobs.filter { $0.state == .sealed }
-        #expect(sealedJobs.count == 2)
+        #expect(sealedJobs.filter { ours.contains($0.sourcePath) }.count == 2)
         #expect(Set(sealedJobs.compactMap(\.bundleId)) == Set(daemon.store.bundles))
         // Disks that were attached before the restart are not arrivals: nothing is acquired twice
         // (the slow disk may only continue its own job).
-        // (Other suites' loop devices, attached meanwhile, are arrivals for this daemon's automatic
-        // case: only this test's devices count.)
         sleep(2)
-        let ours = Set([slow.loop.path] + fast.map(\.path))
         let later = (try daemon.snapshot().jobs ?? []).filter { ours.contains($0.sourcePath) }
         #expect(Set(later.map(\.jobId)) == Set(jobs.filter { ours.contains($0.sourcePath) }.map(\.jobId)), "jobs started after the restart")
         #expect(daemon.process.terminate() != nil)
@@ -254,6 +257,19 @@ struct DaemonTests {
 }
 
 @Suite struct DaemonServiceTests {
+    /// The store's settings file is read without `--config`; one it cannot use stops exhibitd
+    /// before it serves, naming the file and the value, instead of acquiring with the defaults.
+    @Test func refusesAStoreSettingsFileItCannotUse() throws {
+        let store = try TestStore("store-settings")
+        let settings = DaemonConfiguration.storeSettingsPath(store: store.root)
+        try #"{"imageFormat": "e02"}"#.write(toFile: settings, atomically: true, encoding: .utf8)
+        let process = try DaemonProcess(store: store.root, socket: store.scratch.file("d.sock"), log: store.scratch.file("d.log"))
+        #expect(!process.waitUntilServing(timeout: 5), "exhibitd served with a settings file it cannot use")
+        process.process.waitUntilExit()
+        #expect(process.process.terminationStatus != 0)
+        #expect(process.log.contains(settings) && process.log.contains("imageFormat must be"), "\(process.log)")
+    }
+
     @Test func speaksTheSystemdNotifyProtocol() throws {
         let scratch = try ScratchDirectory("notify")
         let socketPath = scratch.file("notify.sock")
