@@ -6,13 +6,15 @@
 #   2. a case opened from the panel's keyboard (QMP send-key), automatic mode;
 #   3. a read-only usb-storage disk hot-plugged (device_add) and acquired automatically; a
 #      writable one hot-plugged, made read-only by the udev rule, acquired, its file unchanged;
-#   4. power cut (QMP quit) while a third disk is being acquired; boot again: the job resumes and
-#      seals with the SHA-256 of the whole disk;
+#   4. the lab chooses E01 in the store's settings file (written into the store partition on the
+#      host after a clean power-off); power cut (QMP quit) while a third disk is being acquired as
+#      an E01; boot again: the job resumes and seals with the SHA-256 of the whole disk;
 #   6. a QEMU usb-mtp device hot-plugged appears as a phone slot with its classification;
 #   5. after a clean power-off, the bundles are taken out of the store partition on the host
 #      (dd + debugfs rdump: no mount, no trust in the guest) and judged by bagit.py --validate,
-#      openssl cms -verify against the agency root, sha256sum against Exhibit-Media-SHA256,
-#      case_validate, the custody chain and exhibit verify; each names the image's build;
+#      openssl cms -verify against the agency root, sha256sum against Exhibit-Media-SHA256 (for
+#      the E01, of ewfexport's stream, and ewfverify), case_validate, the custody chain and exhibit
+#      verify; each names the image's build;
 #   7. one byte of the root partition changed on the disk: dm-verity refuses it at the next boot;
 #   8. the system partitions written again (update-system.sh): it boots, the store is intact.
 # Prints "image-test: step N ok: ..." per step, the boot-to-ready times, and ends with
@@ -119,6 +121,15 @@ wait_until() {
     done
 }
 ready() { grep -aq '^STATE active active active' "$status" && snapshot | jq -e '.daemon.applianceId' >/dev/null 2>&1; }
+power_off() {  # clean: the guest shuts down, so the store's file system is consistent for debugfs
+    qmp system_powerdown >/dev/null
+    for _ in $(seq 120); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$qemu_pid" 2>/dev/null && stop_vm
+    wait "$qemu_pid" 2>/dev/null || true
+    qemu_pid=""
+}
+# The store partition's first sector and size, in 512-byte sectors.
+store_partition() { sfdisk --json disk.img | jq -r '.partitiontable.partitions[] | select(.name == "exhibit-store") | "\(.start) \(.size)"'; }
 slot_by_serial() { snapshot | jq -c --arg s "$1" '[.slots[]? | select((.serial // "") | contains($s))][0] // empty'; }
 slot_state() { slot_by_serial "$1" | jq -r '.state // empty'; }
 sealed() { [ "$(slot_state "$1")" = sealed ]; }
@@ -194,7 +205,19 @@ qmp device_del '{"id": "usb-ro"}' >/dev/null
 qmp device_del '{"id": "usb-rw"}' >/dev/null
 say "step 3 ok: read-only disk and writable disk (made read-only by udev) acquired and sealed; backing file unchanged"
 
-# --- 4. power cut mid-acquisition, resume ------------------------------------------------------
+# --- 4. the lab's settings: E01; power cut mid-acquisition, resume --------------------------------
+# The root is read-only: a lab's choices live in the store (STORE/exhibitd.json), read by exhibitd
+# at start. Written here as a lab would on the host, through a loop device over the partition.
+power_off
+read -r store_start store_size < <(store_partition)
+printf '{"imageFormat": "e01", "compression": "fast"}\n' >exhibitd.json
+store_loop=$(losetup --find --show --offset $((store_start * 512)) --sizelimit $((store_size * 512)) disk.img)
+debugfs -w -R "write exhibitd.json exhibitd.json" "$store_loop" >/dev/null 2>&1 || { losetup -d "$store_loop"; fail "debugfs write"; }
+losetup -d "$store_loop"
+start_vm
+wait_until 600 "a ready exhibitd (boot with the lab's settings)" ready
+grep -aq 'settings: /srv/evidence/exhibitd.json' "$status" || fail "exhibitd did not take the store's settings file"
+say "lab settings boot to ready: $((SECONDS - boot_started)) s (E01 chosen in /srv/evidence/exhibitd.json)"
 qmp device_add '{"driver": "usb-storage", "bus": "xhci.0", "drive": "ev-big", "id": "usb-big", "serial": "EVID-BIG-0003"}' >/dev/null
 midway() {
     local done
@@ -212,7 +235,7 @@ say "second boot to ready: $((SECONDS - boot_started)) s"
 wait_until 600 "the interrupted job resumed and sealed" sealed EVID-BIG-0003
 big_sha=$(slot_by_serial EVID-BIG-0003 | jq -r '.digests.sha256 // empty')
 [ "$big_sha" = "$(sha256sum ev-big.img | cut -d' ' -f1)" ] || fail "the resumed job sealed with SHA-256 '$big_sha'"
-say "step 4 ok: the job resumed after the power cut and sealed with the whole disk's SHA-256"
+say "step 4 ok: the E01 job resumed after the power cut and sealed with the whole disk's SHA-256"
 
 # --- 6. an MTP phone -----------------------------------------------------------------------------
 # A case still open is closed first (c, y on the panel) so that the phone is only shown, not
@@ -233,15 +256,10 @@ phone=$(phone_slot)
 qmp screendump "$work/screen-phone.ppm" >/dev/null
 say "step 6 ok: MTP phone in slot $(jq -r .slot <<<"$phone") ($(jq -r '.phoneKind + ", " + (.model // "-") + ", " + .state' <<<"$phone"))"
 
-# A clean power-off, so that the store's file system is consistent for debugfs.
-qmp system_powerdown >/dev/null
-for _ in $(seq 120); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
-kill -0 "$qemu_pid" 2>/dev/null && stop_vm
-wait "$qemu_pid" 2>/dev/null || true
-qemu_pid=""
+power_off
 
 # --- 5. the bundles, judged on the host ---------------------------------------------------------
-read -r start size < <(sfdisk --json disk.img | jq -r '.partitiontable.partitions[] | select(.name == "exhibit-store") | "\(.start) \(.size)"')
+read -r start size < <(store_partition)
 [ -n "${size:-}" ] || fail "no exhibit-store partition on the disk"
 dd if=disk.img of=store.img bs=512 skip="$start" count="$size" conv=sparse status=none
 rm -rf bundles
@@ -256,7 +274,15 @@ for bundle in bundles/*/; do
     openssl cms -verify -binary -inform DER -in "$bundle/seal.p7s" -content "$bundle/tagmanifest-sha256.txt" \
         -CAfile agency-root.pem -purpose any -out /dev/null 2>"$work/cms-$name.log" || fail "openssl cms -verify $name"
     media=$(sed -n 's/^Exhibit-Media-SHA256: //p' "$bundle/bag-info.txt")
-    raw=$(cat "$bundle"/data/image/*.raw* | sha256sum | cut -d' ' -f1)
+    e01=$(find "$bundle/data/image" -name '*.E01')
+    if [ -n "$e01" ]; then
+        ewfverify -q "$e01" >"$work/ewfverify-$name.log" 2>&1 || fail "ewfverify $name"
+        ewfexport -q -u -f raw -S 7EiB -t "$work/export-$name" "$e01" >/dev/null 2>&1 || fail "ewfexport $name"
+        raw=$(sha256sum "$work/export-$name.raw" | cut -d' ' -f1)
+        rm -f "$work/export-$name.raw"
+    else
+        raw=$(cat "$bundle"/data/image/*.raw* | sha256sum | cut -d' ' -f1)
+    fi
     [ "$media" = "$raw" ] || fail "$name: Exhibit-Media-SHA256 $media, image $raw"
     case_validate "$bundle/data/case.jsonld" >"$work/case-$name.log" 2>&1 || fail "case_validate $name"
     "$exhibit" verify "$bundle" --trust agency-root.pem >"$work/verify-$name.log" 2>&1 || fail "exhibit verify $name"
@@ -279,7 +305,10 @@ done
 for want in "$(sha256sum ev-ro.img | cut -d' ' -f1)" "$rw_before" "$(sha256sum ev-big.img | cut -d' ' -f1)"; do
     grep -lq "^Exhibit-Media-SHA256: $want" bundles/*/bag-info.txt || fail "no bundle holds the disk with SHA-256 $want"
 done
-say "step 5 ok: $count bundles from the store partition pass bagit.py, openssl cms, sha256sum, case_validate, the custody chain and exhibit verify, and name build $build_version"
+big_bundle=$(dirname "$(grep -l "^Exhibit-Media-SHA256: $(sha256sum ev-big.img | cut -d' ' -f1)" bundles/*/bag-info.txt)")
+jq -e '.image.format == "e01" and (.interruptions | length) >= 1' "$big_bundle/data/acquisition.json" >/dev/null \
+    || fail "the third disk's bundle is not an E01 that was interrupted and resumed: $(jq -c '{image, interruptions}' "$big_bundle/data/acquisition.json")"
+say "step 5 ok: $count bundles from the store partition pass bagit.py, openssl cms, sha256sum (the E01's through ewfexport, and ewfverify), case_validate, the custody chain and exhibit verify, and name build $build_version"
 
 # --- 7. a changed root is refused ---------------------------------------------------------------
 # One byte of exhibitd's executable is changed on the disk (its place found with debugfs in the

@@ -40,6 +40,19 @@ public struct DaemonConfiguration: Codable, Sendable {
 
     public init() {}
 
+    /// The lab's settings kept on the store itself, read when exhibitd is given no `--config`: on
+    /// the appliance the root file system is read-only and replaced whole by an update, while the
+    /// store partition stays.
+    public static func storeSettingsPath(store: String) -> String { "\(store)/exhibitd.json" }
+
+    /// The file exhibitd takes its settings from: `explicit` (`--config`), else the store's
+    /// settings file if there is one; nil for the defaults.
+    public static func settingsFile(explicit: String?, store: String) -> String? {
+        if let explicit { return explicit }
+        let path = storeSettingsPath(store: store)
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
     public static func load(_ path: String) throws -> DaemonConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(path: path, detail: "cannot read it")

@@ -25,7 +25,8 @@ struct Exhibitd: ParsableCommand {
 
     @Option(help: "The store directory (provisioned with `exhibit provision`).") var store: String
     @Option(help: "The status socket (default \(StatusClient.defaultSocket), or the configuration's).") var socket: String?
-    @Option(help: "A JSON configuration file (see docs/status-api.md).") var config: String?
+    @Option(help: "A JSON configuration file (see docs/status-api.md); without it, STORE/exhibitd.json if present.")
+    var config: String?
     @Flag(help: "Log at debug level.") var verbose = false
 
     func run() throws {
@@ -44,12 +45,16 @@ struct Exhibitd: ParsableCommand {
         }
         let logger = Logger(label: "exhibitd")
         let notifier = SystemdNotifier()
+        // A settings file that cannot be used stops the daemon: acquiring with defaults the lab did
+        // not choose (raw instead of E01, another digest) would go unnoticed until the hub.
+        let settingsFile = DaemonConfiguration.settingsFile(explicit: config, store: store)
         let settings: DaemonConfiguration
         do {
-            settings = try config.map(DaemonConfiguration.load) ?? DaemonConfiguration()
+            settings = try settingsFile.map(DaemonConfiguration.load) ?? DaemonConfiguration()
         } catch {
             throw failure("\(error)", notifier)
         }
+        logger.info("settings: \(settingsFile ?? "the defaults (no --config, no \(DaemonConfiguration.storeSettingsPath(store: store)))")")
         let evidenceStore = EvidenceStore(root: store)
         do {
             _ = try evidenceStore.signingIdentity()

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Daemon
 import Foundation
 import StatusAPI
 import TestSupport
@@ -194,12 +195,14 @@ struct E01AcquisitionTests {
         #expect(interruptions.count == 1 && proof.contains("lost bytes 0-1048575 and took them from this read"), "\(interruptions)")
     }
 
-    /// The daemon configured for E01 (`imageFormat`, `compression`): a disk that arrives in an
-    /// auto case is sealed as an E01 that every judge accepts, and its slot says its format.
+    /// The daemon configured for E01 (`imageFormat`, `compression`) by the lab's settings file in
+    /// the store (no `--config`, as on the appliance): a disk that arrives in an auto case is
+    /// sealed as an E01 that every judge accepts, and its slot says its format.
     @Test(.enabled(if: loopUnavailable == nil, loopSkipComment))
     func theDaemonWritesE01WhenConfiguredSo() throws {
         try StockChecks.requireTools()
-        let daemon = try TestDaemon("daemon-e01", configuration: #"{"imageFormat": "e01", "compression": "best"}"#)
+        let daemon = try TestDaemon("daemon-e01", configuration: #"{"imageFormat": "e01", "compression": "best"}"#, inStore: true)
+        #expect(daemon.process.log.contains("settings: \(DaemonConfiguration.storeSettingsPath(store: daemon.store.root))"))
         #expect(try daemon.cli(["case", "open", "--case", "KH-E", "--examiner", "Daemon Tester", "--auto"]).succeeded)
         let image = try SourceImage.create(at: daemon.store.scratch.file("s.img"), size: 12 << 20, seed: 33)
         let disk = try LoopDevice(backing: image, readOnly: true)
