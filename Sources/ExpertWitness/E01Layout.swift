@@ -63,7 +63,8 @@ final class E01Layout: @unchecked Sendable {
         let chunkSize = UInt64(volume.sectorsPerChunk) * UInt64(volume.bytesPerSector)
         let (mediaSize, overflow) = volume.sectorCount.multipliedReportingOverflow(by: UInt64(volume.bytesPerSector))
         guard [512, 4096].contains(volume.bytesPerSector), chunkSize > 0, chunkSize <= Self.maximumChunkSize, !overflow,
-            mediaSize > 0, volume.chunkCount == (mediaSize + chunkSize - 1) / chunkSize, walk.chunks == volume.chunkCount
+            mediaSize > 0, volume.chunkCount == mediaSize / chunkSize + (mediaSize % chunkSize == 0 ? 0 : 1),
+            walk.chunks == volume.chunkCount
         else {
             throw AcquisitionError(
                 .inspectFailed, path: paths[0],
@@ -186,9 +187,14 @@ final class E01Layout: @unchecked Sendable {
             guard count > 0, count <= E01Layout.maximumEntries, UInt64(24 + count * 4 + 4) <= UInt64(data.count) else {
                 throw file.malformed(at: start, "a table of \(count) entries in a section of \(data.count) bytes")
             }
+            // Entries are 31-bit offsets from the base: a base past the sectors could only wrap.
+            let base = E01Layout.littleEndian64(header, at: 8)
+            guard base <= sectors.upperBound else {
+                throw file.malformed(at: start, "a table's base offset (\(base)) lies past its sectors section (\(sectors.upperBound))")
+            }
             return Table(
-                segment: segment, firstChunk: firstChunk, count: count, entriesOffset: data.lowerBound + 24,
-                baseOffset: E01Layout.littleEndian64(header, at: 8), sectors: sectors)
+                segment: segment, firstChunk: firstChunk, count: count, entriesOffset: data.lowerBound + 24, baseOffset: base,
+                sectors: sectors)
         }
     }
 

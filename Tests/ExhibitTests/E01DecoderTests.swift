@@ -108,6 +108,25 @@ struct E01DecoderTests {
         _ = scratch
     }
 
+    @Test("numbers made to overflow, checksums made right: a sector count near 2^64, a table base offset near 2^64: refused, no trap")
+    func numbersMadeToOverflow() throws {
+        let (scratch, e01, _) = try Self.image("e01-decoder-overflow", compression: .fast)
+        let pristine = try Data(contentsOf: URL(fileURLWithPath: e01))
+        let volume = try #require(try Self.sections(e01).first { $0.type == "volume" })
+        try Self.patch(e01, at: volume.offset + 76 + 16, count: 8) { $0 = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] }
+        try Self.rechecksum(e01, over: volume.offset + 76, count: 1048)
+        let sectors = try #require(Self.decodingError([e01]))
+        #expect(sectors.code == .inspectFailed && sectors.detail?.contains("does not add up") == true, "\(sectors)")
+
+        try pristine.write(to: URL(fileURLWithPath: e01))
+        let table = try #require(try Self.sections(e01).first { $0.type == "table" })
+        try Self.patch(e01, at: table.offset + 76 + 8, count: 8) { $0 = [0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] }
+        try Self.rechecksum(e01, over: table.offset + 76, count: 20)
+        let base = try #require(Self.decodingError([e01]))
+        #expect(base.code == .inspectFailed && base.detail?.contains("base offset") == true, "\(base)")
+        _ = scratch
+    }
+
     @Test("a truncated segment file and a file that is no E01: clear errors naming the file, no read past its end")
     func truncatedAndForeignFiles() throws {
         let (scratch, e01, _) = try Self.image("e01-decoder-truncated", compression: .fast)
