@@ -100,7 +100,14 @@ stop_vm() {  # the power cut: QEMU stops at once, whatever the guest was doing
     wait "$qemu_pid" 2>/dev/null || true
     qemu_pid=""
 }
-cleanup() { [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true; }
+# A script that stops early must not leave QEMU running (a CI run would wait for it): QMP quit,
+# then SIGKILL (a QEMU started under the test runner once ignored SIGTERM).
+cleanup() {
+    [ -n "$qemu_pid" ] || return 0
+    python3 "$qmp_tool" qmp.sock quit >/dev/null 2>&1 || true
+    sleep 1
+    kill -KILL "$qemu_pid" 2>/dev/null || true
+}
 trap cleanup EXIT
 trap "exit 1" INT TERM
 qmp() { python3 "$qmp_tool" qmp.sock "$@"; }
@@ -212,8 +219,19 @@ power_off
 read -r store_start store_size < <(store_partition)
 printf '{"imageFormat": "e01", "compression": "fast"}\n' >exhibitd.json
 store_loop=$(losetup --find --show --offset $((store_start * 512)) --sizelimit $((store_size * 512)) disk.img)
-debugfs -w -R "write exhibitd.json exhibitd.json" "$store_loop" >/dev/null 2>&1 || { losetup -d "$store_loop"; fail "debugfs write"; }
+# A loop device keeps the read-only flag `blockdev --setro` gave it while attached to another file
+# (the suite's tests set it): made writable again, or debugfs -w would change nothing (seen in CI).
+blockdev --setrw "$store_loop"
+# The guest's clean shutdown can still leave ext4's journal to replay; replayed at the next mount,
+# it would put back the root directory without the new file (seen once in CI). e2fsck replays it
+# first; debugfs exits 0 whatever it did, so the file is looked for afterwards.
+fsck_status=0
+e2fsck -fy "$store_loop" >"$work/e2fsck-store.log" 2>&1 || fsck_status=$?
+debugfs -w -R "write exhibitd.json exhibitd.json" "$store_loop" >/dev/null 2>&1 || true
+written=$(debugfs -R "cat /exhibitd.json" "$store_loop" 2>/dev/null || true)
 losetup -d "$store_loop"
+[ "$fsck_status" -le 1 ] || fail "e2fsck of the store partition: status $fsck_status ($(tail -3 "$work/e2fsck-store.log"))"
+[ "$written" = "$(cat exhibitd.json)" ] || fail "debugfs did not write the settings file into the store partition"
 start_vm
 wait_until 600 "a ready exhibitd (boot with the lab's settings)" ready
 grep -aq 'settings: /srv/evidence/exhibitd.json' "$status" || fail "exhibitd did not take the store's settings file"
