@@ -27,19 +27,10 @@ extension DiskDriver {
                 result: "skipped", method: "not performed (--no-verify)", sha256: nil, durationSeconds: nil, windowSize: nil,
                 windowSHA256: nil)
         }
-        try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
-        // Hashing a format's files for the manifest read them back into the cache.
-        for path in paths { try DurableFile.dropFromCache(path) }
         let stream = StreamDigester(.sha256)
         let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
-        let readback = try Pipeline.run(
-            try format.reader(paths: paths), into: [stream, windows], configuration: request.pipeline, cancellation: job.cancellation
-        ) {
-            job.progress(
-                JobProgress(
-                    phase: .verifying, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: unreadableSectors,
-                    elapsed: $0.elapsed))
-        }
+        let readback = try readStoredImage(
+            job, paths: paths, into: [stream, windows], configuration: request.pipeline, unreadableSectors: unreadableSectors)
         let readbackSHA256 = stream.result!.hex
         let verification = AcquisitionRecord.Verification(
             result: readbackSHA256 == mediaSHA256 ? "matched" : "mismatched",
@@ -61,23 +52,33 @@ extension DiskDriver {
     private func readBackWindows(
         _ job: RunningJob, check: WindowCheck, paths: [String], media: String, unreadableSectors: UInt64
     ) throws -> AcquisitionRecord.Verification {
-        try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
-        for path in paths { try DurableFile.dropFromCache(path) }
         // One consumer: three buffers keep the decoding and the GMAC busy, in less memory than the first pass's.
         let buffers = PipelineConfiguration(bufferSize: request.pipeline.bufferSize, bufferCount: 3)
-        let readback = try Pipeline.run(
-            try format.reader(paths: paths), into: [WindowTagger(check, side: .stored)], configuration: buffers,
-            cancellation: job.cancellation
+        let readback = try readStoredImage(
+            job, paths: paths, into: [WindowTagger(check, side: .stored)], configuration: buffers, unreadableSectors: unreadableSectors)
+        let method = try confirmReadBack(job, check: check, media: media, when: .afterCompletion)
+        return AcquisitionRecord.Verification(
+            result: "matched", method: method, sha256: media, durationSeconds: readback.elapsed, windowSize: windowSize,
+            windowSHA256: nil, windowChainSHA256: keeper.current.windowChain)
+    }
+
+    /// The image's stream as its format reads it back from the store, into `consumers`: the job
+    /// shown as verifying, the files first dropped from the page cache (hashing a format's files
+    /// for the manifest read them back into it).
+    private func readStoredImage(
+        _ job: RunningJob, paths: [String], into consumers: [any StreamConsumer], configuration: PipelineConfiguration,
+        unreadableSectors: UInt64
+    ) throws -> PipelineOutcome {
+        try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
+        for path in paths { try DurableFile.dropFromCache(path) }
+        return try Pipeline.run(
+            try format.reader(paths: paths), into: consumers, configuration: configuration, cancellation: job.cancellation
         ) {
             job.progress(
                 JobProgress(
                     phase: .verifying, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: unreadableSectors,
                     elapsed: $0.elapsed))
         }
-        let method = try confirmReadBack(job, check: check, media: media, when: .afterCompletion)
-        return AcquisitionRecord.Verification(
-            result: "matched", method: method, sha256: media, durationSeconds: readback.elapsed, windowSize: windowSize,
-            windowSHA256: nil, windowChainSHA256: keeper.current.windowChain)
     }
 
     /// When the stored image was read back against the window tags of the first pass.
