@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import CEWF
+import Cryptography
 import Foundation
 import Imaging
 import Synchronization
@@ -17,8 +18,9 @@ import Synchronization
 /// Independent of libewf, which wrote the file (and which `exhibit verify`, `ewfverify` and the
 /// hub's tools read it with): two readers agreeing is a check of the writer too. Reads up to 2 MiB
 /// of stored chunks with one `pread` and inflates them on every core; memory stays one table's
-/// entries, that buffer and a chunk per core.
-public final class E01Decoder: StreamSource, @unchecked Sendable {
+/// entries, that buffer and a chunk per core. With `hashingFiles`, each segment file's SHA-256 is
+/// taken from the same reads (`SegmentHashes`), on one of the cores, beside the inflating.
+public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
     public let path: String
     public let size: UInt64
     let layout: E01Layout
@@ -32,6 +34,7 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
     private let zeroChunk: [UInt8]
     /// Stored bytes read at once: 2 MiB (a pipeline buffer's media at most), or one chunk at its largest.
     private let storedCapacity: Int
+    private let hashes: SegmentHashes?
 
     /// One core's decompressor, and a chunk's room for a chunk the request holds only part of.
     private final class Worker: @unchecked Sendable {
@@ -60,8 +63,9 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
     }
 
     /// Opens every segment file of the image (`NAME.E01`, `NAME.E02` …, in order).
-    public init(paths: [String]) throws(AcquisitionError) {
+    public init(paths: [String], hashingFiles: Bool = false) throws(AcquisitionError) {
         layout = try E01Layout(paths: paths)
+        hashes = hashingFiles ? SegmentHashes(files: layout.files) : nil
         path = paths.count == 1 ? paths[0] : "\(paths[0]) … \(paths[paths.count - 1])"
         size = layout.mediaSize
         var workers: [Worker] = []
@@ -84,6 +88,14 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
     }
 
     deinit { stored.deallocate() }
+
+    /// Each segment file's SHA-256, in order, once the whole stream has been read (with
+    /// `hashingFiles`; nil without).
+    public func fileSHA256() throws(AcquisitionError) -> [DigestValue]? {
+        lock.lock()
+        defer { lock.unlock() }
+        return try hashes?.finish(through: stored, capacity: storedCapacity)
+    }
 
     public var bytesPerSector: UInt32 { layout.bytesPerSector }
     public var chunkSize: UInt64 { layout.chunkSize }
@@ -121,12 +133,13 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
         }
         let readStart = entries[first].offset
         let file = layout.files[table.segment]
-        try file.read(
-            into: stored, count: Int(entries[last].offset + UInt64(entries[last].storedCount) - readStart), at: readStart,
-            what: "the stored chunks")
+        let readCount = Int(entries[last].offset + UInt64(entries[last].storedCount) - readStart)
+        try hashes?.catchUp(segment: table.segment, to: readStart, through: stored, capacity: storedCapacity)
+        try file.read(into: stored, count: readCount, at: readStart, what: "the stored chunks")
         let run = Run(
             first: first, last: last, firstChunk: table.firstChunk, readStart: readStart, position: position, end: end,
-            destination: destination, offset: offset, file: file, entries: entries)
+            destination: destination, offset: offset, file: file, entries: entries,
+            unhashed: hashes?.claim(segment: table.segment, bytes: stored, count: readCount, at: readStart))
         try decode(run)
         return min((table.firstChunk + UInt64(last) + 1) * chunkSize, end)
     }
@@ -141,17 +154,25 @@ public final class E01Decoder: StreamSource, @unchecked Sendable {
         let offset: UInt64
         let file: SegmentFile
         let entries: [Entry]
+        /// The read's bytes still to hash for the file's SHA-256 (with `hashingFiles`).
+        let unhashed: SegmentHashes.PendingBytes?
     }
 
-    /// Decodes a run's chunks on every core, each taking the next chunk in turn; the first
-    /// damaged chunk in stream order is the error.
+    /// Decodes a run's chunks on every core, each taking the next chunk in turn (and first, when
+    /// hashing the files, the read's bytes to hash); the first damaged chunk in stream order is the error.
     private func decode(_ run: Run) throws(AcquisitionError) {
-        let next = Atomic<Int>(run.first)
+        let hashing = run.unhashed == nil ? 0 : 1
+        let next = Atomic<Int>(run.first - hashing)
         let failure = Mutex<(index: Int, error: AcquisitionError)?>(nil)
-        DispatchQueue.concurrentPerform(iterations: min(workers.count, run.last - run.first + 1)) { worker in
+        let items = run.last - run.first + 1 + hashing
+        DispatchQueue.concurrentPerform(iterations: min(workers.count, items)) { worker in
             while true {
                 let index = next.add(1, ordering: .relaxed).oldValue
                 guard index <= run.last else { return }
+                if index < run.first, let pending = run.unhashed {
+                    hashes?.hash(pending)
+                    continue
+                }
                 do throws(AcquisitionError) {
                     try decodeChunk(index, of: run, worker: workers[worker])
                 } catch {

@@ -176,5 +176,7 @@ public struct E01Image: ImageFormat {
 
     /// The job's read-back decodes the E01 with Exhibit's own parser; `exhibit verify` reads it
     /// through libewf (`E01Reader`).
-    public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource { try E01Decoder(paths: paths) }
+    public func reader(paths: [String], hashingFiles: Bool) throws(AcquisitionError) -> any StreamSource {
+        try E01Decoder(paths: paths, hashingFiles: hashingFiles)
+    }
 }

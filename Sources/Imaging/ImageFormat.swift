@@ -88,8 +88,9 @@ public protocol ImageFormat: Sendable {
         directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?,
         frontier: SkipFrontier?
     ) throws(AcquisitionError) -> any ImageWriter
-    /// The media stream, read back from the image's files.
-    func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource
+    /// The media stream, read back from the image's files; with `hashingFiles`, a format whose
+    /// files are not the stream hashes them from the same reads (a `FileHashingStreamSource`).
+    func reader(paths: [String], hashingFiles: Bool) throws(AcquisitionError) -> any StreamSource
 }
 
 extension ImageWriter {
@@ -100,6 +101,10 @@ extension ImageFormat {
     public var storedDigests: [DigestAlgorithm] { [] }
     public var filesAreTheStream: Bool { false }
     public var recordDetail: String? { nil }
+
+    public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource {
+        try reader(paths: paths, hashingFiles: false)
+    }
 
     public func writer(
         directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?
@@ -147,7 +152,10 @@ public struct RawImage: ImageFormat {
             resumingAt: offset)
     }
 
-    public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource { try ImageFiles(paths: paths) }
+    /// Raw files are the stream: their digests were taken as it passed, so nothing is hashed here.
+    public func reader(paths: [String], hashingFiles: Bool) throws(AcquisitionError) -> any StreamSource {
+        try ImageFiles(paths: paths)
+    }
 }
 
 extension RawImageWriter: ImageWriter {

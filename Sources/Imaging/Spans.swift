@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import Foundation
 import Synchronization
 
@@ -83,6 +84,14 @@ public protocol StreamSource: Sendable {
     /// instead (to be recovered sector by sector after the first pass).
     func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError)
         -> [ByteSpan]
+}
+
+/// A stream read back from an image's files that hashes the files as it reads them: the bundle
+/// manifest's SHA-256 of each file from the read-back's own reads, not from a second read.
+public protocol FileHashingStreamSource: StreamSource {
+    /// Each file's SHA-256, in the order of its paths, once the whole stream has been read; nil
+    /// when this reader was not asked to hash them.
+    func fileSHA256() throws(AcquisitionError) -> [DigestValue]?
 }
 
 /// The offset of the first skipped byte of a first pass, shared by the reader that finds it and

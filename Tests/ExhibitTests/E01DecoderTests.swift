@@ -28,6 +28,25 @@ struct E01DecoderTests {
         #expect(try E01Judges.readerSHA256(paths) == (try StockChecks.sum("sha256sum", source)))
     }
 
+    @Test(
+        "decoding with hashingFiles gives each segment file's SHA-256 as sha256sum does, in whole buffers and in buffers smaller than a chunk",
+        arguments: [PipelineConfiguration(), PipelineConfiguration(bufferSize: 3 * 4096, bufferCount: 2)])
+    func hashesTheFilesItReads(buffers: PipelineConfiguration) throws {
+        let scratch = try ScratchDirectory("e01-decoder-file-hashes")
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: (6 << 20) + 4096, seed: "file-hashes")
+        let acquire = try Subprocess.run(["ewfacquire", "-q", "-u", "-c", "fast", "-S", "1048576", "-t", scratch.file("T"), source])
+        try #require(acquire.succeeded, "ewfacquire: \(acquire)")
+        let paths = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasPrefix("T.E") }.sorted()
+            .map(scratch.file)
+        let decoder = try E01Decoder(paths: paths, hashingFiles: true)
+        let stream = StreamDigester(.sha256)
+        _ = try Pipeline.run(decoder, into: [stream], configuration: buffers)
+        #expect(stream.result?.hex == (try StockChecks.sum("sha256sum", source)))
+        let hashed = try #require(try decoder.fileSHA256()).map(\.hex)
+        #expect(hashed == (try paths.map { try StockChecks.sum("sha256sum", $0) }))
+        #expect(try E01Decoder(paths: paths).fileSHA256() == nil, "no hashing unless asked")
+    }
+
     @Test("a stored byte that differs from the stream read is found by the window check once the E01 is complete", arguments: [nil, UInt64(5 << 20) + 77])
     func windowCheckAfterCompletion(flippedAt flipped: UInt64?) throws {
         let scratch = try ScratchDirectory("e01-decoder-windows")

@@ -4,18 +4,26 @@ import Foundation
 import Imaging
 
 extension DiskDriver {
+    /// What checking the stored image found: the record's verification, and each image file's
+    /// SHA-256 when the read-back took them from its own reads (a format whose files are not the stream).
+    struct ImageVerification {
+        var verification: AcquisitionRecord.Verification
+        var fileSHA256: [String]?
+    }
+
     /// How the stored image was checked: by a window check that already ran (while the first pass
     /// wrote it, or in the second pass), by reading the completed image back against the first
     /// pass's window tags (E01, in the run that read the source), by reading it back whole and
     /// hashing it, or not at all (`--no-verify`). A resumed job always reads back whole: the
     /// bytes written before the interruption were not re-read when it went on.
-    func verifyStoredImage(_ job: RunningJob, paths: [String], unreadableSectors: UInt64) throws -> AcquisitionRecord.Verification {
+    func verifyStoredImage(_ job: RunningJob, paths: [String], unreadableSectors: UInt64) throws -> ImageVerification {
         let journal = keeper.current
         guard let mediaSHA256 = journal.digests?["sha256"] else { throw journalLacks("final digests") }
         if let method = journal.storeCheck {
-            return AcquisitionRecord.Verification(
-                result: "matched", method: method, sha256: mediaSHA256, windowSize: windowSize, windowSHA256: journal.windowSHA256,
-                windowChainSHA256: journal.windowChain)
+            return ImageVerification(
+                verification: AcquisitionRecord.Verification(
+                    result: "matched", method: method, sha256: mediaSHA256, windowSize: windowSize,
+                    windowSHA256: journal.windowSHA256, windowChainSHA256: journal.windowChain))
         }
         if let check = windowCheckAfterCompletion {
             return try readBackWindows(job, check: check, paths: paths, media: mediaSHA256, unreadableSectors: unreadableSectors)
@@ -23,9 +31,10 @@ extension DiskDriver {
         guard journal.verifyAfterWriting || !journal.interruptions.isEmpty else {
             job.log.note("read-back verification skipped (--no-verify)", level: .warning)
             warnings.append("The written image was not read back and re-hashed (--no-verify).")
-            return AcquisitionRecord.Verification(
-                result: "skipped", method: "not performed (--no-verify)", sha256: nil, durationSeconds: nil, windowSize: nil,
-                windowSHA256: nil)
+            return ImageVerification(
+                verification: AcquisitionRecord.Verification(
+                    result: "skipped", method: "not performed (--no-verify)", sha256: nil, durationSeconds: nil, windowSize: nil,
+                    windowSHA256: nil))
         }
         let stream = StreamDigester(.sha256)
         let windows = RangeDigester(rangeSize: windowSize, totalSize: size, label: "window SHA-256")
@@ -36,49 +45,53 @@ extension DiskDriver {
             result: readbackSHA256 == mediaSHA256 ? "matched" : "mismatched",
             method: "image files fsynced, dropped from the page cache, read back and re-hashed with SHA-256"
                 + (journal.interruptions.isEmpty ? "" : " (always, because the job was interrupted and resumed)"),
-            sha256: readbackSHA256, durationSeconds: readback.elapsed, windowSize: windowSize, windowSHA256: windows.results.map(\.hex))
-        job.log.note("read-back SHA-256 \(readbackSHA256): \(verification.result) (\(String(format: "%.2f", readback.elapsed)) s)")
+            sha256: readbackSHA256, durationSeconds: readback.outcome.elapsed, windowSize: windowSize,
+            windowSHA256: windows.results.map(\.hex))
+        job.log.note("read-back SHA-256 \(readbackSHA256): \(verification.result) (\(String(format: "%.2f", readback.outcome.elapsed)) s)")
         job.custody.append(
             actor: job.applianceId, action: .imageVerified, object: job.object, details: ["sha256": readbackSHA256, "result": verification.result])
         guard readbackSHA256 == mediaSHA256 else {
             throw AcquisitionError(
                 .verifyMismatch, path: imageDirectory(job), detail: "the stored image hashes to \(readbackSHA256), the source stream to \(mediaSHA256)")
         }
-        return verification
+        return ImageVerification(verification: verification, fileSHA256: readback.fileSHA256)
     }
 
     /// The read-back of an image complete only now (E01): its decoded stream against the window
     /// tags the first pass took, each window's GMAC on a thread beside the decoding.
     private func readBackWindows(
         _ job: RunningJob, check: WindowCheck, paths: [String], media: String, unreadableSectors: UInt64
-    ) throws -> AcquisitionRecord.Verification {
+    ) throws -> ImageVerification {
         // One consumer: three buffers keep the decoding and the GMAC busy, in less memory than the first pass's.
         let buffers = PipelineConfiguration(bufferSize: request.pipeline.bufferSize, bufferCount: 3)
         let readback = try readStoredImage(
             job, paths: paths, into: [WindowTagger(check, side: .stored)], configuration: buffers, unreadableSectors: unreadableSectors)
         let method = try confirmReadBack(job, check: check, media: media, when: .afterCompletion)
-        return AcquisitionRecord.Verification(
-            result: "matched", method: method, sha256: media, durationSeconds: readback.elapsed, windowSize: windowSize,
-            windowSHA256: nil, windowChainSHA256: keeper.current.windowChain)
+        return ImageVerification(
+            verification: AcquisitionRecord.Verification(
+                result: "matched", method: method, sha256: media, durationSeconds: readback.outcome.elapsed, windowSize: windowSize,
+                windowSHA256: nil, windowChainSHA256: keeper.current.windowChain),
+            fileSHA256: readback.fileSHA256)
     }
 
     /// The image's stream as its format reads it back from the store, into `consumers`: the job
-    /// shown as verifying, the files first dropped from the page cache (hashing a format's files
-    /// for the manifest read them back into it).
+    /// shown as verifying, the files first dropped from the page cache (completing them wrote
+    /// them through it). A format whose files are not the stream hashes them from the same reads.
     private func readStoredImage(
         _ job: RunningJob, paths: [String], into consumers: [any StreamConsumer], configuration: PipelineConfiguration,
         unreadableSectors: UInt64
-    ) throws -> PipelineOutcome {
+    ) throws -> (outcome: PipelineOutcome, fileSHA256: [String]?) {
         try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
         for path in paths { try DurableFile.dropFromCache(path) }
-        return try Pipeline.run(
-            try format.reader(paths: paths), into: consumers, configuration: configuration, cancellation: job.cancellation
-        ) {
+        let reader = try format.reader(paths: paths, hashingFiles: !format.filesAreTheStream)
+        let outcome = try Pipeline.run(reader, into: consumers, configuration: configuration, cancellation: job.cancellation) {
             job.progress(
                 JobProgress(
                     phase: .verifying, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: unreadableSectors,
                     elapsed: $0.elapsed))
         }
+        let fileSHA256 = try (reader as? any FileHashingStreamSource)?.fileSHA256()?.map(\.hex)
+        return (outcome, fileSHA256)
     }
 
     /// When the stored image was read back against the window tags of the first pass.

@@ -23,14 +23,16 @@ extension DiskDriver {
                     "files": fileNames.joined(separator: " "),
                 ])
         }
-        // Raw files are the stream: their digests were taken as it passed. Other formats' files are hashed now.
+        let paths = fileNames.map { "\(directory)/\($0)" }
+        let check = try verifyStoredImage(job, paths: paths, unreadableSectors: unreadableCount)
+        // Raw files are the stream: their digests were taken as it passed. Other formats' files
+        // were hashed by the read-back's own reads, or (not read back) are hashed now.
         let fileDigests = try format.filesAreTheStream
-            ? journal.segmentDigests ?? [mediaSHA256] : fileNames.map { try DurableFile.sha256(of: "\(directory)/\($0)").hex }
+            ? journal.segmentDigests ?? [mediaSHA256] : check.fileSHA256 ?? paths.map { try DurableFile.sha256(of: $0).hex }
         let imageFiles = zip(fileNames, fileDigests).map { name, digest in
             AcquisitionRecord.ImageFile(path: "data/image/\(name)", sizeBytes: DurableFile.size(of: "\(directory)/\(name)") ?? 0, sha256: digest)
         }
-        let verification = try verifyStoredImage(
-            job, paths: fileNames.map { "\(directory)/\($0)" }, unreadableSectors: unreadableCount)
+        let verification = check.verification
         if !journal.interruptions.isEmpty {
             warnings.append(
                 "The acquisition was interrupted \(journal.interruptions.count) time(s) and resumed on the same device; see interruptions.")
