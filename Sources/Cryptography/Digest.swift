@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import COpenSSL
 import Foundation
+import Synchronization
 
 /// The digests Exhibit computes. SHA-256 is always computed; MD5 and SHA-1 exist for legacy
 /// tools and on request only.
@@ -156,4 +157,35 @@ public final class Digest: @unchecked Sendable {
 
     public static func sha256(_ data: Data) -> DigestValue { compute(.sha256, of: data) }
     public static func sha256(_ text: String) -> DigestValue { compute(.sha256, of: Data(text.utf8)) }
+}
+
+extension DigestAlgorithm {
+    /// The slowest of `algorithms` on this machine: the one stage of an acquisition that no
+    /// number of cores speeds up. Which it is depends on the CPU: where SHA-1 and SHA-256 have
+    /// instructions of their own (x86 SHA-NI, ARMv8) OpenSSL does them at 1.8-1.9 GB/s and MD5 at
+    /// 0.76 GB/s (this machine, `openssl speed`); without them SHA-256 is the slowest. So it is
+    /// timed, once per process: 1 MiB each, on the thread's CPU clock, the best of two tries.
+    public static func slowest(of algorithms: some Collection<DigestAlgorithm>) -> DigestAlgorithm? {
+        algorithms.max { secondsPerMebibyte($0) < secondsPerMebibyte($1) }
+    }
+
+    private static let timings = Mutex<[DigestAlgorithm: Double]>([:])
+
+    private static func secondsPerMebibyte(_ algorithm: DigestAlgorithm) -> Double {
+        if let known = timings.withLock({ $0[algorithm] }) { return known }
+        let sample = Data(count: 1 << 20)
+        let seconds = (0..<2).map { _ in
+            let started = threadCPUSeconds()
+            _ = Digest.compute(algorithm, of: sample)
+            return threadCPUSeconds() - started
+        }.min()!
+        timings.withLock { $0[algorithm] = seconds }
+        return seconds
+    }
+
+    private static func threadCPUSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
 }

@@ -33,6 +33,7 @@ public final class StreamDigester: StreamConsumer, @unchecked Sendable {
     }
 
     public var name: String { algorithm.displayName }
+    public var sequentialDigest: DigestAlgorithm? { algorithm }
 
     public func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
         let limit = frontier?.offset ?? .max

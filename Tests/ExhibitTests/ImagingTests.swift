@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Cryptography
 import Foundation
 import Imaging
 import TestSupport
@@ -89,6 +90,37 @@ import Testing
         } catch {
             #expect(error.code == .readFailed && error.offset == 2 << 20)
         }
+    }
+
+    /// Notes the nice value of the thread it consumes on; may say it is a sequential digest.
+    final class PriorityProbe: StreamConsumer, @unchecked Sendable {
+        let name: String
+        let sequentialDigest: DigestAlgorithm?
+        private(set) var niceness: Int32?
+        init(_ name: String, digest: DigestAlgorithm? = nil) {
+            self.name = name
+            sequentialDigest = digest
+        }
+        func consume(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(AcquisitionError) {
+            niceness = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        }
+        func finish() throws(AcquisitionError) {}
+    }
+
+    @Test("the slowest sequential digest runs at the caller's priority, every other stage 5 nice levels lower; none lowered without a digest")
+    func theSlowestDigestPacesTheRun() throws {
+        let base = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        try #require(base <= 14, "the test runs at nice \(base): no room to lower")
+        let slowest = try #require(DigestAlgorithm.slowest(of: DigestAlgorithm.allCases))
+        let others = DigestAlgorithm.allCases.filter { $0 != slowest }
+        let probes = [PriorityProbe("pacing", digest: slowest), PriorityProbe("writer")] + others.map { PriorityProbe("\($0)", digest: $0) }
+        _ = try Pipeline.run(CountingSource(size: 1 << 20), into: probes, configuration: Self.small)
+        #expect(probes[0].niceness == base)
+        for probe in probes.dropFirst() { #expect(probe.niceness == base + 5, "\(probe.name)") }
+
+        let alone = [PriorityProbe("writer"), PriorityProbe("window GMAC")]
+        _ = try Pipeline.run(CountingSource(size: 1 << 20), into: alone, configuration: Self.small)
+        for probe in alone { #expect(probe.niceness == base, "\(probe.name)") }
     }
 
     @Test func theReaderNeverRunsMoreThanTheBuffersAhead() throws {
