@@ -164,7 +164,9 @@ extension DigestAlgorithm {
     /// number of cores speeds up. Which it is depends on the CPU: where SHA-1 and SHA-256 have
     /// instructions of their own (x86 SHA-NI, ARMv8) OpenSSL does them at 1.8-1.9 GB/s and MD5 at
     /// 0.76 GB/s (this machine, `openssl speed`); without them SHA-256 is the slowest. So it is
-    /// timed, once per process: 1 MiB each, on the thread's CPU clock, the best of two tries.
+    /// timed, once per process: 1 MiB each (a 64 KiB block 16 times: a freed block of 1 MiB would
+    /// raise glibc's mmap threshold and so the peak memory of everything after), on the thread's
+    /// CPU clock, the best of two tries.
     public static func slowest(of algorithms: some Collection<DigestAlgorithm>) -> DigestAlgorithm? {
         algorithms.max { secondsPerMebibyte($0) < secondsPerMebibyte($1) }
     }
@@ -173,12 +175,16 @@ extension DigestAlgorithm {
 
     private static func secondsPerMebibyte(_ algorithm: DigestAlgorithm) -> Double {
         if let known = timings.withLock({ $0[algorithm] }) { return known }
-        let sample = Data(count: 1 << 20)
-        let seconds = (0..<2).map { _ in
-            let started = threadCPUSeconds()
-            _ = Digest.compute(algorithm, of: sample)
-            return threadCPUSeconds() - started
-        }.min()!
+        let block = [UInt8](repeating: 0, count: 64 << 10)
+        let seconds = block.withUnsafeBytes { block in
+            (0..<2).map { _ in
+                let started = threadCPUSeconds()
+                let digest = Digest(algorithm)
+                for _ in 0..<16 { digest.update(block) }
+                _ = digest.finalize()
+                return threadCPUSeconds() - started
+            }.min()!
+        }
         timings.withLock { $0[algorithm] = seconds }
         return seconds
     }
