@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Cryptography
 import Foundation
+import Imaging
 
 #if canImport(Glibc)
     import Glibc
@@ -85,7 +86,7 @@ public enum DurableFile {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw EvidenceError(.readFailed, path: path, errno: errno) }
         defer { close(descriptor) }
-        _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+        StoreWrites.dropFromCache(descriptor: descriptor)
     }
 
     public static func size(of path: String) -> UInt64? {

@@ -227,10 +227,7 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
     }
 
     private func damaged(_ start: UInt64, _ count: Int, _ entry: Entry, _ file: SegmentFile, _ why: String) -> AcquisitionError {
-        AcquisitionError(
-            .verifyMismatch, path: file.path, offset: start,
-            detail: "the E01 chunk holding media bytes \(start) to \(start + UInt64(count) - 1) is damaged (stored at byte "
-                + "\(entry.offset) of the file): \(why)")
+        damagedChunk(path: file.path, media: start, count: UInt64(count), storedAt: entry.offset, why: why)
     }
 
     /// A table's entries, read once and checked: the checksum over them, and stored chunks in

@@ -100,6 +100,15 @@ public struct E01Metadata: Sendable, Equatable {
 
 /// The Expert Witness (E01) image, EnCase 6 format, written and read through libewf: segment
 /// files `NAME.E01`, `NAME.E02` … `NAME.E99`, `NAME.EAA` …, each at most `segmentSize` bytes.
+/// A stored chunk that does not give back its media bytes, as both E01 readers report it (the
+/// decoder with where the chunk is stored): the byte range a hub analyst compares with ewfverify's.
+func damagedChunk(path: String, media start: UInt64, count: UInt64, storedAt: UInt64?, why: String) -> AcquisitionError {
+    AcquisitionError(
+        .verifyMismatch, path: path, offset: start,
+        detail: "the E01 chunk holding media bytes \(start) to \(start + count - 1) is damaged"
+            + (storedAt.map { " (stored at byte \($0) of the file)" } ?? "") + ": \(why)")
+}
+
 public struct E01Image: ImageFormat {
     public let segmentSize: UInt64?
     public let compression: E01Compression

@@ -130,9 +130,7 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
     }
 
     private func damaged(start: UInt64, end: UInt64, why: String) -> AcquisitionError {
-        AcquisitionError(
-            .verifyMismatch, path: path, offset: start,
-            detail: "the E01 chunk holding media bytes \(start) to \(end - 1) is damaged: \(why)")
+        damagedChunk(path: path, media: start, count: end - start, storedAt: nil, why: why)
     }
 
     // MARK: What the image says of itself (for verifiers and tests)

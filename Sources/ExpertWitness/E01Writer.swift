@@ -366,11 +366,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         try reserve.check(count, at: offset, path: paths[0], remaining: totalSize - offset) { freeSpace() }
     }
 
-    func freeSpace() -> UInt64 {
-        var info = statvfs()
-        guard statvfs(directory, &info) == 0 else { return .max }
-        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
-    }
+    func freeSpace() -> UInt64 { StoreWrites.freeBytes(path: directory) ?? .max }
 
     /// A libewf write that failed on a full store is `store full` (libewf reports only "unable to write").
     func storeFullOr(_ error: AcquisitionError) -> AcquisitionError {
@@ -390,7 +386,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
             let error = errno
             throw AcquisitionError(error == ENOSPC || error == EDQUOT ? .storeFull : .syncFailed, path: path, errno: error)
         }
-        if dropCache { _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
+        if dropCache { StoreWrites.dropFromCache(descriptor: descriptor) }
     }
 
     static func syncDirectory(_ path: String) throws(AcquisitionError) {

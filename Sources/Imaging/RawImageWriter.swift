@@ -109,7 +109,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
         guard let readBack, end > handedOver else { return }
         if descriptor >= 0 {
             try settleCurrent()
-            _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+            StoreWrites.dropFromCache(descriptor: descriptor)
         }
         readBack.readBack(ByteSpan(start: handedOver, length: end - handedOver))
         handedOver = end
@@ -151,8 +151,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
     private func ensureSpace(for count: UInt64, at offset: UInt64) throws(AcquisitionError) {
         let descriptor = descriptor
         try reserve.check(count, at: offset, path: paths[fileIndex], remaining: totalSize - offset) {
-            var info = statvfs()
-            return fstatvfs(descriptor, &info) == 0 ? UInt64(info.f_bavail) * UInt64(info.f_frsize) : nil
+            StoreWrites.freeBytes(descriptor: descriptor)
         }
     }
 
@@ -237,7 +236,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
             descriptor = -1
         }
         try settleCurrent()
-        _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+        StoreWrites.dropFromCache(descriptor: descriptor)
     }
 
     static func syncDirectory(_ path: String) throws(AcquisitionError) {

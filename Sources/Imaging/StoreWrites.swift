@@ -50,6 +50,25 @@ public enum StoreWrites {
         }
     }
 
+    /// Bytes an unprivileged writer can still put on the file system of `path` (`f_bavail`);
+    /// nil when it cannot tell.
+    public static func freeBytes(path: String) -> UInt64? {
+        var info = statvfs()
+        return statvfs(path, &info) == 0 ? UInt64(info.f_bavail) * UInt64(info.f_frsize) : nil
+    }
+
+    /// The same, of the file system an open file is on.
+    public static func freeBytes(descriptor: Int32) -> UInt64? {
+        var info = statvfs()
+        return fstatvfs(descriptor, &info) == 0 ? UInt64(info.f_bavail) * UInt64(info.f_frsize) : nil
+    }
+
+    /// Drops an open file's pages from the page cache, so that the next read of it comes from the
+    /// store. Only clean pages go: the caller makes the file durable first.
+    public static func dropFromCache(descriptor: Int32) {
+        _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+    }
+
     public static func isAllZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let words = bytes.count / 8
