@@ -57,6 +57,21 @@ public final class WindowCheck: Sendable {
     public var firstMismatch: Int? { posts.withLock { $0.firstMismatch } }
     /// How many windows both sides have posted.
     public var compared: Int { posts.withLock { $0.compared } }
+
+    /// Throws unless both sides posted every window and all matched: the first that did not,
+    /// named by its stream bytes, or how many were compared (`path`: the image, for the error).
+    public func confirm(path: String) throws(AcquisitionError) {
+        if let window = firstMismatch {
+            let first = UInt64(window) * windowSize
+            throw AcquisitionError(
+                .verifyMismatch, path: path, offset: first,
+                detail: "the store gave back stream bytes \(first)-\(min(first + windowSize, totalSize) - 1) not as they were written")
+        }
+        guard compared == windowCount else {
+            throw AcquisitionError(
+                .verifyMismatch, path: path, detail: "\(compared) of \(windowCount) windows were read back; the image is not verified")
+        }
+    }
 }
 
 /// One side of a `WindowCheck` as a pipeline consumer, on a thread of its own: the GMAC of each

@@ -114,6 +114,11 @@ import Testing
         #expect(phone["methodAchieved"] as? String == "physical")
         #expect((phone["physical"] as? [String: Any])?["partition"] as? String == SimulatedPhoneTree.userdata)
         #expect((phone["physical"] as? [String: Any])?["sizeBytes"] as? Int == 24 << 20)
+        // The image was read back while the partition streamed, window by window.
+        let method = try #require((try record(bundle)["verification"] as? [String: Any])?["method"] as? String)
+        #expect(method.contains("read back from the store while the partition streamed"), "\(method)")
+        let log = try String(contentsOfFile: "\(bundle)/data/acquisition.log", encoding: .utf8)
+        #expect(log.contains("image read back while it was written: all 1 windows"), "\(log)")
         // The catalog knows the job's size once it is sealed.
         let listing = try exhibit(["list", "--store", store.root, "--json"])
         #expect(listing.stdout.contains("\"sizeBytes\" : \(24 << 20)"), "\(listing)")

@@ -109,17 +109,7 @@ extension DiskDriver {
     /// The window check of a read-back: every window the store gave back as it was read, or the
     /// first that it did not, named by its stream bytes. Returns the record's method.
     func confirmReadBack(_ job: RunningJob, check: WindowCheck, media: String, when: WindowReadBackTime) throws -> String {
-        if let window = check.firstMismatch {
-            let first = UInt64(window) * check.windowSize
-            throw AcquisitionError(
-                .verifyMismatch, path: imageDirectory(job), offset: first,
-                detail: "the store gave back stream bytes \(first)-\(min(first + check.windowSize, size) - 1) not as they were written")
-        }
-        guard check.compared == check.windowCount else {
-            throw AcquisitionError(
-                .verifyMismatch, path: imageDirectory(job),
-                detail: "\(check.compared) of \(check.windowCount) windows were read back; the image is not verified")
-        }
+        try check.confirm(path: imageDirectory(job))
         job.log.note("\(when.method): all \(check.windowCount) windows of \(check.windowSize) bytes as written")
         job.custody.append(
             actor: job.applianceId, action: .imageVerified, object: job.object,

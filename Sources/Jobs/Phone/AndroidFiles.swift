@@ -67,7 +67,10 @@ extension AndroidDriver {
         return AcquisitionRecord.Verification(
             result: "matched",
             method: "every extracted file re-read from the store and re-hashed with SHA-256 against the digest taken as it streamed"
-                + (imaged ? "; the image read back and re-hashed" : ""),
+                + (imaged
+                    ? "; each window of the image fsynced, dropped from the page cache and read back from the store while the "
+                        + "partition streamed, its GMAC (AES-128-GCM, a key drawn for this job) equal to that of the bytes the phone sent"
+                    : ""),
             durationSeconds: Date().timeIntervalSince(started))
     }
 

@@ -47,8 +47,9 @@ extension AndroidDriver {
         return plan
     }
 
-    /// The partition streamed through `exec:` into the digests and a raw image, read back unless
-    /// `--no-verify`, and made read-only.
+    /// The partition streamed through `exec:` into the digests and a raw image, made read-only.
+    /// Unless `--no-verify`, each window of the image is read back from the store while the rest
+    /// streams (as a disk's is), and its GMAC must equal that of the bytes the phone sent.
     func physicalImage(
         _ job: RunningJob, partition: (path: String, size: UInt64), session: Session, pulledBytes: UInt64, total: UInt64
     ) throws -> PhysicalImage {
@@ -65,7 +66,15 @@ extension AndroidDriver {
         defer { stream.close() }
         let source = PhoneStreamSource(stream: stream, path: "\(sourceName) \(partition.path)", size: partition.size)
         job.log.note("physical image of \(partition.path) (\(partition.size) bytes) through exec:\(command)")
-        let outcome = try Pipeline.run(source, into: [sha256, writer] + extra, configuration: request.pipeline, cancellation: job.cancellation) {
+        let check =
+            request.verifyAfterWriting
+            ? WindowCheck(windowSize: VerificationWindows.size(for: partition.size), totalSize: partition.size) : nil
+        // A raw image always reads back while written; were it not, confirm() would find no window compared.
+        if let check { _ = writer.readBackWhileWriting(check: check) }
+        let readBack: [any StreamConsumer] = check.map { [WindowTagger($0)] } ?? []
+        let outcome = try Pipeline.run(
+            source, into: [sha256, writer] + extra + readBack, configuration: request.pipeline, cancellation: job.cancellation
+        ) {
             job.progress(
                 JobProgress(phase: .acquiring, bytesDone: pulledBytes + $0.bytesDone, totalBytes: total, unreadableSectors: 0, elapsed: $0.elapsed))
         }
@@ -77,14 +86,9 @@ extension AndroidDriver {
         job.custody.append(
             actor: job.applianceId, action: .imageWritten, object: job.object,
             details: ["bytes": String(partition.size), "sha256": digest, "partition": partition.path])
-        if request.verifyAfterWriting {
-            // The read-back stops when the job is cancelled, like every other pass.
-            let readback = StreamDigester(.sha256)
-            _ = try Pipeline.run(try format.reader(paths: writer.paths), into: [readback], configuration: request.pipeline, cancellation: job.cancellation)
-            guard readback.result!.hex == digest else {
-                throw AcquisitionError(
-                    .verifyMismatch, path: imageDirectory, detail: "the stored image hashes to \(readback.result!.hex), the stream to \(digest)")
-            }
+        if let check {
+            try check.confirm(path: imageDirectory)
+            job.log.note("image read back while it was written: all \(check.windowCount) windows of \(check.windowSize) bytes as streamed")
         }
         try writer.makeReadOnly()
         return PhysicalImage(
