@@ -90,8 +90,10 @@ struct Exhibitd: ParsableCommand {
         var received: Int32 = 0
         sigwait(&signals, &received)
         logger.info("received \(received == SIGTERM ? "SIGTERM" : "SIGINT"); stopping")
-        notifier.notify(["STOPPING=1", "STATUS=stopping: checkpointing \(daemon.runningJobCount) running jobs"])
+        // The ticker is stopped first: a watchdog ping after STOPPING=1 would claim a healthy
+        // running service to a manager that has already begun stopping it.
         ticker.stop()
+        notifier.notify(["STOPPING=1", "STATUS=stopping: checkpointing \(daemon.runningJobCount) running jobs"])
         monitor.stop()
         let clean = daemon.shutdown(timeout: 8)
         server.stop()
@@ -114,6 +116,7 @@ final class Ticker: @unchecked Sendable {
     private let interval: TimeInterval
     private let stopped = NSCondition()
     private var stopping = false
+    private var finished = false
     private var thread: Thread?
 
     init(daemon: ApplianceDaemon, notifier: SystemdNotifier, interval: TimeInterval) {
@@ -128,7 +131,11 @@ final class Ticker: @unchecked Sendable {
             var nextRecheck = Date()
             var nextPing = Date()
             stopped.lock()
-            defer { stopped.unlock() }
+            defer {
+                finished = true
+                stopped.broadcast()
+                stopped.unlock()
+            }
             while !stopping {
                 let now = Date()
                 if now >= nextRecheck {
@@ -155,10 +162,12 @@ final class Ticker: @unchecked Sendable {
         thread.start()
     }
 
+    /// Returns once the loop has ended, so nothing is sent to systemd after this.
     func stop() {
         stopped.lock()
         stopping = true
-        stopped.signal()
+        stopped.broadcast()
+        while thread != nil && !finished { stopped.wait() }
         stopped.unlock()
     }
 }

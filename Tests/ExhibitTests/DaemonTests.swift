@@ -292,16 +292,18 @@ struct DaemonTests {
         var datagrams: [String] = []
         let deadline = Date().addingTimeInterval(2)
         var buffer = [UInt8](repeating: 0, count: 4096)
-        func drain() {
-            while true {
+        // Pings come every 0.2 s, as often as the receive timeout: the loop ends at its deadline,
+        // not at a quiet moment, which may never come while the daemon runs.
+        func drain(until end: Date) {
+            while Date() < end {
                 let count = recv(receiver, &buffer, buffer.count, 0)
                 if count <= 0 { return }
                 datagrams.append(String(decoding: buffer[0..<count], as: UTF8.self))
             }
         }
-        while Date() < deadline { drain() }
+        while Date() < deadline { drain(until: deadline) }
         #expect(daemon.process.terminate() != nil)
-        drain()
+        drain(until: .distantFuture)
 
         let ready = datagrams.firstIndex { $0.split(separator: "\n").contains("READY=1") }
         #expect(ready != nil, "no READY=1 in \(datagrams)")
