@@ -63,15 +63,24 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
     }
 
     /// Opens every segment file of the image (`NAME.E01`, `NAME.E02` …, in order).
-    public init(paths: [String], hashingFiles: Bool = false) throws(AcquisitionError) {
-        layout = try E01Layout(paths: paths)
-        hashes = hashingFiles ? SegmentHashes(files: layout.files) : nil
+    public convenience init(paths: [String], hashingFiles: Bool = false) throws(AcquisitionError) {
+        let layout = try E01Layout(paths: paths)
+        try self.init(layout: layout, hashes: hashingFiles ? SegmentHashes(files: layout.files) : nil)
+    }
+
+    /// Decodes the chunks `layout` lists, each segment file hashed into `hashes` if given (which
+    /// may hold the hashing of an earlier decoder's reads of the same files: it goes on from
+    /// there). `readSize`: the stored bytes read at once.
+    init(layout: E01Layout, hashes: SegmentHashes?, readSize: Int = 2 << 20) throws(AcquisitionError) {
+        self.layout = layout
+        self.hashes = hashes
+        let paths = layout.files.map(\.path)
         path = paths.count == 1 ? paths[0] : "\(paths[0]) … \(paths[paths.count - 1])"
         size = layout.mediaSize
         var workers: [Worker] = []
         for _ in 0..<max(1, ProcessInfo.processInfo.activeProcessorCount) { workers.append(try Worker(chunkSize: Int(layout.chunkSize))) }
         self.workers = workers
-        storedCapacity = max(2 << 20, Int(layout.chunkSize) + E01Layout.largestExpansion)
+        storedCapacity = max(readSize, Int(layout.chunkSize) + E01Layout.largestExpansion)
         stored = .allocate(byteCount: storedCapacity, alignment: 4096)
         zeroChunk =
             Self.provenZeroChunk(size: Int(layout.chunkSize), decompressor: workers[0].decompressor, scratch: workers[0].scratch) ?? []

@@ -20,7 +20,7 @@ import Imaging
 final class E01Layout: @unchecked Sendable {
     /// One table section: the entries of `count` chunks from `firstChunk`, whose stored bytes lie
     /// in the sectors section before it (the last chunk ends where that section ends).
-    struct Table {
+    struct Table: Equatable {
         let segment: Int
         let firstChunk: UInt64
         let count: Int
@@ -55,7 +55,7 @@ final class E01Layout: @unchecked Sendable {
         for path in paths { files.append(try SegmentFile(path: path)) }
         var walk = Walk()
         for (index, file) in files.enumerated() {
-            try walk.segment(file, index: index, isLast: index == files.count - 1)
+            try walk.segment(file, isLast: index == files.count - 1)
         }
         guard let volume = walk.volume else {
             throw AcquisitionError(.inspectFailed, path: paths[0], detail: "the E01 has no volume section")
@@ -79,6 +79,24 @@ final class E01Layout: @unchecked Sendable {
         self.tables = walk.tables
     }
 
+    /// The whole chunks of the sections a walk found closed in files libewf is still writing:
+    /// a layout of the stream's first `walk.chunks` chunks only.
+    init(closedPartOf walk: Walk, files: [SegmentFile]) throws(AcquisitionError) {
+        guard let volume = walk.volume, [512, 4096].contains(volume.bytesPerSector), volume.sectorsPerChunk > 0,
+            UInt64(volume.sectorsPerChunk) * UInt64(volume.bytesPerSector) <= Self.maximumChunkSize, walk.chunks < volume.chunkCount
+        else {
+            throw AcquisitionError(
+                .inspectFailed, path: files.first?.path ?? "E01",
+                detail: "the E01 being written has no usable volume section, or its closed sections hold more chunks than it")
+        }
+        self.files = files
+        bytesPerSector = volume.bytesPerSector
+        chunkSize = UInt64(volume.sectorsPerChunk) * UInt64(volume.bytesPerSector)
+        chunkCount = walk.chunks
+        mediaSize = walk.chunks * chunkSize
+        tables = walk.tables
+    }
+
     /// The table listing chunk `index`.
     func table(holding index: UInt64) -> Int {
         var low = 0, high = tables.count - 1
@@ -96,44 +114,79 @@ final class E01Layout: @unchecked Sendable {
         let sectorCount: UInt64
     }
 
-    /// The sections of the segment files, in order.
-    private struct Walk {
+    /// The sections of the segment files, in order; it can stop anywhere and go on later (the
+    /// read-back of a file libewf is still writing, `E01ClosedSections`).
+    struct Walk {
         var volume: Volume?
         var tables: [Table] = []
         var chunks: UInt64 = 0
+        /// The segment the walk is in, and its next section's offset (0: the file header).
+        var segment = 0
+        var offset: UInt64 = 0
+        /// The sectors section whose table comes next.
+        var sectors: Range<UInt64>?
 
-        mutating func segment(_ file: SegmentFile, index: Int, isLast: Bool) throws(AcquisitionError) {
+        /// Walks a whole segment file, which must end the image (`isLast`) or not.
+        mutating func segment(_ file: SegmentFile, isLast: Bool) throws(AcquisitionError) {
+            while true {
+                let step = try step(file)
+                guard case .ended(let type, let at) = step else { continue }
+                guard type == (isLast ? "done" : "next") else {
+                    throw file.malformed(at: at, "a \"\(type)\" section ends segment \(segment) of the image")
+                }
+                return
+            }
+        }
+
+        enum Step: Equatable {
+            /// A section, or the file header, that adds nothing to wait for.
+            case complete
+            /// A sectors section: its chunks count once the table after it is read.
+            case sectors
+            /// The segment's last section ("next" or "done") and its offset: the walk is now at the next segment's start.
+            case ended(String, at: UInt64)
+        }
+
+        /// Reads the one section (or file header) the walk stands at, checked, and moves past it.
+        mutating func step(_ file: SegmentFile) throws(AcquisitionError) -> Step {
+            guard offset > 0 else {
+                try checkHeader(file)
+                offset = UInt64(E01Layout.fileHeaderSize)
+                return .complete
+            }
+            let section = try Section(file, at: offset)
+            switch section.type {
+            case "done", "next":
+                segment += 1
+                offset = 0
+                sectors = nil
+                return .ended(section.type, at: section.start)
+            case "volume", "disk":
+                guard segment == 0, volume == nil else { throw file.malformed(at: offset, "a second volume section") }
+                volume = try section.volume(file)
+            case "sectors":
+                sectors = section.data
+                offset = section.next
+                return .sectors
+            case "table":
+                guard let data = sectors else { throw file.malformed(at: offset, "a table section with no sectors section before it") }
+                let table = try section.table(file, segment: segment, firstChunk: chunks, sectors: data)
+                tables.append(table)
+                chunks += UInt64(table.count)
+                sectors = nil
+            default:
+                break  // header, header2, table2 (a mirror of table), data, error2, digest, hash, session
+            }
+            offset = section.next
+            return .complete
+        }
+
+        private func checkHeader(_ file: SegmentFile) throws(AcquisitionError) {
             let header = try file.read(E01Layout.fileHeaderSize, at: 0, what: "the file header")
             guard Array(header.prefix(8)) == E01Layout.signature, header[8] == 1,
-                UInt16(header[9]) | UInt16(header[10]) << 8 == UInt16(truncatingIfNeeded: index + 1)
+                UInt16(header[9]) | UInt16(header[10]) << 8 == UInt16(truncatingIfNeeded: segment + 1)
             else {
-                throw file.malformed(at: 0, "its file header is not that of EWF segment \(index + 1)")
-            }
-            var offset = UInt64(E01Layout.fileHeaderSize)
-            var sectors: Range<UInt64>?
-            while true {
-                let section = try Section(file, at: offset)
-                switch section.type {
-                case "done", "next":
-                    guard section.type == (isLast ? "done" : "next") else {
-                        throw file.malformed(at: offset, "a \"\(section.type)\" section ends segment \(index + 1) of the image")
-                    }
-                    return
-                case "volume", "disk":
-                    guard index == 0, volume == nil else { throw file.malformed(at: offset, "a second volume section") }
-                    volume = try section.volume(file)
-                case "sectors":
-                    sectors = section.data
-                case "table":
-                    guard let data = sectors else { throw file.malformed(at: offset, "a table section with no sectors section before it") }
-                    let table = try section.table(file, segment: index, firstChunk: chunks, sectors: data)
-                    tables.append(table)
-                    chunks += UInt64(table.count)
-                    sectors = nil
-                default:
-                    break  // header, header2, table2 (a mirror of table), data, error2, digest, hash, session
-                }
-                offset = section.next
+                throw file.malformed(at: 0, "its file header is not that of EWF segment \(segment + 1)")
             }
         }
     }
@@ -214,7 +267,8 @@ final class E01Layout: @unchecked Sendable {
 /// One segment file, open for reading; its descriptor is closed with it.
 final class SegmentFile: @unchecked Sendable {
     let path: String
-    let size: UInt64
+    /// The file's size when opened, or when last `refreshSize()`d (a file being written).
+    private(set) var size: UInt64
     private let descriptor: Int32
 
     init(path: String) throws(AcquisitionError) {
@@ -231,6 +285,12 @@ final class SegmentFile: @unchecked Sendable {
     }
 
     deinit { close(descriptor) }
+
+    func refreshSize() throws(AcquisitionError) {
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw AcquisitionError(.inspectFailed, path: path, errno: errno) }
+        size = UInt64(status.st_size)
+    }
 
     /// Exactly `count` bytes at `offset`, which must lie inside the file.
     func read(_ count: Int, at offset: UInt64, what: String) throws(AcquisitionError) -> [UInt8] {

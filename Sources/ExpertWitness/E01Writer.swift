@@ -40,6 +40,8 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     var reserve: SpaceReserve
     /// Segment files before this index are closed by libewf and already flushed.
     var settledSegments = 0
+    /// Reads back the chunk sections libewf closes, while the stream goes on (a new image with a window check).
+    var sectionReadBack: E01SectionReadBack?
     public internal(set) var fileNames: [String]
 
     public var name: String { "image writer" }
@@ -334,9 +336,28 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
             }
             written += UInt64(chunk.dataCount)
         }
+        // The batch with the last chunk also ends the image: that is read back once complete.
+        if written < totalSize { try sectionReadBack?.collect() }
     }
 
     public func finish() throws(AcquisitionError) { try sync() }
+
+    /// Reads back each chunk section as libewf closes it; the rest once complete (`readBackRest`).
+    /// Only for an image this writer starts: a resumed one is read back whole.
+    public func readBackWhileWriting(check: WindowCheck) -> Bool {
+        if handle != nil, written == 0, staging == nil {
+            sectionReadBack = E01SectionReadBack(directory: directory, baseName: baseName, check: check)
+        }
+        return false
+    }
+
+    public func readBackRest() throws(AcquisitionError) -> ReadBackRest? {
+        guard let sectionReadBack else { return nil }
+        guard completion != nil else {
+            throw AcquisitionError(.invalidRequest, path: paths[0], detail: "the E01 is read back once complete()")
+        }
+        return try sectionReadBack.rest(paths: paths)
+    }
 
     /// Makes what was written durable (libewf itself never syncs), so a journal may name it.
     public func checkpoint() throws(AcquisitionError) -> Data? {

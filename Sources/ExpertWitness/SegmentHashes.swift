@@ -9,8 +9,8 @@ import Imaging
 /// (section descriptors, tables) is read here as the decoder passes it, and what follows the last
 /// chunk when the digests are taken.
 final class SegmentHashes: @unchecked Sendable {
-    private let files: [SegmentFile]
-    private let digests: [Digest]
+    private var files: [SegmentFile]
+    private var digests: [Digest]
     /// How many leading bytes of each file are hashed.
     private var hashed: [UInt64]
 
@@ -18,6 +18,24 @@ final class SegmentHashes: @unchecked Sendable {
         self.files = files
         digests = files.map { _ in Digest(.sha256) }
         hashed = files.map { _ in 0 }
+    }
+
+    /// Goes on with the same files opened again, and more (an image read back in parts while it
+    /// was written, then once complete). What was hashed must still be in each file: libewf
+    /// writes a closed chunk section, and a closed segment file, once and never again.
+    func adopt(_ newer: [SegmentFile]) throws(AcquisitionError) {
+        for (index, file) in newer.enumerated() {
+            if index < files.count {
+                guard file.size >= hashed[index] else {
+                    throw file.malformed(at: file.size, "it is shorter (\(file.size) bytes) than when it was read back (\(hashed[index]))")
+                }
+                files[index] = file
+            } else {
+                files.append(file)
+                digests.append(Digest(.sha256))
+                hashed.append(0)
+            }
+        }
     }
 
     /// Reads and hashes what lies between the bytes hashed so far and `offset` of segment

@@ -1,21 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 
-/// A FIFO between pipeline threads. Capacity is bounded by the buffer pool that feeds it,
+/// A FIFO between threads (the pipeline's, the read-backs'). Capacity is bounded by what feeds it,
 /// not by the queue itself.
-final class BlockingQueue<Element>: @unchecked Sendable {
+public final class BlockingQueue<Element>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Element?] = []
     private var head = 0
 
-    func push(_ element: Element) {
+    public init() {}
+
+    public func push(_ element: Element) {
         condition.lock()
         items.append(element)
         condition.unlock()
         condition.signal()
     }
 
-    func pop() -> Element {
+    public func pop() -> Element {
         condition.lock()
         defer { condition.unlock() }
         while head == items.count { condition.wait() }

@@ -33,8 +33,28 @@ public protocol ImageWriter: StreamConsumer {
     func complete(_ completion: ImageCompletion) throws(AcquisitionError)
     func makeReadOnly() throws(AcquisitionError)
     /// Reads the image back while it is written, window by window once durable, posting to
-    /// `check`; false when the format cannot (the job then reads back after the pass).
+    /// `check`: true when all of it is read back so (raw); false when the job reads back after
+    /// the pass what the writer left (`readBackRest`), or the whole image.
     func readBackWhileWriting(check: WindowCheck) -> Bool
+    /// Once complete, what is left to read back of an image read back in part while it was
+    /// written (E01: the chunk sections libewf had closed); nil when the job reads it back whole.
+    func readBackRest() throws(AcquisitionError) -> ReadBackRest?
+}
+
+/// The read-back left for after completion by a writer that read part of its image back while
+/// writing it: the stream from `start` on, out of the completed image, into `consumer`, which
+/// holds the windows read back so far. A `source` whose files are not the stream hashes them
+/// (a `FileHashingStreamSource`), going on from the reads made during the pass.
+public struct ReadBackRest {
+    public let source: any StreamSource
+    public let start: UInt64
+    public let consumer: any StreamConsumer
+
+    public init(source: any StreamSource, start: UInt64, consumer: any StreamConsumer) {
+        self.source = source
+        self.start = start
+        self.consumer = consumer
+    }
 }
 
 extension ImageWriter {
@@ -95,6 +115,7 @@ public protocol ImageFormat: Sendable {
 
 extension ImageWriter {
     public func readBackWhileWriting(check: WindowCheck) -> Bool { false }
+    public func readBackRest() throws(AcquisitionError) -> ReadBackRest? { nil }
 }
 
 extension ImageFormat {

@@ -73,6 +73,25 @@ struct E01AcquisitionTests {
         #expect(files.contains("ledger.txt") && files.contains("photo.jpg"), "fls: \(files)")
     }
 
+    /// In 4 MiB segment files libewf closes a chunk section with each file: those are read back
+    /// from the store while the disk is still read, the last once the E01 is complete, and the
+    /// manifest's digests of the files come from the same reads (bagit.py recomputes them).
+    @Test func aSegmentedE01IsReadBackSectionBySectionWhileWritten() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-sections")
+        let disk = try Self.diskWithAFileSystem(in: store.scratch)
+        let bundle = try store.acquireBundle(disk, exhibit: "E9", ["--format", "e01", "--segment-size", "\(4 << 20)"])
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", disk))
+        let verify = try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/E9.E01"])
+        #expect(verify.succeeded && verify.stdout.contains("SUCCESS"), "ewfverify: \(verify)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(bundle)/data/image")
+        #expect(files.filter { $0.hasPrefix("E9.E") }.count > 3, "\(files)")
+        let method = try #require((try DamagedMediaTests.record(bundle)["verification"] as? [String: Any])?["method"] as? String)
+        #expect(method.contains("read back from the store once closed, while the first pass went on (stream bytes 0 to "), "\(method)")
+        let log = try String(contentsOfFile: "\(bundle)/data/acquisition.log", encoding: .utf8)
+        #expect(log.contains("read back during the first pass (stream bytes 0 to "), "\(log)")
+    }
+
     /// One flipped byte inside a compressed chunk: libewf's ewfverify, the seal's manifest and
     /// `exhibit verify` (naming the chunk's byte range) all catch it.
     @Test func aFlippedByteInACompressedChunkIsCaughtByEveryJudge() throws {

@@ -68,6 +68,46 @@ struct E01DecoderTests {
         #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
     }
 
+    /// How an image is cut for `sectionsAreReadBackWhileWriting`: 32 KiB chunks in 1 MiB segment
+    /// files (a section closes with each file), or 512-byte chunks in one file, where libewf
+    /// closes a section every 65,534 chunks (32 MiB).
+    enum SectionCut: CaseIterable, Sendable { case segments, sectionsInOneFile }
+
+    @Test(
+        "chunk sections libewf closes are read back while the stream goes on, the rest once complete; file hashes as sha256sum's",
+        arguments: SectionCut.allCases, [nil, UInt64(300_001)])
+    func sectionsAreReadBackWhileWriting(cut: SectionCut, flippedAt flipped: UInt64?) throws {
+        let scratch = try ScratchDirectory("e01-sections")
+        let size = UInt64(cut == .segments ? 6 << 20 : 40 << 20)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "sections")
+        let windowSize = UInt64(1 << 20)
+        let check = WindowCheck(windowSize: windowSize, totalSize: size)
+        let image =
+            cut == .segments
+            ? E01Image(metadata: E01Tests.metadata, compression: .fast, segmentSize: 1 << 20)
+            : E01Image(metadata: E01Tests.metadata, compression: .fast, chunkSize: 512)
+        let writer = try image.writer(
+            directory: scratch.path, baseName: "E8", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier())
+        #expect(!writer.readBackWhileWriting(check: check), "the section open at the end is read once complete")
+        let stored: any StreamConsumer = flipped.map { ImagingTests.OneByteOff(writer, at: $0) } ?? writer
+        _ = try Pipeline.run(try ImageFiles(paths: [source]), into: [WindowTagger(check), stored])
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        try writer.complete(ImageCompletion(digests: E01Judges.md5AndSHA1(of: data), unreadable: []))
+
+        let rest = try #require(try writer.readBackRest())
+        // Read back before completion: every window inside the closed sections, compared already.
+        if cut == .sectionsInOneFile { #expect(rest.start == 65534 * 512) }
+        #expect(rest.start >= 3 * windowSize && rest.start < size, "\(rest.start)")
+        #expect(check.compared == Int(rest.start / windowSize))
+        #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
+        _ = try Pipeline.run(rest.source, into: [rest.consumer], startingAt: rest.start)
+        #expect(check.compared == check.windowCount)
+        #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
+        let hashed = try #require(try (rest.source as? any FileHashingStreamSource)?.fileSHA256()).map(\.hex)
+        #expect(hashed == (try writer.paths.map { try StockChecks.sum("sha256sum", $0) }))
+        #expect(cut == .sectionsInOneFile ? writer.paths.count == 1 : writer.paths.count > 3)
+    }
+
     @Test("a flipped byte in an uncompressed chunk: the decoder names the chunk ewfverify names")
     func flippedUncompressedChunk() throws {
         let (scratch, e01, _) = try Self.image("e01-decoder-flip", compression: .none)

@@ -64,9 +64,13 @@ extension DiskDriver {
     ) throws -> ImageVerification {
         // One consumer: three buffers keep the decoding and the GMAC busy, in less memory than the first pass's.
         let buffers = PipelineConfiguration(bufferSize: request.pipeline.bufferSize, bufferCount: 3)
+        // What the writer read back while it wrote (E01: the chunk sections libewf closed) is not read again.
+        let rest = try writer?.readBackRest()
         let readback = try readStoredImage(
-            job, paths: paths, into: [WindowTagger(check, side: .stored)], configuration: buffers, unreadableSectors: unreadableSectors)
-        let method = try confirmReadBack(job, check: check, media: media, when: .afterCompletion)
+            job, paths: paths, into: [rest?.consumer ?? WindowTagger(check, side: .stored)], configuration: buffers,
+            unreadableSectors: unreadableSectors, rest: rest)
+        let during = rest?.start ?? 0
+        let method = try confirmReadBack(job, check: check, media: media, when: during > 0 ? .partlyWhileWriting(during) : .afterCompletion)
         return ImageVerification(
             verification: AcquisitionRecord.Verification(
                 result: "matched", method: method, sha256: media, durationSeconds: readback.outcome.elapsed, windowSize: windowSize,
@@ -77,14 +81,17 @@ extension DiskDriver {
     /// The image's stream as its format reads it back from the store, into `consumers`: the job
     /// shown as verifying, the files first dropped from the page cache (completing them wrote
     /// them through it). A format whose files are not the stream hashes them from the same reads.
+    /// With `rest`, only what the writer did not read back while writing.
     private func readStoredImage(
         _ job: RunningJob, paths: [String], into consumers: [any StreamConsumer], configuration: PipelineConfiguration,
-        unreadableSectors: UInt64
+        unreadableSectors: UInt64, rest: ReadBackRest? = nil
     ) throws -> (outcome: PipelineOutcome, fileSHA256: [String]?) {
         try job.lifecycle.catalog.setJobState(job.jobId, state: .verifying)
         for path in paths { try DurableFile.dropFromCache(path) }
-        let reader = try format.reader(paths: paths, hashingFiles: !format.filesAreTheStream)
-        let outcome = try Pipeline.run(reader, into: consumers, configuration: configuration, cancellation: job.cancellation) {
+        let reader = try rest?.source ?? format.reader(paths: paths, hashingFiles: !format.filesAreTheStream)
+        let outcome = try Pipeline.run(
+            reader, into: consumers, startingAt: rest?.start ?? 0, configuration: configuration, cancellation: job.cancellation
+        ) {
             job.progress(
                 JobProgress(
                     phase: .verifying, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: unreadableSectors,
@@ -97,11 +104,15 @@ extension DiskDriver {
     /// When the stored image was read back against the window tags of the first pass.
     enum WindowReadBackTime {
         case whileWriting, afterCompletion
+        /// The first bytes of the stream (E01: its closed chunk sections) during the first pass, the rest once complete.
+        case partlyWhileWriting(UInt64)
 
         var method: String {
             switch self {
             case .whileWriting: "read back during the first pass"
             case .afterCompletion: "read back once the image was complete"
+            case .partlyWhileWriting(let bytes):
+                "read back during the first pass (stream bytes 0 to \(bytes - 1), the chunk sections closed by then) and the rest once the image was complete"
             }
         }
     }
@@ -120,6 +131,13 @@ extension DiskDriver {
                 + "store while the first pass went on; the GMAC (AES-128-GCM, a key drawn for this job) of each of the "
                 + "\(check.windowCount) windows as stored equalled that of the bytes read, so the stored image is the stream whose "
                 + "SHA-256 is the media SHA-256"
+        case .partlyWhileWriting(let bytes):
+            return "each chunk section of the image fsynced, dropped from the page cache and read back from the store once "
+                + "closed, while the first pass went on (stream bytes 0 to \(bytes - 1)), the rest once the image was complete, "
+                + "decoded by Exhibit's own bounds-checked \(format.name.uppercased()) parser (not the library that wrote them); "
+                + "the GMAC (AES-128-GCM, a key drawn for this job) of each of the \(check.windowCount) \(check.windowSize)-byte "
+                + "windows of the decoded stream equalled that of the bytes read, so the stored image is the stream whose SHA-256 "
+                + "is the media SHA-256"
         case .afterCompletion:
             return "the image files fsynced, dropped from the page cache and read back once complete, decoded by Exhibit's own "
                 + "bounds-checked \(format.name.uppercased()) parser (not the library that wrote them); the GMAC (AES-128-GCM, a "

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: Apache-2.0
+import Dispatch
+import Foundation
+import Imaging
+
+/// Reads an E01 back while libewf writes it, as far as libewf lets it: libewf 20140813 writes a
+/// chunk section's table when the section closes (at 65,534 chunks, 2 GiB of media in 32 KiB
+/// chunks, or at a segment file's end) and never writes to a closed section again (measured:
+/// every closed segment file is byte for byte the same after finalizing). So a closed section can
+/// be read back from the store while later ones are written, and only the section open at the
+/// end (with the staged last chunk) waits for the E01 to be complete. On a 1 TB disk that is all
+/// but the last 2 GiB of a second read of the image.
+///
+/// After each batch of chunks the writer calls `collect()`: a walk on from the last closed
+/// section (two 76-byte reads from the page cache while a section is open). The segment files
+/// holding newly closed sections are fsynced and dropped from the page cache, and this class's
+/// thread decodes their chunks from the store with `E01Decoder` into the window check's stored
+/// side, hashing the files from the same reads. `rest(paths:)` gives the job the remainder, read
+/// once the E01 is complete through its full, strict layout, which must list the same tables.
+final class E01SectionReadBack: @unchecked Sendable {
+    private let directory: String
+    private let baseName: String
+    private let tagger: WindowTagger
+    // The writer's thread: the walk over what libewf has closed, and the files it reads.
+    private var walk = E01Layout.Walk()
+    private var walkedFiles: [SegmentFile] = []
+    private var collectedTables = 0
+    // The read-back thread (and `rest` after joining it).
+    private let queue = BlockingQueue<E01Layout.Walk?>()
+    private let done = DispatchSemaphore(value: 0)
+    private var joined = false
+    private var readFiles: [SegmentFile] = []
+    private var readTables: [E01Layout.Table] = []
+    private var hashes: SegmentHashes?
+    private var readThrough: UInt64 = 0
+    private var failure: AcquisitionError?
+    /// Media bytes decoded at a time (with as many stored bytes): kept small, since this runs
+    /// beside the first pass and its buffers.
+    static let readSize = 1 << 20
+
+    init(directory: String, baseName: String, check: WindowCheck) {
+        self.directory = directory
+        self.baseName = baseName
+        tagger = WindowTagger(check, side: .stored)
+        let thread = Thread { [self] in run() }
+        thread.name = "E01 read-back"
+        thread.start()
+    }
+
+    deinit { join() }
+
+    private func path(ofSegment index: Int) -> String {
+        "\(directory)/\(E01Image.segmentName(baseName: baseName, number: index + 1))"
+    }
+
+    // MARK: The writer's side
+
+    /// Takes in the sections libewf closed since the last call: makes them durable and out of the
+    /// page cache, and hands them to the read-back thread. Call between libewf's writes.
+    func collect() throws(AcquisitionError) {
+        advance()
+        guard walk.tables.count > collectedTables else { return }
+        let segments = Set(walk.tables[collectedTables...].map(\.segment))
+        for segment in segments.sorted() { try E01Writer.syncFile(path(ofSegment: segment), dropCache: true) }
+        collectedTables = walk.tables.count
+        queue.push(walk)
+    }
+
+    /// Walks on while sections parse; keeps the walk at the last one libewf has closed (a sectors
+    /// section counts only with the table after it: its descriptor is rewritten when it closes).
+    private func advance() {
+        while walk.segment < E01Image.maximumSegments {
+            if walk.segment == walkedFiles.count {
+                guard let file = try? SegmentFile(path: path(ofSegment: walk.segment)) else { return }
+                walkedFiles.append(file)
+            }
+            let file = walkedFiles[walk.segment]
+            var trial = walk
+            do throws(AcquisitionError) {
+                try file.refreshSize()
+                while true {
+                    let step = try trial.step(file)
+                    if step != .sectors { walk = trial }
+                    if case .ended = step { break }
+                }
+            } catch {
+                return  // the section libewf has open: not written yet
+            }
+        }
+    }
+
+    // MARK: The read-back thread
+
+    private func run() {
+        defer { done.signal() }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.readSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        while let closed = queue.pop() {
+            guard failure == nil else { continue }
+            do throws(AcquisitionError) {
+                try read(closed, through: buffer)
+            } catch {
+                failure = error
+            }
+        }
+    }
+
+    /// Decodes the chunks of the closed sections not read yet into the window tagger.
+    private func read(_ closed: E01Layout.Walk, through buffer: UnsafeMutableRawPointer) throws(AcquisitionError) {
+        let layout = try E01Layout(closedPartOf: closed, files: try openFiles(through: closed.tables.last!.segment))
+        try adopt(layout.files)
+        readTables = layout.tables
+        let decoder = try E01Decoder(layout: layout, hashes: hashes, readSize: Self.readSize)
+        while readThrough < layout.mediaSize {
+            let count = Int(min(UInt64(Self.readSize), layout.mediaSize - readThrough))
+            _ = try decoder.fill(buffer, count: count, at: readThrough)
+            try tagger.consume(UnsafeRawBufferPointer(start: buffer, count: count), at: readThrough)
+            readThrough += UInt64(count)
+        }
+    }
+
+    /// The segment files up to `last`: those closed before the previous read as they were, the
+    /// others opened again (they were still growing).
+    private func openFiles(through last: Int) throws(AcquisitionError) -> [SegmentFile] {
+        let kept = readFiles.isEmpty ? 0 : readFiles.count - 1
+        var files = Array(readFiles.prefix(kept))
+        for index in kept...last { files.append(try SegmentFile(path: path(ofSegment: index))) }
+        readFiles = files
+        return files
+    }
+
+    private func adopt(_ files: [SegmentFile]) throws(AcquisitionError) {
+        if let hashes { try hashes.adopt(files) } else { hashes = SegmentHashes(files: files) }
+    }
+
+    private func join() {
+        guard !joined else { return }
+        joined = true
+        queue.push(nil)
+        done.wait()
+    }
+
+    // MARK: Once complete
+
+    /// What is left to read back once the E01 at `paths` is complete, going on with the windows
+    /// and the file hashes from where the read-back during the pass stopped. Throws what that
+    /// read-back found (a damaged chunk), or a completed E01 that does not list the tables read.
+    func rest(paths: [String]) throws(AcquisitionError) -> ReadBackRest {
+        join()
+        if let failure { throw failure }
+        let layout = try E01Layout(paths: paths)
+        guard Array(layout.tables.prefix(readTables.count)) == readTables else {
+            throw AcquisitionError(
+                .verifyMismatch, path: paths[0],
+                detail: "the completed E01's tables differ from the \(readTables.count) chunk sections read back while it was written")
+        }
+        try adopt(layout.files)
+        return ReadBackRest(source: try E01Decoder(layout: layout, hashes: hashes), start: readThrough, consumer: tagger)
+    }
+}
