@@ -111,9 +111,9 @@ if [ "${BENCH_RAW:-1}" = 1 ]; then
 fi
 
 # E01: Exhibit's acquisition into an E01 (its MD5, SHA-1 and SHA-256, chunks compressed on every
-# core, then the completed E01 decoded by Exhibit's parser against the window GMACs of the stream,
-# its files hashed for the manifest from the same reads; and without the read-back, as ewfacquire
-# has none) against
+# core; each chunk section decoded by Exhibit's parser against the window GMACs of the stream once
+# libewf closes it, during the pass, the last once the E01 is complete, its files hashed for the
+# manifest from the same reads; and without the read-back, as ewfacquire has none) against
 # ewfacquire (-d sha256: MD5 and SHA-256 on its one thread) on a source of half random, half zero
 # mebibytes, and on a real file-system image.
 declare -A out_bytes

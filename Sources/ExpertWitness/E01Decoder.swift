@@ -27,7 +27,7 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
     private let lock = NSLock()
     private let workers: [Worker]
     private let stored: UnsafeMutableRawPointer
-    private var loaded: (table: Int, entries: [Entry])?
+    private var loaded: (table: Int, entries: TableEntries)?
     /// The stream Exhibit's encoder stores for an all-zero chunk, proven at opening to inflate to
     /// zeros: a stored chunk equal to it byte for byte is zeros without inflating it (libdeflate
     /// 1.14 inflates its distance-1 matches a byte at a time, 0.7 GB/s here).
@@ -60,6 +60,24 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
         let offset: UInt64
         let storedCount: Int
         let compressed: Bool
+    }
+
+    /// A table's entries as the table stores them, 4 bytes a chunk (a table of 65,534 takes
+    /// 256 KiB, held while the read-back during the first pass decodes it beside the pass's own
+    /// buffers), checked once when loaded.
+    struct TableEntries {
+        let raw: [UInt32]
+        let base: UInt64
+        /// Where the last chunk's stored bytes end: its sectors section's end.
+        let end: UInt64
+
+        var count: Int { raw.count }
+
+        subscript(index: Int) -> Entry {
+            let start = base + UInt64(raw[index] & 0x7FFF_FFFF)
+            let next = index + 1 < raw.count ? base + UInt64(raw[index + 1] & 0x7FFF_FFFF) : end
+            return Entry(offset: start, storedCount: Int(next - start), compressed: raw[index] & 0x8000_0000 != 0)
+        }
     }
 
     /// Opens every segment file of the image (`NAME.E01`, `NAME.E02` …, in order).
@@ -162,7 +180,7 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
         let destination: UnsafeMutableRawPointer
         let offset: UInt64
         let file: SegmentFile
-        let entries: [Entry]
+        let entries: TableEntries
         /// The read's bytes still to hash for the file's SHA-256 (with `hashingFiles`).
         let unhashed: SegmentHashes.PendingBytes?
     }
@@ -241,7 +259,7 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
 
     /// A table's entries, read once and checked: the checksum over them, and stored chunks in
     /// order inside the sectors section before the table, none larger than a chunk can be.
-    private func entries(of index: Int) throws(AcquisitionError) -> [Entry] {
+    private func entries(of index: Int) throws(AcquisitionError) -> TableEntries {
         if let loaded, loaded.table == index { return loaded.entries }
         let table = layout.tables[index]
         let file = layout.files[table.segment]
@@ -249,12 +267,12 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
         guard E01Layout.adler32(bytes.prefix(table.count * 4)) == E01Layout.littleEndian32(bytes, at: table.count * 4) else {
             throw file.malformed(at: table.entriesOffset, "a table's entries do not match their checksum")
         }
-        let offsets = (0..<table.count).map { E01Layout.littleEndian32(bytes, at: $0 * 4) }
-        var entries: [Entry] = []
-        entries.reserveCapacity(table.count)
-        for (position, raw) in offsets.enumerated() {
-            let start = table.baseOffset + UInt64(raw & 0x7FFF_FFFF)
-            let end = position + 1 < offsets.count ? table.baseOffset + UInt64(offsets[position + 1] & 0x7FFF_FFFF) : table.sectors.upperBound
+        let entries = TableEntries(
+            raw: (0..<table.count).map { E01Layout.littleEndian32(bytes, at: $0 * 4) }, base: table.baseOffset, end: table.sectors.upperBound)
+        for position in 0..<entries.count {
+            let start = table.baseOffset + UInt64(entries.raw[position] & 0x7FFF_FFFF)
+            let end =
+                position + 1 < entries.count ? table.baseOffset + UInt64(entries.raw[position + 1] & 0x7FFF_FFFF) : table.sectors.upperBound
             guard start >= table.sectors.lowerBound, start < end, end <= table.sectors.upperBound,
                 end - start <= layout.chunkSize + UInt64(E01Layout.largestExpansion)
             else {
@@ -263,7 +281,6 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
                     "chunk \(table.firstChunk + UInt64(position)) is said to be stored at bytes \(start) to \(end), outside its "
                         + "sectors section (\(table.sectors.lowerBound) to \(table.sectors.upperBound)) or larger than a chunk")
             }
-            entries.append(Entry(offset: start, storedCount: Int(end - start), compressed: raw & 0x8000_0000 != 0))
         }
         loaded = (index, entries)
         return entries

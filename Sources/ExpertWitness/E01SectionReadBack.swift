@@ -35,8 +35,8 @@ final class E01SectionReadBack: @unchecked Sendable {
     private var readThrough: UInt64 = 0
     private var failure: AcquisitionError?
     /// Media bytes decoded at a time (with as many stored bytes): kept small, since this runs
-    /// beside the first pass and its buffers.
-    static let readSize = 1 << 20
+    /// beside the first pass and its buffers (half a MiB was as fast as 2 on the benchmark's 4 GiB).
+    static let readSize = 512 << 10
 
     init(directory: String, baseName: String, check: WindowCheck) {
         self.directory = directory

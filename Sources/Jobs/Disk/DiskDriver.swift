@@ -28,8 +28,8 @@ final class DiskDriver: AcquisitionDriver {
     var writer: (any ImageWriter)?
     /// What the record warns of, collected as the job goes.
     var warnings: [String] = []
-    /// Window tags the first pass took for an image read back only once complete (E01); gone
-    /// with the process, after which the image is read back and hashed whole.
+    /// Window tags the first pass took for an image read back in part or whole once complete
+    /// (E01); gone with the process, after which the image is read back and hashed whole.
     var windowCheckAfterCompletion: WindowCheck?
 
     static let segmentLabel = "segment SHA-256"

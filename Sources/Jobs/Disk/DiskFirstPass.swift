@@ -30,9 +30,10 @@ extension DiskDriver {
             if let saved = journal.states[frontierWindows.name], !frontierWindows.restore(saved) { throw journalLacks(frontierWindows.name) }
         }
         // A new image is checked window by window against tags taken as the stream is read: read
-        // back while it is written once each window is durable (raw), or once it is complete (E01,
-        // whose last chunk and tables libewf writes only then). A resumed one is read back whole
-        // at the end (its first bytes were written by another run).
+        // back while it is written once each window is durable (raw), or each chunk section once
+        // libewf closes it and the last once the image is complete (E01, whose last chunk libewf
+        // writes only with the digests). A resumed one is read back whole at the end (its first
+        // bytes were written by another run).
         let check = journal.copiedBytes == 0 && journal.verifyAfterWriting ? WindowCheck(windowSize: windowSize, totalSize: size) : nil
         let readsBackWhileWriting = check.map { writer.readBackWhileWriting(check: $0) } ?? false
         if check != nil { digesters[0].chainEvery = windowSize }

@@ -12,8 +12,9 @@ extension DiskDriver {
     }
 
     /// How the stored image was checked: by a window check that already ran (while the first pass
-    /// wrote it, or in the second pass), by reading the completed image back against the first
-    /// pass's window tags (E01, in the run that read the source), by reading it back whole and
+    /// wrote it, or in the second pass), by reading the completed image (or what the writer did
+    /// not read back while writing it) against the first pass's window tags (E01, in the run that
+    /// read the source), by reading it back whole and
     /// hashing it, or not at all (`--no-verify`). A resumed job always reads back whole: the
     /// bytes written before the interruption were not re-read when it went on.
     func verifyStoredImage(_ job: RunningJob, paths: [String], unreadableSectors: UInt64) throws -> ImageVerification {
@@ -57,8 +58,9 @@ extension DiskDriver {
         return ImageVerification(verification: verification, fileSHA256: readback.fileSHA256)
     }
 
-    /// The read-back of an image complete only now (E01): its decoded stream against the window
-    /// tags the first pass took, each window's GMAC on a thread beside the decoding.
+    /// The read-back of an image complete only now (E01), from where the read-back during the
+    /// pass stopped: its decoded stream against the window tags the first pass took, each
+    /// window's GMAC on a thread beside the decoding.
     private func readBackWindows(
         _ job: RunningJob, check: WindowCheck, paths: [String], media: String, unreadableSectors: UInt64
     ) throws -> ImageVerification {
