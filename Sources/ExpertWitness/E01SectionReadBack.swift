@@ -2,6 +2,7 @@
 import Dispatch
 import Foundation
 import Imaging
+import Synchronization
 
 /// Reads an E01 back while libewf writes it, as far as libewf lets it: libewf 20140813 writes a
 /// chunk section's table when the section closes (at 65,534 chunks, 2 GiB of media in 32 KiB
@@ -17,6 +18,7 @@ import Imaging
 /// thread decodes their chunks from the store with `E01Decoder` into the window check's stored
 /// side, hashing the files from the same reads. `rest(paths:)` gives the job the remainder, read
 /// once the E01 is complete through its full, strict layout, which must list the same tables.
+/// Its thread holds it until the writer ends it, with `rest` or `stop`.
 final class E01SectionReadBack: @unchecked Sendable {
     private let directory: String
     private let baseName: String
@@ -34,8 +36,9 @@ final class E01SectionReadBack: @unchecked Sendable {
     private var hashes: SegmentHashes?
     private var readThrough: UInt64 = 0
     private var failure: AcquisitionError?
+    private let stopping = Atomic<Bool>(false)
     /// Media bytes decoded at a time (with as many stored bytes): kept small, since this runs
-    /// beside the first pass and its buffers (half a MiB was as fast as 2 on the benchmark's 4 GiB).
+    /// beside the first pass and its buffers (a 4 GiB half-zero E01 took 9.5-10.0 s with half a MiB or one, tmpfs).
     static let readSize = 512 << 10
 
     init(directory: String, baseName: String, check: WindowCheck) {
@@ -47,7 +50,14 @@ final class E01SectionReadBack: @unchecked Sendable {
         thread.start()
     }
 
-    deinit { join() }
+    /// Ends the read-back of a job that stops before its image is complete: the thread leaves the
+    /// section it is decoding at the next half MiB, and closes the files it read.
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        join()
+        readFiles = []
+        hashes = nil
+    }
 
     private func path(ofSegment index: Int) -> String {
         "\(directory)/\(E01Image.segmentName(baseName: baseName, number: index + 1))"
@@ -111,7 +121,7 @@ final class E01SectionReadBack: @unchecked Sendable {
         try adopt(layout.files)
         readTables = layout.tables
         let decoder = try E01Decoder(layout: layout, hashes: hashes, readSize: Self.readSize)
-        while readThrough < layout.mediaSize {
+        while readThrough < layout.mediaSize, !stopping.load(ordering: .relaxed) {
             let count = Int(min(UInt64(Self.readSize), layout.mediaSize - readThrough))
             _ = try decoder.fill(buffer, count: count, at: readThrough)
             try tagger.consume(UnsafeRawBufferPointer(start: buffer, count: count), at: readThrough)

@@ -80,7 +80,11 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         }
     }
 
-    deinit { pending.deallocate() }
+    /// A job that fails or is cancelled drops its writer unfinished: its read-back thread ends with it.
+    deinit {
+        sectionReadBack?.stop()
+        pending.deallocate()
+    }
 
     static func check(_ image: E01Image, totalSize: UInt64, path: String) throws(AcquisitionError) {
         guard [512, 4096].contains(image.bytesPerSector), image.chunkSize % image.bytesPerSector == 0,

@@ -145,6 +145,10 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
             position += UInt64(room)
             rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(room))
         }
+        // Each whole window goes to the read-back as soon as it is written, not at `finish()`.
+        if windowSize > 0, position / windowSize * windowSize > handedOver {
+            try handOver(upTo: position / windowSize * windowSize)
+        }
     }
 
     /// Stops before the store is so full that the records, the journal or the catalog could not be written.
@@ -157,9 +161,11 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
 
 
     /// A job that fails or is cancelled drops its writer without `finish()`; the open segment's
-    /// descriptor goes with it (unsynced: the journal never named those bytes durable).
+    /// descriptor goes with it (unsynced: the journal never named those bytes durable), and the
+    /// read-back thread ends once it has read what it was handed (it holds itself until then).
     deinit {
         if descriptor >= 0 { close(descriptor) }
+        try? readBack?.finish()
     }
 
     public func finish() throws(AcquisitionError) {

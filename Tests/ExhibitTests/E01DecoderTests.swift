@@ -108,6 +108,24 @@ struct E01DecoderTests {
         #expect(cut == .sectionsInOneFile ? writer.paths.count == 1 : writer.paths.count > 3)
     }
 
+    @Test("an E01 writer dropped before completion (a failed or cancelled job) ends its section read-back and closes every file")
+    func aWriterDroppedUnfinishedEndsItsSectionReadBack() throws {
+        let scratch = try ScratchDirectory("e01-sections-dropped")
+        let size = UInt64(6 << 20)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "dropped")
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        do {
+            let image = E01Image(metadata: E01Tests.metadata, compression: .fast, segmentSize: 1 << 20)
+            let writer = try image.writer(
+                directory: scratch.path, baseName: "E9", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier())
+            _ = writer.readBackWhileWriting(check: WindowCheck(windowSize: 1 << 20, totalSize: size))
+            try data.prefix(4 << 20).withUnsafeBytes { bytes in try writer.consume(bytes, at: 0) }
+            #expect(OpenFiles.wait(under: scratch.path) { $0.count > 2 }.count > 2, "libewf's files and the read-back's")
+        }
+        let left = OpenFiles.wait(under: scratch.path) { $0.isEmpty }
+        #expect(left.isEmpty, "still open after the writer was dropped: \(left)")
+    }
+
     @Test("a flipped byte in an uncompressed chunk: the decoder names the chunk ewfverify names")
     func flippedUncompressedChunk() throws {
         let (scratch, e01, _) = try Self.image("e01-decoder-flip", compression: .none)

@@ -164,3 +164,24 @@ func fixturePath(_ name: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/\(name)").path
 }
+
+/// The files this process holds open under a directory (from /proc/self/fd): what a thread left
+/// behind by a dropped writer would keep.
+enum OpenFiles {
+    static func under(_ directory: String) -> [String] {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return descriptors.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }
+            .filter { $0.hasPrefix(directory + "/") }
+    }
+
+    /// Polls until `condition` holds of the open files under `directory` or `timeout` passes; returns the last list.
+    static func wait(under directory: String, timeout: TimeInterval = 3, until condition: ([String]) -> Bool) -> [String] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var files = under(directory)
+        while !condition(files), Date() < deadline {
+            usleep(10_000)
+            files = under(directory)
+        }
+        return files
+    }
+}

@@ -222,4 +222,29 @@ import Testing
         let firstDifferent = zip(again.chainingValues, digest.chainingValues).enumerated().first { $0.element.0 != $0.element.1 }?.offset
         #expect(firstDifferent == flipped.map { Int($0 / windowSize) })
     }
+
+    /// Each window is read back from the store as soon as it is written, before `finish()`; a job
+    /// that fails or is cancelled drops its writer without `finish()`: the read-back thread ends
+    /// with it and closes the image file (it held itself, and the file, for good before).
+    @Test func windowsAreReadBackBeforeFinishAndADroppedWriterEndsItsReadBack() throws {
+        let scratch = try ScratchDirectory("readback-dropped")
+        let size: UInt64 = 2 << 20
+        let check = WindowCheck(windowSize: 256 << 10, totalSize: size)
+        do {
+            let writer = try RawImageWriter(directory: scratch.path, baseName: "E1", totalSize: size, segmentSize: nil)
+            writer.startReadBack(check: check)
+            let read = WindowTagger(check)
+            try [UInt8](repeating: 7, count: 1 << 20).withUnsafeBytes { bytes in
+                try read.consume(bytes, at: 0)
+                try writer.consume(bytes, at: 0)
+            }
+            let deadline = Date().addingTimeInterval(3)
+            while check.compared < 4, Date() < deadline { usleep(10_000) }
+            #expect(check.compared == 4, "the 4 windows written are read back before finish()")
+            let both = OpenFiles.wait(under: scratch.path) { $0.count >= 2 }
+            #expect(both.count == 2, "the writer's descriptor and the read-back's: \(both)")
+        }
+        let left = OpenFiles.wait(under: scratch.path) { $0.isEmpty }
+        #expect(left.isEmpty, "still open after the writer was dropped: \(left)")
+    }
 }
