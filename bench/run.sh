@@ -144,6 +144,38 @@ bench_e01() {
       'BEGIN { printf "%-38s %8.2f %8.2f %9.0f %14.0f %9.1f %15.2f\n", n, s, m, b/s/1e6, o, r/1024, f/s }'
   done
 }
+# The E01 with the store on disk, where the read-back's reads are real: each chunk section is read
+# back once libewf closes it, during the pass, so what is left after completion is the last
+# section. Beside it, what reading the whole E01 back after the pass costs (`e01-probe read`: the
+# job's decoder), the page cache dropped before each. BENCH_E01_DISK=0 skips it.
+bench_e01_on_disk() {
+  local input=$1 probe; probe=$(dirname "$exhibit")/e01-probe
+  [ "${BENCH_E01_DISK:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ] && [ -x "$probe" ] || {
+    echo; echo "E01 on disk: skipped (needs root and e01-probe beside exhibit)"; return 0; }
+  mkdir -p "$disk_work"
+  "$exhibit" provision --store "$disk_work/e01-store" >/dev/null
+  printf '
+half-zero to E01 with the store on disk (%s): page cache dropped before each
+' "$(findmnt -no SOURCE -T "$disk_work")"
+  printf '%-6s %10s %9s %26s %28s
+' run "job s" "RSS MiB" "read back after the pass s" "whole E01 read back again s"
+  for i in 1 2; do
+    rm -rf "$disk_work/e01-store/bundles"/* "$disk_work/e01-store/work"/*
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    /usr/bin/time -o "$disk_work/time" -f "%e %M" "$exhibit" acquire "$input" --store "$disk_work/e01-store" --case B \
+      --exhibit "D$i" --examiner bench --format e01 >/dev/null
+    local t rest whole
+    t=$(tail -1 "$disk_work/time")
+    rest=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["verification"]["durationSeconds"])' \
+      "$disk_work"/e01-store/bundles/*/data/acquisition.json)
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    /usr/bin/time -o "$disk_work/time" -f "%e" "$probe" read "$disk_work"/e01-store/bundles/*/data/image/D$i.E* >/dev/null
+    whole=$(tail -1 "$disk_work/time")
+    awk -v i="$i" -v s="${t% *}" -v r="${t#* }" -v a="$rest" -v w="$whole" \
+      'BEGIN { printf "%-6s %10.2f %9.1f %26.3f %28.2f\n", i, s, r/1024, a, w }'
+  done
+  rm -rf "$disk_work/e01-store"
+}
 if [ "${BENCH_E01:-1}" = 1 ]; then
   [ -n "$loop" ] && { losetup -d "$loop" 2>/dev/null || true; loop=""; }
   before_each   # the last raw run's image and bundle go: the E01 sources need the room
@@ -160,6 +192,7 @@ with open(sys.argv[1], "rb") as source, open(sys.argv[2], "wb") as out:
 PY
   rm -f "$src"
   bench_e01 half-zero "$half"
+  bench_e01_on_disk "$half"
   rm -f "$half"
   # A real file system: ext4 holding /usr/share (documentation, locales, fonts: text that compresses).
   fs="$work/fs.img"
