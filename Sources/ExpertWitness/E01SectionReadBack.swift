@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-import Dispatch
 import Foundation
 import Imaging
 import Synchronization
@@ -18,7 +17,7 @@ import Synchronization
 /// thread decodes their chunks from the store with `E01Decoder` into the window check's stored
 /// side, hashing the files from the same reads. `rest(paths:)` gives the job the remainder, read
 /// once the E01 is complete through its full, strict layout, which must list the same tables.
-/// Its thread holds it until the writer ends it, with `rest` or `stop`.
+/// Its thread (a `SerialWorker`) holds it until the writer ends it, with `rest` or `stop`.
 final class E01SectionReadBack: @unchecked Sendable {
     private let directory: String
     private let baseName: String
@@ -28,14 +27,12 @@ final class E01SectionReadBack: @unchecked Sendable {
     private var walkedFiles: [SegmentFile] = []
     private var collectedTables = 0
     // The read-back thread (and `rest` after joining it).
-    private let queue = BlockingQueue<E01Layout.Walk?>()
-    private let done = DispatchSemaphore(value: 0)
-    private var joined = false
+    private var worker: SerialWorker<E01Layout.Walk>!
+    private let buffer = UnsafeMutableRawPointer.allocate(byteCount: readSize, alignment: 4096)
     private var readFiles: [SegmentFile] = []
     private var readTables: [E01Layout.Table] = []
     private var hashes: SegmentHashes?
     private var readThrough: UInt64 = 0
-    private var failure: AcquisitionError?
     private let stopping = Atomic<Bool>(false)
     /// Media bytes decoded at a time (with as many stored bytes): kept small, since this runs
     /// beside the first pass and its buffers (a 4 GiB half-zero E01 took 9.5-10.0 s with half a MiB or one, tmpfs).
@@ -45,16 +42,16 @@ final class E01SectionReadBack: @unchecked Sendable {
         self.directory = directory
         self.baseName = baseName
         tagger = WindowTagger(check, side: .stored)
-        let thread = Thread { [self] in run() }
-        thread.name = "E01 read-back"
-        thread.start()
+        worker = SerialWorker(name: "E01 read-back") { [self] closed throws(AcquisitionError) in try read(closed) }
     }
+
+    deinit { buffer.deallocate() }
 
     /// Ends the read-back of a job that stops before its image is complete: the thread leaves the
     /// section it is decoding at the next half MiB, and closes the files it read.
     func stop() {
         stopping.store(true, ordering: .relaxed)
-        join()
+        try? worker.finish()
         readFiles = []
         hashes = nil
     }
@@ -73,7 +70,7 @@ final class E01SectionReadBack: @unchecked Sendable {
         let segments = Set(walk.tables[collectedTables...].map(\.segment))
         for segment in segments.sorted() { try E01Writer.syncFile(path(ofSegment: segment), dropCache: true) }
         collectedTables = walk.tables.count
-        queue.push(walk)
+        worker.submit(walk)
     }
 
     /// Walks on while sections parse; keeps the walk at the last one libewf has closed (a sectors
@@ -101,22 +98,8 @@ final class E01SectionReadBack: @unchecked Sendable {
 
     // MARK: The read-back thread
 
-    private func run() {
-        defer { done.signal() }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.readSize, alignment: 4096)
-        defer { buffer.deallocate() }
-        while let closed = queue.pop() {
-            guard failure == nil else { continue }
-            do throws(AcquisitionError) {
-                try read(closed, through: buffer)
-            } catch {
-                failure = error
-            }
-        }
-    }
-
     /// Decodes the chunks of the closed sections not read yet into the window tagger.
-    private func read(_ closed: E01Layout.Walk, through buffer: UnsafeMutableRawPointer) throws(AcquisitionError) {
+    private func read(_ closed: E01Layout.Walk) throws(AcquisitionError) {
         let layout = try E01Layout(closedPartOf: closed, files: try openFiles(through: closed.tables.last!.segment))
         try adopt(layout.files)
         readTables = layout.tables
@@ -143,21 +126,13 @@ final class E01SectionReadBack: @unchecked Sendable {
         if let hashes { try hashes.adopt(files) } else { hashes = SegmentHashes(files: files) }
     }
 
-    private func join() {
-        guard !joined else { return }
-        joined = true
-        queue.push(nil)
-        done.wait()
-    }
-
     // MARK: Once complete
 
     /// What is left to read back once the E01 at `paths` is complete, going on with the windows
     /// and the file hashes from where the read-back during the pass stopped. Throws what that
     /// read-back found (a damaged chunk), or a completed E01 that does not list the tables read.
     func rest(paths: [String]) throws(AcquisitionError) -> ReadBackRest {
-        join()
-        if let failure { throw failure }
+        try worker.finish()
         let layout = try E01Layout(paths: paths)
         guard Array(layout.tables.prefix(readTables.count)) == readTables else {
             throw AcquisitionError(

@@ -1,23 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 
-/// A FIFO between threads (the pipeline's, the read-backs'). Capacity is bounded by what feeds it,
+/// A FIFO between threads (the pipeline's, a `SerialWorker`'s). Capacity is bounded by what feeds it,
 /// not by the queue itself.
-public final class BlockingQueue<Element>: @unchecked Sendable {
+final class BlockingQueue<Element>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Element?] = []
     private var head = 0
 
-    public init() {}
-
-    public func push(_ element: Element) {
+    func push(_ element: Element) {
         condition.lock()
         items.append(element)
         condition.unlock()
         condition.signal()
     }
 
-    public func pop() -> Element {
+    func pop() -> Element {
         condition.lock()
         defer { condition.unlock() }
         while head == items.count { condition.wait() }

@@ -120,63 +120,39 @@ public final class WindowTagger: StreamConsumer, @unchecked Sendable {
 final class WindowReadBack: @unchecked Sendable {
     private let layout: SegmentLayout
     private let check: WindowCheck
-    private let queue = BlockingQueue<ByteSpan?>()
-    private let done = DispatchSemaphore(value: 0)
-    private var failure: AcquisitionError?
-    private var finished = false
+    private var worker: SerialWorker<ByteSpan>!
     private var window = 0
     private var tagger: GMAC
     private var inWindow: UInt64 = 0
     /// The image file being read back, kept open from one read to the next.
     private var file: (path: String, descriptor: Int32)?
+    /// Page-aligned room for one read; nil when it could not be had (every read then fails so).
+    private let buffer: UnsafeMutableRawPointer?
     static let readSize = 1 << 20
 
     init(layout: SegmentLayout, check: WindowCheck) {
         self.layout = layout
         self.check = check
         self.tagger = check.tagger(window: 0)
-        let thread = Thread { [self] in run() }
-        thread.name = "image read-back"
-        thread.start()
+        var buffer: UnsafeMutableRawPointer? = nil
+        self.buffer = posix_memalign(&buffer, 4096, Self.readSize) == 0 ? buffer : nil
+        worker = SerialWorker(name: "image read-back") { [self] span throws(AcquisitionError) in
+            guard let buffer = self.buffer else {
+                throw AcquisitionError(.readFailed, path: layout.paths[0], detail: "no memory for the read-back")
+            }
+            try read(span, into: buffer)
+        }
     }
 
     /// Stream bytes `span` are durable in the image: read them back (in order of handing over).
-    func readBack(_ span: ByteSpan) { queue.push(span) }
+    func readBack(_ span: ByteSpan) { worker.submit(span) }
 
     /// Waits for every handed-over window to be read back.
-    func finish() throws(AcquisitionError) {
-        if !finished {
-            finished = true
-            queue.push(nil)
-            done.wait()
-        }
-        if let failure { throw failure }
-    }
+    func finish() throws(AcquisitionError) { try worker.finish() }
 
     deinit {
-        if !finished {
-            queue.push(nil)
-            done.wait()
-        }
+        free(buffer)
         if let file { close(file.descriptor) }
-    }
-
-    private func run() {
-        defer { done.signal() }
-        var buffer: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&buffer, 4096, Self.readSize) == 0, let buffer else {
-            failure = AcquisitionError(.readFailed, path: layout.paths[0], detail: "no memory for the read-back")
-            return
-        }
-        defer { free(buffer) }
-        while let span = queue.pop() {
-            guard failure == nil else { continue }
-            do throws(AcquisitionError) {
-                try read(span, into: buffer)
-            } catch {
-                failure = error
-            }
-        }
     }
 
     private func read(_ span: ByteSpan, into buffer: UnsafeMutableRawPointer) throws(AcquisitionError) {

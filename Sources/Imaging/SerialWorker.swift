@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+
+/// A thread of its own that does `work` on each submitted item, in order, until `finish()`: the
+/// read-backs' thread (a raw image's windows, an E01's closed sections). After the first failure
+/// it skips the rest, and `finish()` throws that failure. The thread holds what `work` captures
+/// (its owner) until `finish()`, so an owner ends it with `finish()`, never in its deinit.
+public final class SerialWorker<Item>: @unchecked Sendable {
+    private let queue = BlockingQueue<Item?>()
+    private let done = DispatchSemaphore(value: 0)
+    private var work: ((Item) throws(AcquisitionError) -> Void)?
+    private var failure: AcquisitionError?
+    private var finished = false
+
+    public init(name: String, work: @escaping (Item) throws(AcquisitionError) -> Void) {
+        self.work = work
+        let thread = Thread { [self] in run() }
+        thread.name = name
+        thread.start()
+    }
+
+    public func submit(_ item: Item) { queue.push(item) }
+
+    /// Waits until every submitted item is done (or skipped after a failure); throws the first
+    /// failure. Later calls return at once, with the same failure.
+    public func finish() throws(AcquisitionError) {
+        if !finished {
+            finished = true
+            queue.push(nil)
+            done.wait()
+        }
+        if let failure { throw failure }
+    }
+
+    private func run() {
+        defer {
+            work = nil
+            done.signal()
+        }
+        while let item = queue.pop() {
+            guard failure == nil, let work else { continue }
+            do throws(AcquisitionError) {
+                try work(item)
+            } catch {
+                failure = error
+            }
+        }
+    }
+}
