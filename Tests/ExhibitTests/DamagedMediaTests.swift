@@ -71,12 +71,71 @@ struct DamagedMediaTests {
         let record = try Self.record(bundle)
         let total = badSectors.reduce(0) { $0 + $1.count }
         #expect((record["unreadableSectors"] as? NSNumber)?.uint64Value == total)
+        // The first pass read back its whole image; the second checked the store from the first skipped byte on.
+        let method = (record["verification"] as? [String: Any])?["method"] as? String ?? ""
+        #expect(method.hasPrefix("each \(1 << 26)-byte window of the image as the first pass wrote it"), "\(method)")
         #expect(try StockChecks.bagInfo(bundle, "Exhibit-Unreadable-Sectors") == String(total))
         let log = try String(contentsOfFile: "\(bundle)/data/acquisition.log", encoding: .utf8)
         #expect(log.contains("LBA \(badSectors[1].first)-\(badSectors[1].first + badSectors[1].count - 1)"))
         let graph = try String(contentsOfFile: "\(bundle)/data/case.jsonld", encoding: .utf8)
         #expect(graph.contains("\(total) unreadable sectors"))
         #expect(try StockChecks.sum("sha256sum", backing) == sourceBefore, "the source changed")
+    }
+
+    @Test(
+        "A raw image with unreadable sectors, killed in its first or its second pass: the bytes before the first skipped byte are read back"
+    )
+    func interruptedDamagedRawImageIsReadBackBeforeItsFrontier() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("front")
+        let backing = try SourceImage.create(at: store.scratch.file("failing.img"), size: 48 << 20, seed: 17)
+        let bad: (offset: UInt64, length: UInt64) = (44 << 20, 400 * 512)
+        // Each read a few milliseconds late: a first pass of a second or two, a second pass of seconds.
+        let device = try FaultyLoopDevice(
+            backing: backing, badRanges: [bad], delayMilliseconds: 3, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let expected = try Self.expectedSHA256(of: backing, zeroing: [bad], scratch: store.scratch)
+        // Killed once the first pass has journaled some bytes (before the skip), or once in the second pass.
+        let methods = try [("E1", "copying"), ("E2", "recovering")].map { exhibitId, phase in
+            let arguments = [
+                "acquire", device.loop.path, "--store", store.root, "--case", "CASE-1", "--exhibit", exhibitId, "--examiner", "T",
+                "--json", "--checkpoint-seconds", "0.2",
+            ]
+            try Self.killJob(arguments, whenJournalIn: phase, work: "\(store.root)/work")
+            let resumed = try exhibit(arguments)
+            try #require(resumed.succeeded, "\(resumed)")
+            let bundle = try #require(
+                (try JSONSerialization.jsonObject(with: Data(resumed.stdout.utf8)) as? [String: Any])?["bundlePath"] as? String)
+            try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: expected)
+            return (try Self.record(bundle)["verification"] as? [String: Any])?["method"] as? String ?? ""
+        }
+        // Resumed in the first pass: bytes written after the resumption were read back by no one before the second pass.
+        #expect(methods[0].contains("re-hashed with SHA-256 (always, because the job was interrupted and resumed)"), "\(methods[0])")
+        // Resumed in the second pass: the first pass had read back its whole image.
+        #expect(methods[1].hasPrefix("each \(1 << 26)-byte window of the image as the first pass wrote it"), "\(methods[1])")
+    }
+
+    /// Starts `exhibit arguments` and SIGKILLs it once its journal says `phase` with bytes copied.
+    static func killJob(_ arguments: [String], whenJournalIn phase: String, work: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BuiltProducts.exhibit)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func journal() -> [String: Any]? {
+            let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
+            guard let name, let data = FileManager.default.contents(atPath: "\(work)/\(name)") else { return nil }
+            return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        }
+        func reached() -> Bool {
+            guard let state = journal() else { return false }
+            return state["phase"] as? String == phase && ((state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0) > 0
+        }
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning, !reached(), Date() < deadline { usleep(10_000) }
+        try #require(process.isRunning && reached(), "the job reached its \(phase) phase and was still running")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     @Test("DA-06/DA-07 with interruptions: SIGKILL at random points, each followed by a restart, ends with the uninterrupted SHA-256")

@@ -73,6 +73,9 @@ struct AcquisitionJournal: Codable, Sendable {
     var segmentDigests: [String]?
     /// How the store's image was checked when the digests were finished from it.
     var storeCheck: String?
+    /// True when the first pass skipped areas and read back the whole image it wrote (zeros where
+    /// it skipped) as written: the bytes before the first skipped byte need no other check.
+    var checkedBeforeFrontier: Bool?
     /// The verification windows of that check.
     var windowSHA256: [String]?
     /// The image's files once it is complete (a format such as E01 knows them only then).

@@ -79,12 +79,18 @@ extension DiskDriver {
         let segmentDigests = segmentDigester?.results.map(\.hex)
         // The second pass changes the windows it recovers: their first-pass tags no longer hold.
         var storeCheck: String?
+        var checkedBeforeFrontier = false
         if let check, outcome.skipped.isEmpty {
             if readsBackWhileWriting {
                 storeCheck = try confirmReadBack(job, check: check, media: finalDigests["sha256"] ?? "", when: .whileWriting)
             } else {
                 windowCheckAfterCompletion = check
             }
+        } else if let check, readsBackWhileWriting, check.compared == check.windowCount {
+            // Raw: every window of this pass's image came back (an E01 holds the stream from the
+            // skip on apart, unread until complete, and is then read back whole).
+            try confirmFirstPassImage(job, check: check, frontier: outcome.skipped[0].start)
+            checkedBeforeFrontier = true
         }
         let chain = check != nil && outcome.skipped.isEmpty ? digesters[0].chainingValues.map(\.hex) : nil
         try saveCustody(job) { [size] in
@@ -99,8 +105,19 @@ extension DiskDriver {
                 $0.windowChain = chain
             } else {
                 $0.phase = .recovering
+                $0.checkedBeforeFrontier = checkedBeforeFrontier
             }
         }
+    }
+
+    /// The whole image this pass wrote (zeros where it skipped), read back as written, proves the
+    /// bytes before the first skipped byte, which the second pass leaves alone; from there on the
+    /// second pass checks the store again. Throws at the first window that came back otherwise.
+    private func confirmFirstPassImage(_ job: RunningJob, check: WindowCheck, frontier: UInt64) throws {
+        try check.confirm(path: imageDirectory(job))
+        job.log.note(
+            "read back during the first pass: all \(check.windowCount) windows of \(check.windowSize) bytes as written (zeros "
+                + "where it skipped); from byte \(frontier), the first skipped byte, the store is checked again after the second pass")
     }
 
     /// An image file written to while it was read would give an image of neither state: refused

@@ -89,10 +89,20 @@ extension DiskDriver {
         }
         var finalDigests: [String: String] = [:]
         for digester in digesters { finalDigests[digester.algorithm.rawValue] = digester.result!.hex }
+        // The bytes before the frontier count as checked only if the first pass read back its whole
+        // image (a job that stopped later proved them against the source again when it resumed,
+        // `ResumeContinuity`); a first pass that was itself resumed wrote some unread, so the
+        // finished image is read back whole and hashed (`verifyStoredImage`). Without verification
+        // asked for, this check is all, unless the job was interrupted.
+        let front = current.checkedBeforeFrontier == true
         let method =
-            "image files fsynced, dropped from the page cache and read back; from byte \(frontier) (the first skipped byte) "
+            (front
+                ? "each \(windowSize)-byte window of the image as the first pass wrote it (zeros where it skipped) fsynced, "
+                    + "dropped from the page cache and read back during that pass, as written; then the " : "")
+            + "image files fsynced, dropped from the page cache and read back; from byte \(frontier) (the first skipped byte) "
             + "each \(windowSize)-byte window matched what the first pass read and each recovered area what the second pass read, "
             + "and the media digests were finished over the stored bytes"
+        let coversTheImage = front || (!current.verifyAfterWriting && current.interruptions.isEmpty)
         job.log.note(
             "stored image checked and digests finished in \(String(format: "%.2f", readback.elapsed)) s: "
                 + algorithms.map { "\($0.displayName) \(finalDigests[$0.rawValue]!)" }.joined(separator: ", "))
@@ -102,7 +112,7 @@ extension DiskDriver {
         try saveCustody(job) {
             $0.digests = finalDigests
             $0.segmentDigests = segmentDigester?.results.map(\.hex)
-            $0.storeCheck = windows.map { _ in method }
+            $0.storeCheck = windows != nil && coversTheImage ? method : nil
             $0.windowSHA256 = windows?.results.map(\.hex)
             $0.phase = .imaged
         }
