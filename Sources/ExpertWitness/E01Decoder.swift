@@ -262,6 +262,8 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
     private func entries(of index: Int) throws(AcquisitionError) -> TableEntries {
         if let loaded, loaded.table == index { return loaded.entries }
         let table = layout.tables[index]
+        // The stream is read in file order: the file left behind is not read again (but for its tail, hashed at the end).
+        if let loaded, layout.tables[loaded.table].segment != table.segment { layout.files[layout.tables[loaded.table].segment].release() }
         let file = layout.files[table.segment]
         let bytes = try file.read(table.count * 4 + 4, at: table.entriesOffset, what: "a table's entries")
         guard E01Layout.adler32(bytes.prefix(table.count * 4)) == E01Layout.littleEndian32(bytes, at: table.count * 4) else {

@@ -52,10 +52,12 @@ final class E01Layout: @unchecked Sendable {
     init(paths: [String]) throws(AcquisitionError) {
         guard !paths.isEmpty else { throw AcquisitionError(.invalidRequest, path: "E01", detail: "no segment files to read") }
         var files: [SegmentFile] = []
-        for path in paths { files.append(try SegmentFile(path: path)) }
         var walk = Walk()
-        for (index, file) in files.enumerated() {
-            try walk.segment(file, isLast: index == files.count - 1)
+        for (index, path) in paths.enumerated() {
+            let file = try SegmentFile(path: path)
+            try walk.segment(file, isLast: index == paths.count - 1)
+            file.release()  // opened again when its chunks are read
+            files.append(file)
         }
         guard let volume = walk.volume else {
             throw AcquisitionError(.inspectFailed, path: paths[0], detail: "the E01 has no volume section")
@@ -264,31 +266,65 @@ final class E01Layout: @unchecked Sendable {
     }
 }
 
-/// One segment file, open for reading; its descriptor is closed with it.
+/// One segment file, for reading. Its descriptor is closed with it, or earlier by `release()`:
+/// an E01 can have hundreds of segment files and a service 1,024 descriptors, so readers keep
+/// only the file they are in open. A released file is opened again by its next read, and must
+/// still be the same file (device and inode).
 final class SegmentFile: @unchecked Sendable {
     let path: String
     /// The file's size when opened, or when last `refreshSize()`d (a file being written).
     private(set) var size: UInt64
-    private let descriptor: Int32
+    /// -1 while released.
+    private var descriptor: Int32
+    private let identity: (device: UInt64, inode: UInt64)
 
     init(path: String) throws(AcquisitionError) {
-        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let (descriptor, status) = try Self.open(path)
+        self.path = path
+        self.descriptor = descriptor
+        self.size = UInt64(status.st_size)
+        identity = (UInt64(status.st_dev), UInt64(status.st_ino))
+    }
+
+    deinit { release() }
+
+    /// Closes the descriptor until the next read.
+    func release() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+    }
+
+    private static func open(_ path: String) throws(AcquisitionError) -> (Int32, stat) {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw AcquisitionError(.openFailed, path: path, errno: errno, detail: "reading the E01") }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
             let error = errno
             close(descriptor)
-            throw AcquisitionError(.inspectFailed, path: path, errno: error)
+            throw AcquisitionError(.inspectFailed, path: path, errno: error, detail: "fstat of an E01 segment file")
         }
-        self.path = path
-        self.size = UInt64(status.st_size)
+        return (descriptor, status)
     }
 
-    deinit { close(descriptor) }
+    /// The open descriptor, opening the file again if it was released.
+    private func opened() throws(AcquisitionError) -> Int32 {
+        if descriptor >= 0 { return descriptor }
+        let (reopened, status) = try Self.open(path)
+        guard UInt64(status.st_dev) == identity.device, UInt64(status.st_ino) == identity.inode else {
+            close(reopened)
+            throw AcquisitionError(
+                .inspectFailed, path: path, detail: "reopening an E01 segment file: it is another file than the one first read")
+        }
+        descriptor = reopened
+        return reopened
+    }
 
     func refreshSize() throws(AcquisitionError) {
         var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw AcquisitionError(.inspectFailed, path: path, errno: errno) }
+        guard fstat(try opened(), &status) == 0 else {
+            throw AcquisitionError(.inspectFailed, path: path, errno: errno, detail: "fstat of an E01 segment file being written")
+        }
         size = UInt64(status.st_size)
     }
 
@@ -304,7 +340,7 @@ final class SegmentFile: @unchecked Sendable {
         guard offset <= size, UInt64(count) <= size - offset else {
             throw malformed(at: offset, "\(what) (\(count) bytes) would lie past the file's end (\(size) bytes)")
         }
-        try StoreWrites.readAll(into: destination, count: count, from: descriptor, at: offset, path: path, reported: offset, what: what)
+        try StoreWrites.readAll(into: destination, count: count, from: try opened(), at: offset, path: path, reported: offset, what: what)
     }
 
     func malformed(at offset: UInt64, _ why: String) -> AcquisitionError {

@@ -24,7 +24,8 @@ final class E01SectionReadBack: @unchecked Sendable {
     private let tagger: WindowTagger
     // The writer's thread: the walk over what libewf has closed, and the files it reads.
     private var walk = E01Layout.Walk()
-    private var walkedFiles: [SegmentFile] = []
+    /// The segment file the walk is in (the ones before it are closed and stay as they are).
+    private var walkedFile: SegmentFile?
     private var collectedTables = 0
     // The read-back thread (and `rest` after joining it).
     private var worker: SerialWorker<E01Layout.Walk>!
@@ -77,11 +78,12 @@ final class E01SectionReadBack: @unchecked Sendable {
     /// section counts only with the table after it: its descriptor is rewritten when it closes).
     private func advance() {
         while walk.segment < E01Image.maximumSegments {
-            if walk.segment == walkedFiles.count {
+            if walkedFile?.path != path(ofSegment: walk.segment) {
+                walkedFile = nil
                 guard let file = try? SegmentFile(path: path(ofSegment: walk.segment)) else { return }
-                walkedFiles.append(file)
+                walkedFile = file
             }
-            let file = walkedFiles[walk.segment]
+            let file = walkedFile!
             var trial = walk
             do throws(AcquisitionError) {
                 try file.refreshSize()
@@ -113,11 +115,16 @@ final class E01SectionReadBack: @unchecked Sendable {
     }
 
     /// The segment files up to `last`: those closed before the previous read as they were, the
-    /// others opened again (they were still growing).
+    /// others opened again (they were still growing), each released until the decoder reaches it
+    /// (a read-back behind the writer by hundreds of small segments would hold as many descriptors).
     private func openFiles(through last: Int) throws(AcquisitionError) -> [SegmentFile] {
         let kept = readFiles.isEmpty ? 0 : readFiles.count - 1
         var files = Array(readFiles.prefix(kept))
-        for index in kept...last { files.append(try SegmentFile(path: path(ofSegment: index))) }
+        for index in kept...last {
+            let file = try SegmentFile(path: path(ofSegment: index))
+            file.release()
+            files.append(file)
+        }
         readFiles = files
         return files
     }

@@ -74,7 +74,10 @@ final class SegmentHashes: @unchecked Sendable {
     /// Each file's SHA-256, after hashing what follows the last byte read (the trailing table,
     /// digest and done sections). Call once, after the whole stream was read.
     func finish(through buffer: UnsafeMutableRawPointer, capacity: Int) throws(AcquisitionError) -> [DigestValue] {
-        for (segment, file) in files.enumerated() { try catchUp(segment: segment, to: file.size, through: buffer, capacity: capacity) }
+        for (segment, file) in files.enumerated() {
+            try catchUp(segment: segment, to: file.size, through: buffer, capacity: capacity)
+            file.release()
+        }
         return digests.map { $0.finalize() }
     }
 }

@@ -92,6 +92,26 @@ struct E01AcquisitionTests {
         #expect(log.contains("read back during the first pass (stream bytes 0 to "), "\(log)")
     }
 
+    /// Segment files are read back one at a time: an E01 of 48 segments is acquired under a limit
+    /// of 40 open files (a service has 1,024; 2 GiB segments of a 1 TB disk are hundreds).
+    @Test func anE01OfManySegmentsIsReadBackWithFewDescriptors() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-descriptors")
+        let source = try SourceImage.create(at: store.scratch.file("random.img"), size: 48 << 20, seed: 48)
+        let result = try Subprocess.run(
+            [
+                "prlimit", "--nofile=40:40", BuiltProducts.exhibit, "acquire", source, "--store", store.root, "--case", "CASE-1",
+                "--exhibit", "E5", "--examiner", "Test Examiner", "--json", "--format", "e01", "--segment-size", "\(1 << 20)",
+            ])
+        try #require(result.succeeded, "\(result)")
+        let bundle = try #require(
+            (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["bundlePath"] as? String)
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(bundle)/data/image")
+        #expect(files.filter { $0.hasPrefix("E5.E") }.count >= 48, "\(files)")
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", source))
+        #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/E5.E01"]).succeeded)
+    }
+
     /// One flipped byte inside a compressed chunk: libewf's ewfverify, the seal's manifest and
     /// `exhibit verify` (naming the chunk's byte range) all catch it.
     @Test func aFlippedByteInACompressedChunkIsCaughtByEveryJudge() throws {

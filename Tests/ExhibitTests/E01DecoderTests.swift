@@ -28,6 +28,28 @@ struct E01DecoderTests {
         #expect(try E01Judges.readerSHA256(paths) == (try StockChecks.sum("sha256sum", source)))
     }
 
+    @Test("segment files are read one at a time, and one replaced after the layout was read is refused, not read")
+    func aSegmentFileReplacedAfterOpeningIsRefused() throws {
+        let scratch = try ScratchDirectory("e01-decoder-replaced")
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 6 << 20, seed: "replaced")
+        let acquire = try Subprocess.run(["ewfacquire", "-q", "-u", "-c", "fast", "-S", "1048576", "-t", scratch.file("T"), source])
+        try #require(acquire.succeeded, "ewfacquire: \(acquire)")
+        let paths = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasPrefix("T.E") }.sorted()
+            .map(scratch.file)
+        try #require(paths.count > 3)
+        let decoder = try E01Decoder(paths: paths)
+        // The same bytes under the same name, but another file: what the layout checked is not what would be read.
+        let copy = try Subprocess.run(["cp", paths[2], "\(paths[2]).copy"])
+        try #require(copy.succeeded && rename("\(paths[2]).copy", paths[2]) == 0)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 6 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        #expect {
+            _ = try decoder.fill(buffer, count: 6 << 20, at: 0)
+        } throws: { error in
+            (error as? AcquisitionError)?.path == paths[2] && "\(error)".contains("another file than the one first read")
+        }
+    }
+
     @Test(
         "decoding with hashingFiles gives each segment file's SHA-256 as sha256sum does, in whole buffers and in buffers smaller than a chunk",
         arguments: [PipelineConfiguration(), PipelineConfiguration(bufferSize: 3 * 4096, bufferCount: 2)])
