@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Imaging
-import Synchronization
 
 /// Reads an E01 back while libewf writes it, as far as libewf lets it: libewf 20140813 writes a
 /// chunk section's table when the section closes (at 65,534 chunks, 2 GiB of media in 32 KiB
@@ -34,7 +33,6 @@ final class E01SectionReadBack: @unchecked Sendable {
     private var readTables: [E01Layout.Table] = []
     private var hashes: SegmentHashes?
     private var readThrough: UInt64 = 0
-    private let stopping = Atomic<Bool>(false)
     /// Media bytes decoded at a time (with as many stored bytes): kept small, since this runs
     /// beside the first pass and its buffers (a 4 GiB half-zero E01 took 9.5-10.0 s with half a MiB or one, tmpfs).
     static let readSize = 512 << 10
@@ -51,8 +49,7 @@ final class E01SectionReadBack: @unchecked Sendable {
     /// Ends the read-back of a job that stops before its image is complete: the thread leaves the
     /// section it is decoding at the next half MiB, and closes the files it read.
     func stop() {
-        stopping.store(true, ordering: .relaxed)
-        try? worker.finish()
+        worker.cancel()
         readFiles = []
         hashes = nil
     }
@@ -106,7 +103,7 @@ final class E01SectionReadBack: @unchecked Sendable {
         try adopt(layout.files)
         readTables = layout.tables
         let decoder = try E01Decoder(layout: layout, hashes: hashes, readSize: Self.readSize)
-        while readThrough < layout.mediaSize, !stopping.load(ordering: .relaxed) {
+        while readThrough < layout.mediaSize, !worker.isCancelled {
             let count = Int(min(UInt64(Self.readSize), layout.mediaSize - readThrough))
             _ = try decoder.fill(buffer, count: count, at: readThrough)
             try tagger.consume(UnsafeRawBufferPointer(start: buffer, count: count), at: readThrough)

@@ -162,10 +162,10 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
 
     /// A job that fails or is cancelled drops its writer without `finish()`; the open segment's
     /// descriptor goes with it (unsynced: the journal never named those bytes durable), and the
-    /// read-back thread ends once it has read what it was handed (it holds itself until then).
+    /// read-back thread ends without reading the rest of what it was handed (it holds itself until then).
     deinit {
         if descriptor >= 0 { close(descriptor) }
-        try? readBack?.finish()
+        readBack?.cancel()
     }
 
     public func finish() throws(AcquisitionError) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 
 /// A thread of its own that does `work` on each submitted item, in order, until `finish()`: the
 /// read-backs' thread (a raw image's windows, an E01's closed sections). After the first failure
@@ -11,6 +12,7 @@ public final class SerialWorker<Item>: @unchecked Sendable {
     private var work: ((Item) throws(AcquisitionError) -> Void)?
     private var failure: AcquisitionError?
     private var finished = false
+    private let cancelled = Atomic<Bool>(false)
 
     public init(name: String, work: @escaping (Item) throws(AcquisitionError) -> Void) {
         self.work = work
@@ -32,13 +34,24 @@ public final class SerialWorker<Item>: @unchecked Sendable {
         if let failure { throw failure }
     }
 
+    /// Ends the thread of an owner that stops before its work is done (a failed or cancelled
+    /// job): the items not started are skipped, and `work` may leave the one it is doing at its
+    /// next check of `isCancelled`. Waits for the thread; failures are dropped.
+    public func cancel() {
+        cancelled.store(true, ordering: .relaxed)
+        try? finish()
+    }
+
+    /// True once `cancel()` was called.
+    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+
     private func run() {
         defer {
             work = nil
             done.signal()
         }
         while let item = queue.pop() {
-            guard failure == nil, let work else { continue }
+            guard failure == nil, !isCancelled, let work else { continue }
             do throws(AcquisitionError) {
                 try work(item)
             } catch {

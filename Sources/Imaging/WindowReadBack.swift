@@ -150,6 +150,10 @@ final class WindowReadBack: @unchecked Sendable {
     /// Waits for every handed-over window to be read back.
     func finish() throws(AcquisitionError) { try worker.finish() }
 
+    /// Ends the read-back of a writer dropped unfinished: what was handed over and not read yet
+    /// is left (on a slow store a backlog of windows would hold a stopping job for as long).
+    func cancel() { worker.cancel() }
+
     deinit {
         free(buffer)
         if let file { close(file.descriptor) }
@@ -157,7 +161,7 @@ final class WindowReadBack: @unchecked Sendable {
 
     private func read(_ span: ByteSpan, into buffer: UnsafeMutableRawPointer) throws(AcquisitionError) {
         var position = span.start
-        while position < span.end {
+        while position < span.end, !worker.isCancelled {
             let (path, inFile, room) = layout.location(of: position)
             let count = Int(min(UInt64(Self.readSize), span.end - position, room, check.windowSize - inWindow))
             try read(path, into: buffer, count: count, at: inFile)

@@ -2,6 +2,7 @@
 import Cryptography
 import Foundation
 import Imaging
+import Synchronization
 import TestSupport
 import Testing
 
@@ -221,6 +222,32 @@ import Testing
         _ = try Pipeline.run(try ImageFiles(paths: writer.paths), into: [again], configuration: Self.small)
         let firstDifferent = zip(again.chainingValues, digest.chainingValues).enumerated().first { $0.element.0 != $0.element.1 }?.offset
         #expect(firstDifferent == flipped.map { Int($0 / windowSize) })
+    }
+
+    /// A read-back thread cancelled by a stopping job does not work through its backlog: the item
+    /// it is doing ends, the ones not started are skipped.
+    @Test func aCancelledWorkerSkipsWhatItHasNotStarted() {
+        let started = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0)
+        let ran = Mutex<[Int]>([])
+        let worker = SerialWorker<Int>(name: "test") { item throws(AcquisitionError) in
+            if item == 0 {
+                started.signal()
+                gate.wait()
+            }
+            ran.withLock { $0.append(item) }
+        }
+        for item in 0..<5 { worker.submit(item) }
+        started.wait()
+        let cancelled = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            worker.cancel()
+            cancelled.signal()
+        }
+        usleep(100_000)  // item 0 waits at the gate while the cancel waits for it
+        gate.signal()
+        cancelled.wait()
+        #expect(ran.withLock { $0 } == [0])
     }
 
     /// Each window is read back from the store as soon as it is written, before `finish()`; a job
