@@ -27,6 +27,8 @@ final class E01Layout: @unchecked Sendable {
         let entriesOffset: UInt64
         let baseOffset: UInt64
         let sectors: Range<UInt64>
+        /// The Adler-32 stored after the entries: two walks that agree on it read the same entries.
+        let entriesChecksum: UInt32
     }
 
     let files: [SegmentFile]
@@ -247,9 +249,10 @@ final class E01Layout: @unchecked Sendable {
             guard base <= sectors.upperBound else {
                 throw file.malformed(at: start, "a table's base offset (\(base)) lies past its sectors section (\(sectors.upperBound))")
             }
+            let checksum = try file.read(4, at: data.lowerBound + 24 + UInt64(count * 4), what: "a table's entries checksum")
             return Table(
                 segment: segment, firstChunk: firstChunk, count: count, entriesOffset: data.lowerBound + 24, baseOffset: base,
-                sectors: sectors)
+                sectors: sectors, entriesChecksum: E01Layout.littleEndian32(checksum, at: 0))
         }
     }
 

@@ -138,10 +138,12 @@ final class E01SectionReadBack: @unchecked Sendable {
     func rest(paths: [String]) throws(AcquisitionError) -> ReadBackRest {
         try worker.finish()
         let layout = try E01Layout(paths: paths)
-        guard Array(layout.tables.prefix(readTables.count)) == readTables else {
+        if let differing = readTables.indices.first(where: { $0 >= layout.tables.count || layout.tables[$0] != readTables[$0] }) {
+            let table = readTables[differing]
             throw AcquisitionError(
-                .verifyMismatch, path: paths[0],
-                detail: "the completed E01's tables differ from the \(readTables.count) chunk sections read back while it was written")
+                .verifyMismatch, path: path(ofSegment: table.segment), offset: table.entriesOffset,
+                detail: "chunk section \(differing + 1) (chunks from \(table.firstChunk)) of the completed E01 is not the one read back "
+                    + "while it was written: its table changed since")
         }
         try adopt(layout.files)
         return ReadBackRest(source: try E01Decoder(layout: layout, hashes: hashes), start: readThrough, consumer: tagger)

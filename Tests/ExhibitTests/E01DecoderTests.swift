@@ -130,6 +130,39 @@ struct E01DecoderTests {
         #expect(cut == .sectionsInOneFile ? writer.paths.count == 1 : writer.paths.count > 3)
     }
 
+    @Test("a chunk section read back during the pass whose table is changed before the rest is read: refused, naming the table")
+    func aTableChangedAfterItsSectionWasReadBackIsRefused() throws {
+        let scratch = try ScratchDirectory("e01-sections-changed")
+        let size = UInt64(40 << 20)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "changed")
+        let check = WindowCheck(windowSize: 1 << 20, totalSize: size)
+        // 512-byte chunks in one file: libewf closes the first section at 65,534 chunks (31 whole windows).
+        let image = E01Image(metadata: E01Tests.metadata, compression: .fast, chunkSize: 512)
+        let writer = try image.writer(
+            directory: scratch.path, baseName: "E7", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier())
+        _ = writer.readBackWhileWriting(check: check)
+        _ = try Pipeline.run(try ImageFiles(paths: [source]), into: [WindowTagger(check), writer])
+        let deadline = Date().addingTimeInterval(30)
+        while check.compared < 31, Date() < deadline { usleep(10_000) }
+        try #require(check.compared >= 31, "the first section was read back during the pass")
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        try writer.complete(ImageCompletion(digests: E01Judges.md5AndSHA1(of: data), unreadable: []))
+        // The first table's first entry now says its chunk is stored 16 bytes further on, its checksum made right.
+        let e01 = writer.paths[0]
+        let table = try #require(try Self.sections(e01).first { $0.type == "table" })
+        let entries = table.offset + 76 + 24
+        let count = Int(try Self.littleEndian32(e01, at: table.offset + 76))
+        try Self.patch(e01, at: entries) { $0[0] &+= 16 }
+        try Self.rechecksum(e01, over: entries, count: count * 4)
+        #expect {
+            _ = try writer.readBackRest()
+        } throws: { error in
+            let error = error as? AcquisitionError
+            return error?.code == .verifyMismatch && error?.offset == UInt64(entries)
+                && error?.detail?.contains("chunk section 1 (chunks from 0)") == true && error?.detail?.contains("its table changed since") == true
+        }
+    }
+
     @Test("an E01 writer dropped before completion (a failed or cancelled job) ends its section read-back and closes every file")
     func aWriterDroppedUnfinishedEndsItsSectionReadBack() throws {
         let scratch = try ScratchDirectory("e01-sections-dropped")
