@@ -43,7 +43,7 @@ public final class E01Decoder: FileHashingStreamSource, @unchecked Sendable {
 
         init(chunkSize: Int) throws(AcquisitionError) {
             guard let decompressor = libdeflate_alloc_decompressor() else {
-                throw AcquisitionError(.readFailed, path: "E01", detail: "no memory for a decompressor")
+                throw AcquisitionError(.readFailed, path: "E01", detail: "reading an E01: no memory for a decompressor (libdeflate)")
             }
             self.decompressor = decompressor
             scratch = .allocate(byteCount: chunkSize, alignment: 64)

@@ -86,12 +86,19 @@ final class E01Layout: @unchecked Sendable {
     /// The whole chunks of the sections a walk found closed in files libewf is still writing:
     /// a layout of the stream's first `walk.chunks` chunks only.
     init(closedPartOf walk: Walk, files: [SegmentFile]) throws(AcquisitionError) {
+        let path = files.first?.path ?? "E01"
         guard let volume = walk.volume, [512, 4096].contains(volume.bytesPerSector), volume.sectorsPerChunk > 0,
-            UInt64(volume.sectorsPerChunk) * UInt64(volume.bytesPerSector) <= Self.maximumChunkSize, walk.chunks < volume.chunkCount
+            UInt64(volume.sectorsPerChunk) * UInt64(volume.bytesPerSector) <= Self.maximumChunkSize
         else {
             throw AcquisitionError(
-                .inspectFailed, path: files.first?.path ?? "E01",
-                detail: "the E01 being written has no usable volume section, or its closed sections hold more chunks than it")
+                .inspectFailed, path: path, detail: "the E01 being written has no volume section of 512 or 4096-byte sectors "
+                    + "and chunks of at most \(Self.maximumChunkSize) bytes")
+        }
+        guard walk.chunks < volume.chunkCount else {
+            throw AcquisitionError(
+                .inspectFailed, path: files.last?.path ?? path,
+                detail: "the closed chunk sections of the E01 being written list \(walk.chunks) chunks, and its volume section "
+                    + "\(volume.chunkCount) for the whole image")
         }
         self.files = files
         bytesPerSector = volume.bytesPerSector

@@ -405,19 +405,27 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     /// whichever descriptor asks); `dropCache` then evicts it, so a read-back reads the store.
     static func syncFile(_ path: String, dropCache: Bool) throws(AcquisitionError) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+        guard descriptor >= 0 else {
+            throw AcquisitionError(.syncFailed, path: path, errno: errno, detail: "opening an E01 segment file to flush it")
+        }
         defer { close(descriptor) }
         guard fdatasync(descriptor) == 0 else {
             let error = errno
-            throw AcquisitionError(error == ENOSPC || error == EDQUOT ? .storeFull : .syncFailed, path: path, errno: error)
+            throw AcquisitionError(
+                error == ENOSPC || error == EDQUOT ? .storeFull : .syncFailed, path: path, errno: error,
+                detail: "fdatasync of an E01 segment file")
         }
         if dropCache { StoreWrites.dropFromCache(descriptor: descriptor) }
     }
 
     static func syncDirectory(_ path: String) throws(AcquisitionError) {
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+        guard descriptor >= 0 else {
+            throw AcquisitionError(.syncFailed, path: path, errno: errno, detail: "opening the image directory to flush it")
+        }
         defer { close(descriptor) }
-        guard fsync(descriptor) == 0 else { throw AcquisitionError(.syncFailed, path: path, errno: errno) }
+        guard fsync(descriptor) == 0 else {
+            throw AcquisitionError(.syncFailed, path: path, errno: errno, detail: "fsync of the image directory")
+        }
     }
 }
