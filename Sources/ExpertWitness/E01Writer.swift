@@ -274,6 +274,12 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
                 .invalidRequest, path: paths[0], offset: start,
                 detail: "the skip frontier falls in a chunk libewf already holds (bytes up to \(written))")
         }
+        // Held apart at a skip, the stream's end reaches the E01 only once complete, and the job
+        // then reads the whole E01 back: sections read now would be read twice.
+        if start < (totalSize - 1) / chunkSize * chunkSize {
+            sectionReadBack?.stop()
+            sectionReadBack = nil
+        }
         let file = try StagingFile(creating: stagingPath, start: start)
         if pendingCount > 0 {
             try file.write(UnsafeRawBufferPointer(start: pending, count: pendingCount), at: start, skipZeros: true)

@@ -163,6 +163,24 @@ struct E01DecoderTests {
         }
     }
 
+    @Test("an E01 whose stream is held apart at a skipped area is read back whole once complete, not in sections during the pass")
+    func aSkipEndsTheSectionReadBack() throws {
+        let scratch = try ScratchDirectory("e01-sections-skip")
+        let size = UInt64(6 << 20)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "skip")
+        let check = WindowCheck(windowSize: 1 << 20, totalSize: size)
+        let image = E01Image(metadata: E01Tests.metadata, compression: .fast, segmentSize: 1 << 20)
+        // As the reader leaves it after skipping an unreadable area at 3 MiB (here nothing is unreadable).
+        let writer = try image.writer(
+            directory: scratch.path, baseName: "E6", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier(3 << 20))
+        _ = writer.readBackWhileWriting(check: check)
+        _ = try Pipeline.run(try ImageFiles(paths: [source]), into: [WindowTagger(check), writer])
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        try writer.complete(ImageCompletion(digests: E01Judges.md5AndSHA1(of: data), unreadable: []))
+        #expect(try writer.readBackRest() == nil, "the job reads the whole E01")
+        #expect(try E01Judges.readerSHA256(writer.paths) == (try StockChecks.sum("sha256sum", source)))
+    }
+
     @Test("an E01 writer dropped before completion (a failed or cancelled job) ends its section read-back and closes every file")
     func aWriterDroppedUnfinishedEndsItsSectionReadBack() throws {
         let scratch = try ScratchDirectory("e01-sections-dropped")
