@@ -21,6 +21,7 @@ final class E01SectionReadBack: @unchecked Sendable {
     private let directory: String
     private let baseName: String
     private let tagger: WindowTagger
+    private let check: WindowCheck
     // The writer's thread: the walk over what libewf has closed, and the files it reads.
     private var walk = E01Layout.Walk()
     /// The segment file the walk is in (the ones before it are closed and stay as they are).
@@ -41,6 +42,7 @@ final class E01SectionReadBack: @unchecked Sendable {
         self.directory = directory
         self.baseName = baseName
         tagger = WindowTagger(check, side: .stored)
+        self.check = check
         worker = SerialWorker(name: "E01 read-back") { [self] closed throws(AcquisitionError) in try read(closed) }
     }
 
@@ -63,6 +65,9 @@ final class E01SectionReadBack: @unchecked Sendable {
     /// Takes in the sections libewf closed since the last call: makes them durable and out of the
     /// page cache, and hands them to the read-back thread. Call between libewf's writes.
     func collect() throws(AcquisitionError) {
+        // What the read-back found so far stops the job now, not once the image is complete.
+        if let failure = worker.failureSoFar { throw failure }
+        try check.throwIfMismatched(path: directory)
         advance()
         guard walk.tables.count > collectedTables else { return }
         let segments = Set(walk.tables[collectedTables...].map(\.segment))

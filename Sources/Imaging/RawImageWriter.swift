@@ -113,6 +113,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
         }
         readBack.readBack(ByteSpan(start: handedOver, length: end - handedOver))
         handedOver = end
+        try readBack.throwIfFailed(path: directory)
     }
 
     private func reopen(at offset: UInt64) throws(AcquisitionError) {

@@ -10,7 +10,7 @@ public final class SerialWorker<Item>: @unchecked Sendable {
     private let queue = BlockingQueue<Item?>()
     private let done = DispatchSemaphore(value: 0)
     private var work: ((Item) throws(AcquisitionError) -> Void)?
-    private var failure: AcquisitionError?
+    private let failure = Mutex<AcquisitionError?>(nil)
     private var finished = false
     private let cancelled = Atomic<Bool>(false)
 
@@ -31,8 +31,11 @@ public final class SerialWorker<Item>: @unchecked Sendable {
             queue.push(nil)
             done.wait()
         }
-        if let failure { throw failure }
+        if let failure = failureSoFar { throw failure }
     }
+
+    /// The first failure so far, from any thread (its owner's, to stop its job early).
+    public var failureSoFar: AcquisitionError? { failure.withLock { $0 } }
 
     /// Ends the thread of an owner that stops before its work is done (a failed or cancelled
     /// job): the items not started are skipped, and `work` may leave the one it is doing at its
@@ -51,11 +54,11 @@ public final class SerialWorker<Item>: @unchecked Sendable {
             done.signal()
         }
         while let item = queue.pop() {
-            guard failure == nil, !isCancelled, let work else { continue }
+            guard failureSoFar == nil, !isCancelled, let work else { continue }
             do throws(AcquisitionError) {
                 try work(item)
             } catch {
-                failure = error
+                failure.withLock { $0 = error }
             }
         }
     }

@@ -61,16 +61,21 @@ public final class WindowCheck: Sendable {
     /// Throws unless both sides posted every window and all matched: the first that did not,
     /// named by its stream bytes, or how many were compared (`path`: the image, for the error).
     public func confirm(path: String) throws(AcquisitionError) {
-        if let window = firstMismatch {
-            let first = UInt64(window) * windowSize
-            throw AcquisitionError(
-                .verifyMismatch, path: path, offset: first,
-                detail: "the store gave back stream bytes \(first)-\(min(first + windowSize, totalSize) - 1) not as they were written")
-        }
+        try throwIfMismatched(path: path)
         guard compared == windowCount else {
             throw AcquisitionError(
                 .verifyMismatch, path: path, detail: "\(compared) of \(windowCount) windows were read back; the image is not verified")
         }
+    }
+
+    /// Throws if a window came back otherwise than it was read, naming it: a read-back during the
+    /// acquisition stops the job there, not hours later.
+    public func throwIfMismatched(path: String) throws(AcquisitionError) {
+        guard let window = firstMismatch else { return }
+        let first = UInt64(window) * windowSize
+        throw AcquisitionError(
+            .verifyMismatch, path: path, offset: first,
+            detail: "the store gave back stream bytes \(first)-\(min(first + windowSize, totalSize) - 1) not as they were written")
     }
 }
 
@@ -149,6 +154,12 @@ final class WindowReadBack: @unchecked Sendable {
 
     /// Waits for every handed-over window to be read back.
     func finish() throws(AcquisitionError) { try worker.finish() }
+
+    /// Throws what the read-back found so far: a window that came back otherwise, or a failed read.
+    func throwIfFailed(path: String) throws(AcquisitionError) {
+        if let failure = worker.failureSoFar { throw failure }
+        try check.throwIfMismatched(path: path)
+    }
 
     /// Ends the read-back of a writer dropped unfinished: what was handed over and not read yet
     /// is left (on a slow store a backlog of windows would hold a stopping job for as long).

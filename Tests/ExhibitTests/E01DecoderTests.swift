@@ -97,10 +97,13 @@ struct E01DecoderTests {
 
     @Test(
         "chunk sections libewf closes are read back while the stream goes on, the rest once complete; file hashes as sha256sum's",
-        arguments: SectionCut.allCases, [nil, UInt64(300_001)])
-    func sectionsAreReadBackWhileWriting(cut: SectionCut, flippedAt flipped: UInt64?) throws {
+        arguments: SectionCut.allCases, [false, true])
+    func sectionsAreReadBackWhileWriting(cut: SectionCut, flipNearTheEnd: Bool) throws {
         let scratch = try ScratchDirectory("e01-sections")
         let size = UInt64(cut == .segments ? 6 << 20 : 40 << 20)
+        // In the section libewf closes only with the last chunk: found once complete (a flip in a
+        // section closed during the pass stops the pass, `aMismatchFoundDuringThePassStopsIt`).
+        let flipped = flipNearTheEnd ? size - 1000 : nil
         let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "sections")
         let windowSize = UInt64(1 << 20)
         let check = WindowCheck(windowSize: windowSize, totalSize: size)
@@ -121,13 +124,33 @@ struct E01DecoderTests {
         if cut == .sectionsInOneFile { #expect(rest.start == 65534 * 512) }
         #expect(rest.start >= 3 * windowSize && rest.start < size, "\(rest.start)")
         #expect(check.compared == Int(rest.start / windowSize))
-        #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
+        #expect(check.firstMismatch == nil)
         _ = try Pipeline.run(rest.source, into: [rest.consumer], startingAt: rest.start)
         #expect(check.compared == check.windowCount)
         #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
         let hashed = try #require(try (rest.source as? any FileHashingStreamSource)?.fileSHA256()).map(\.hex)
         #expect(hashed == (try writer.paths.map { try StockChecks.sum("sha256sum", $0) }))
         #expect(cut == .sectionsInOneFile ? writer.paths.count == 1 : writer.paths.count > 3)
+    }
+
+    @Test("a window of a closed chunk section that the store gives back otherwise stops the pass, named")
+    func aMismatchFoundDuringThePassStopsIt() throws {
+        let scratch = try ScratchDirectory("e01-sections-early")
+        let size = UInt64(6 << 20)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "early")
+        let check = WindowCheck(windowSize: 1 << 20, totalSize: size)
+        let image = E01Image(metadata: E01Tests.metadata, compression: .fast, segmentSize: 1 << 20)
+        let writer = try image.writer(
+            directory: scratch.path, baseName: "E4", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier())
+        _ = writer.readBackWhileWriting(check: check)
+        // The source holds its last 2 MiB until the read-back has found the flipped byte in window 0.
+        let gated = ImagingTests.GatedSource(try ImageFiles(paths: [source]), at: 4 << 20) { check.firstMismatch != nil }
+        #expect {
+            _ = try Pipeline.run(gated, into: [WindowTagger(check), ImagingTests.OneByteOff(writer, at: 300_001)])
+        } throws: { error in
+            let error = error as? AcquisitionError
+            return error?.code == .verifyMismatch && error?.offset == 0 && error?.detail?.contains("stream bytes 0-1048575") == true
+        }
     }
 
     @Test("a chunk section read back during the pass whose table is changed before the rest is read: refused, naming the table")

@@ -212,7 +212,15 @@ import Testing
         let writer = try RawImageWriter(directory: scratch.path, baseName: "E1", totalSize: size, segmentSize: 768 << 10)
         writer.startReadBack(check: check)
         let stored: any StreamConsumer = flipped.map { OneByteOff(writer, at: $0) } ?? writer
-        _ = try Pipeline.run(CountingSource(size: size), into: [digest, WindowTagger(check), stored], configuration: Self.small)
+        let run = Result { () throws(AcquisitionError) in
+            try Pipeline.run(CountingSource(size: size), into: [digest, WindowTagger(check), stored], configuration: Self.small)
+        }
+        if let flipped, case .failure(let error) = run {
+            // Found during the pass, which stopped there (the writer checks at each window it hands over).
+            #expect(error.code == .verifyMismatch && error.offset == flipped / windowSize * windowSize, "\(error)")
+            return
+        }
+        _ = try run.get()
         #expect(check.compared == check.windowCount && check.windowCount == 9)
         #expect(check.firstMismatch == flipped.map { Int($0 / windowSize) })
         #expect(digest.chainingValues.count == 8)
@@ -222,6 +230,46 @@ import Testing
         _ = try Pipeline.run(try ImageFiles(paths: writer.paths), into: [again], configuration: Self.small)
         let firstDifferent = zip(again.chainingValues, digest.chainingValues).enumerated().first { $0.element.0 != $0.element.1 }?.offset
         #expect(firstDifferent == flipped.map { Int($0 / windowSize) })
+    }
+
+    /// A source that holds the stream from `at` on until `open()` says so (or 30 s have passed):
+    /// the stream cannot end before what `open` waits for has happened.
+    final class GatedSource: StreamSource, @unchecked Sendable {
+        let inner: any StreamSource
+        let gate: UInt64
+        let open: @Sendable () -> Bool
+        var path: String { inner.path }
+        var size: UInt64 { inner.size }
+        init(_ inner: any StreamSource, at gate: UInt64, until open: @escaping @Sendable () -> Bool) {
+            self.inner = inner
+            self.gate = gate
+            self.open = open
+        }
+        func fill(_ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(AcquisitionError) -> [ByteSpan] {
+            if offset + UInt64(count) > gate {
+                let deadline = Date().addingTimeInterval(30)
+                while !open(), Date() < deadline { usleep(5_000) }
+            }
+            return try inner.fill(destination, count: count, at: offset)
+        }
+    }
+
+    /// A window the store gives back otherwise stops the acquisition at the next window the writer
+    /// hands over, not at its end: the source waits at 1 MiB until the read-back has found window 0.
+    @Test func aMismatchFoundDuringThePassStopsIt() throws {
+        let scratch = try ScratchDirectory("readback-early")
+        let size: UInt64 = 2 << 20
+        let windowSize: UInt64 = 256 << 10
+        let check = WindowCheck(windowSize: windowSize, totalSize: size)
+        let writer = try RawImageWriter(directory: scratch.path, baseName: "E1", totalSize: size, segmentSize: nil)
+        writer.startReadBack(check: check)
+        let gated = GatedSource(CountingSource(size: size), at: 1 << 20) { check.firstMismatch != nil }
+        #expect {
+            _ = try Pipeline.run(gated, into: [WindowTagger(check), OneByteOff(writer, at: 12_345)], configuration: Self.small)
+        } throws: { error in
+            let error = error as? AcquisitionError
+            return error?.code == .verifyMismatch && error?.offset == 0 && error?.path == scratch.path
+        }
     }
 
     /// A read-back thread cancelled by a stopping job does not work through its backlog: the item
@@ -240,11 +288,11 @@ import Testing
         for item in 0..<5 { worker.submit(item) }
         started.wait()
         let cancelled = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
+        Thread {
             worker.cancel()
             cancelled.signal()
-        }
-        usleep(100_000)  // item 0 waits at the gate while the cancel waits for it
+        }.start()
+        while !worker.isCancelled { usleep(1_000) }  // item 0 waits at the gate while the cancel waits for it
         gate.signal()
         cancelled.wait()
         #expect(ran.withLock { $0 } == [0])
