@@ -114,14 +114,20 @@ struct DamagedMediaTests {
         #expect(methods[1].hasPrefix("each \(1 << 26)-byte window of the image as the first pass wrote it"), "\(methods[1])")
     }
 
-    /// Starts `exhibit arguments` and SIGKILLs it once its journal says `phase` with bytes copied.
-    static func killJob(_ arguments: [String], whenJournalIn phase: String, work: String) throws {
+    /// `exhibit arguments`, running, its output dropped.
+    static func startExhibit(_ arguments: [String]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: BuiltProducts.exhibit)
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
+        return process
+    }
+
+    /// Starts `exhibit arguments` and SIGKILLs it once its journal says `phase` with bytes copied.
+    static func killJob(_ arguments: [String], whenJournalIn phase: String, work: String) throws {
+        let process = try startExhibit(arguments)
         func journal() -> [String: Any]? {
             let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
             guard let name, let data = FileManager.default.contents(atPath: "\(work)/\(name)") else { return nil }
@@ -159,12 +165,7 @@ struct DamagedMediaTests {
         var completed = false
         var generator = SystemRandomNumberGenerator()
         for round in 0..<5 {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: BuiltProducts.exhibit)
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try Self.startExhibit(arguments)
             let delay = Double.random(in: 0.3...1.8, using: &generator)
             usleep(UInt32(delay * 1e6))
             kill(process.processIdentifier, SIGKILL)

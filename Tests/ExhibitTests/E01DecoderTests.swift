@@ -136,13 +136,7 @@ struct E01DecoderTests {
     @Test("a window of a closed chunk section that the store gives back otherwise stops the pass, named")
     func aMismatchFoundDuringThePassStopsIt() throws {
         let scratch = try ScratchDirectory("e01-sections-early")
-        let size = UInt64(6 << 20)
-        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "early")
-        let check = WindowCheck(windowSize: 1 << 20, totalSize: size)
-        let image = E01Image(metadata: E01Tests.metadata, compression: .fast, segmentSize: 1 << 20)
-        let writer = try image.writer(
-            directory: scratch.path, baseName: "E4", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier())
-        _ = writer.readBackWhileWriting(check: check)
+        let (source, check, writer) = try Self.segmentedWriter(in: scratch, baseName: "E4", frontier: SkipFrontier())
         // The source holds its last 2 MiB until the read-back has found the flipped byte in window 0.
         let gated = ImagingTests.GatedSource(try ImageFiles(paths: [source]), at: 4 << 20) { check.firstMismatch != nil }
         #expect {
@@ -189,14 +183,8 @@ struct E01DecoderTests {
     @Test("an E01 whose stream is held apart at a skipped area is read back whole once complete, not in sections during the pass")
     func aSkipEndsTheSectionReadBack() throws {
         let scratch = try ScratchDirectory("e01-sections-skip")
-        let size = UInt64(6 << 20)
-        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: "skip")
-        let check = WindowCheck(windowSize: 1 << 20, totalSize: size)
-        let image = E01Image(metadata: E01Tests.metadata, compression: .fast, segmentSize: 1 << 20)
         // As the reader leaves it after skipping an unreadable area at 3 MiB (here nothing is unreadable).
-        let writer = try image.writer(
-            directory: scratch.path, baseName: "E6", totalSize: size, keepFree: 0, resumingAt: nil, frontier: SkipFrontier(3 << 20))
-        _ = writer.readBackWhileWriting(check: check)
+        let (source, check, writer) = try Self.segmentedWriter(in: scratch, baseName: "E6", frontier: SkipFrontier(3 << 20))
         _ = try Pipeline.run(try ImageFiles(paths: [source]), into: [WindowTagger(check), writer])
         let data = try Data(contentsOf: URL(fileURLWithPath: source))
         try writer.complete(ImageCompletion(digests: E01Judges.md5AndSHA1(of: data), unreadable: []))
@@ -317,6 +305,21 @@ struct E01DecoderTests {
     // MARK: Helpers
 
     /// A 4 MiB half random, half zero source written as one E01.
+    /// A 6 MiB half-random, half-zero source and a new E01 writer for it in 1 MiB segments, reading
+    /// back its sections into a check of 1 MiB windows.
+    static func segmentedWriter(
+        in scratch: ScratchDirectory, baseName: String, frontier: SkipFrontier
+    ) throws -> (source: String, check: WindowCheck, writer: any ImageWriter) {
+        let size = UInt64(6 << 20)
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: Int(size), seed: baseName)
+        let check = WindowCheck(windowSize: 1 << 20, totalSize: size)
+        let image = E01Image(metadata: E01Tests.metadata, compression: .fast, segmentSize: 1 << 20)
+        let writer = try image.writer(
+            directory: scratch.path, baseName: baseName, totalSize: size, keepFree: 0, resumingAt: nil, frontier: frontier)
+        _ = writer.readBackWhileWriting(check: check)
+        return (source, check, writer)
+    }
+
     static func image(_ name: String, compression: E01Compression) throws -> (ScratchDirectory, String, String) {
         let scratch = try ScratchDirectory(name)
         let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 4 << 20, seed: name)
