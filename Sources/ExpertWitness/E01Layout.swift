@@ -279,21 +279,23 @@ final class E01Layout: @unchecked Sendable {
 /// One segment file, for reading. Its descriptor is closed with it, or earlier by `release()`:
 /// an E01 can have hundreds of segment files and a service 1,024 descriptors, so readers keep
 /// only the file they are in open. A released file is opened again by its next read, and must
-/// still be the same file (device and inode).
+/// still be on the same device and no shorter than it was (not the same inode number: vfat and
+/// exFAT stores give a file another one when its inode leaves the cache). Changed bytes are
+/// caught by the format's checksums and the window check, as in a file never closed.
 final class SegmentFile: @unchecked Sendable {
     let path: String
     /// The file's size when opened, or when last `refreshSize()`d (a file being written).
     private(set) var size: UInt64
     /// -1 while released.
     private var descriptor: Int32
-    private let identity: (device: UInt64, inode: UInt64)
+    private let device: UInt64
 
     init(path: String) throws(AcquisitionError) {
         let (descriptor, status) = try Self.open(path)
         self.path = path
         self.descriptor = descriptor
         self.size = UInt64(status.st_size)
-        identity = (UInt64(status.st_dev), UInt64(status.st_ino))
+        device = UInt64(status.st_dev)
     }
 
     deinit { release() }
@@ -321,10 +323,11 @@ final class SegmentFile: @unchecked Sendable {
     private func opened() throws(AcquisitionError) -> Int32 {
         if descriptor >= 0 { return descriptor }
         let (reopened, status) = try Self.open(path)
-        guard UInt64(status.st_dev) == identity.device, UInt64(status.st_ino) == identity.inode else {
+        guard UInt64(status.st_dev) == device, UInt64(status.st_size) >= size else {
             close(reopened)
             throw AcquisitionError(
-                .inspectFailed, path: path, detail: "reopening an E01 segment file: it is another file than the one first read")
+                .inspectFailed, path: path, offset: UInt64(status.st_size),
+                detail: "reopening an E01 segment file: it is now \(status.st_size) bytes (\(size) when first read), or on another device")
         }
         descriptor = reopened
         return reopened

@@ -276,7 +276,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         }
         // Held apart at a skip, the stream's end reaches the E01 only once complete, and the job
         // then reads the whole E01 back: sections read now would be read twice.
-        if start < (totalSize - 1) / chunkSize * chunkSize {
+        if let skip = frontier?.offset, skip < totalSize {
             sectionReadBack?.stop()
             sectionReadBack = nil
         }

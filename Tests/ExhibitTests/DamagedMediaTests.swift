@@ -94,18 +94,21 @@ struct DamagedMediaTests {
         let device = try FaultyLoopDevice(
             backing: backing, badRanges: [bad], delayMilliseconds: 3, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
         let expected = try Self.expectedSHA256(of: backing, zeroing: [bad], scratch: store.scratch)
-        // Killed once the first pass has journaled some bytes (before the skip), or once in the second pass.
-        let methods = try [("E1", "copying"), ("E2", "recovering")].map { exhibitId, phase in
+        // Killed once the first pass has journaled some bytes, well before its end (it cannot reach the
+        // second pass before the signal lands), or once in the second pass.
+        let methods = try [("E1", "copying", UInt64(40 << 20)), ("E2", "recovering", UInt64.max)].map { exhibitId, phase, limit in
             let arguments = [
                 "acquire", device.loop.path, "--store", store.root, "--case", "CASE-1", "--exhibit", exhibitId, "--examiner", "T",
                 "--json", "--checkpoint-seconds", "0.2",
             ]
-            try Self.killJob(arguments, whenJournalIn: phase, work: "\(store.root)/work")
+            try Self.killJob(arguments, whenJournalIn: phase, copiedBelow: limit, work: "\(store.root)/work")
             let resumed = try exhibit(arguments)
             try #require(resumed.succeeded, "\(resumed)")
             let bundle = try #require(
                 (try JSONSerialization.jsonObject(with: Data(resumed.stdout.utf8)) as? [String: Any])?["bundlePath"] as? String)
             try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: expected)
+            let custody = try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8)
+            #expect(custody.components(separatedBy: "\"image-verified\"").count - 1 == 1, "one verification in custody: \(custody)")
             return (try Self.record(bundle)["verification"] as? [String: Any])?["method"] as? String ?? ""
         }
         // Resumed in the first pass: bytes written after the resumption were read back by no one before the second pass.
@@ -125,8 +128,9 @@ struct DamagedMediaTests {
         return process
     }
 
-    /// Starts `exhibit arguments` and SIGKILLs it once its journal says `phase` with bytes copied.
-    static func killJob(_ arguments: [String], whenJournalIn phase: String, work: String) throws {
+    /// Starts `exhibit arguments` and SIGKILLs it once its journal says `phase` with some bytes
+    /// copied, fewer than `limit`.
+    static func killJob(_ arguments: [String], whenJournalIn phase: String, copiedBelow limit: UInt64, work: String) throws {
         let process = try startExhibit(arguments)
         func journal() -> [String: Any]? {
             let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
@@ -135,7 +139,8 @@ struct DamagedMediaTests {
         }
         func reached() -> Bool {
             guard let state = journal() else { return false }
-            return state["phase"] as? String == phase && ((state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0) > 0
+            let copied = (state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0
+            return state["phase"] as? String == phase && copied > 0 && copied < limit
         }
         let deadline = Date().addingTimeInterval(60)
         while process.isRunning, !reached(), Date() < deadline { usleep(10_000) }

@@ -28,25 +28,25 @@ struct E01DecoderTests {
         #expect(try E01Judges.readerSHA256(paths) == (try StockChecks.sum("sha256sum", source)))
     }
 
-    @Test("segment files are read one at a time, and one replaced after the layout was read is refused, not read")
-    func aSegmentFileReplacedAfterOpeningIsRefused() throws {
-        let scratch = try ScratchDirectory("e01-decoder-replaced")
-        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 6 << 20, seed: "replaced")
+    @Test("a segment file cut short after the layout was read (its descriptor released) is refused when opened again, named")
+    func aSegmentFileCutShortAfterOpeningIsRefused() throws {
+        let scratch = try ScratchDirectory("e01-decoder-cut")
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 6 << 20, seed: "cut")
         let acquire = try Subprocess.run(["ewfacquire", "-q", "-u", "-c", "fast", "-S", "1048576", "-t", scratch.file("T"), source])
         try #require(acquire.succeeded, "ewfacquire: \(acquire)")
         let paths = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasPrefix("T.E") }.sorted()
             .map(scratch.file)
         try #require(paths.count > 3)
         let decoder = try E01Decoder(paths: paths)
-        // The same bytes under the same name, but another file: what the layout checked is not what would be read.
-        let copy = try Subprocess.run(["cp", paths[2], "\(paths[2]).copy"])
-        try #require(copy.succeeded && rename("\(paths[2]).copy", paths[2]) == 0)
+        // Its last 100 bytes (the end of its table and its "next" section) gone while no descriptor held it open.
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: paths[2])[.size] as? Int)
+        try #require(truncate(paths[2], off_t(size - 100)) == 0)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 6 << 20, alignment: 4096)
         defer { buffer.deallocate() }
         #expect {
             _ = try decoder.fill(buffer, count: 6 << 20, at: 0)
         } throws: { error in
-            (error as? AcquisitionError)?.path == paths[2] && "\(error)".contains("another file than the one first read")
+            (error as? AcquisitionError)?.path == paths[2] && "\(error)".contains("it is now \(size - 100) bytes (\(size) when first read)")
         }
     }
 
@@ -180,11 +180,14 @@ struct E01DecoderTests {
         }
     }
 
-    @Test("an E01 whose stream is held apart at a skipped area is read back whole once complete, not in sections during the pass")
-    func aSkipEndsTheSectionReadBack() throws {
+    @Test(
+        "an E01 whose stream is held apart at a skipped area is read back whole once complete, not in sections during the pass",
+        arguments: [UInt64(3 << 20), UInt64(6 << 20) - 100])
+    func aSkipEndsTheSectionReadBack(skippedAt skip: UInt64) throws {
         let scratch = try ScratchDirectory("e01-sections-skip")
-        // As the reader leaves it after skipping an unreadable area at 3 MiB (here nothing is unreadable).
-        let (source, check, writer) = try Self.segmentedWriter(in: scratch, baseName: "E6", frontier: SkipFrontier(3 << 20))
+        // As the reader leaves it after skipping an unreadable area there (here nothing is unreadable);
+        // the second in the last chunk, which is staged anyway.
+        let (source, check, writer) = try Self.segmentedWriter(in: scratch, baseName: "E6", frontier: SkipFrontier(skip))
         _ = try Pipeline.run(try ImageFiles(paths: [source]), into: [WindowTagger(check), writer])
         let data = try Data(contentsOf: URL(fileURLWithPath: source))
         try writer.complete(ImageCompletion(digests: E01Judges.md5AndSHA1(of: data), unreadable: []))
@@ -304,7 +307,6 @@ struct E01DecoderTests {
 
     // MARK: Helpers
 
-    /// A 4 MiB half random, half zero source written as one E01.
     /// A 6 MiB half-random, half-zero source and a new E01 writer for it in 1 MiB segments, reading
     /// back its sections into a check of 1 MiB windows.
     static func segmentedWriter(
@@ -320,6 +322,7 @@ struct E01DecoderTests {
         return (source, check, writer)
     }
 
+    /// A 4 MiB half random, half zero source written as one E01.
     static func image(_ name: String, compression: E01Compression) throws -> (ScratchDirectory, String, String) {
         let scratch = try ScratchDirectory(name)
         let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 4 << 20, seed: name)

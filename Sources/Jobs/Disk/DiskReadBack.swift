@@ -15,8 +15,9 @@ extension DiskDriver {
     /// wrote it, or in the second pass), by reading the completed image (or what the writer did
     /// not read back while writing it) against the first pass's window tags (E01, in the run that
     /// read the source), by reading it back whole and
-    /// hashing it, or not at all (`--no-verify`). A resumed job always reads back whole: the
-    /// bytes written before the interruption were not re-read when it went on.
+    /// hashing it, or not at all (`--no-verify`). A job resumed in its first pass always reads back
+    /// whole: the bytes written before the interruption were not re-read when it went on (one
+    /// resumed in its second pass keeps the first pass's check, `finishDigestsFromStore`).
     func verifyStoredImage(_ job: RunningJob, paths: [String], unreadableSectors: UInt64) throws -> ImageVerification {
         let journal = keeper.current
         guard let mediaSHA256 = journal.digests?["sha256"] else { throw journalLacks("final digests") }

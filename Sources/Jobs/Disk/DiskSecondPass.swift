@@ -102,17 +102,20 @@ extension DiskDriver {
             + "image files fsynced, dropped from the page cache and read back; from byte \(frontier) (the first skipped byte) "
             + "each \(windowSize)-byte window matched what the first pass read and each recovered area what the second pass read, "
             + "and the media digests were finished over the stored bytes"
-        let coversTheImage = front || (!current.verifyAfterWriting && current.interruptions.isEmpty)
+        let storeCheck = windows != nil && (front || (!current.verifyAfterWriting && current.interruptions.isEmpty)) ? method : nil
         job.log.note(
             "stored image checked and digests finished in \(String(format: "%.2f", readback.elapsed)) s: "
                 + algorithms.map { "\($0.displayName) \(finalDigests[$0.rawValue]!)" }.joined(separator: ", "))
-        job.custody.append(
-            actor: job.applianceId, action: .imageVerified, object: job.object,
-            details: ["sha256": finalDigests["sha256"]!, "result": "matched", "method": "window check"])
+        // The image counts as verified here only if this check covers it; else its read-back says so later.
+        if storeCheck != nil {
+            job.custody.append(
+                actor: job.applianceId, action: .imageVerified, object: job.object,
+                details: ["sha256": finalDigests["sha256"]!, "result": "matched", "method": "window check"])
+        }
         try saveCustody(job) {
             $0.digests = finalDigests
             $0.segmentDigests = segmentDigester?.results.map(\.hex)
-            $0.storeCheck = windows != nil && coversTheImage ? method : nil
+            $0.storeCheck = storeCheck
             $0.windowSHA256 = windows?.results.map(\.hex)
             $0.phase = .imaged
         }
