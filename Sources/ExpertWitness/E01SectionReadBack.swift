@@ -66,8 +66,7 @@ final class E01SectionReadBack: @unchecked Sendable {
     /// page cache, and hands them to the read-back thread. Call between libewf's writes.
     func collect() throws(AcquisitionError) {
         // What the read-back found so far stops the job now, not once the image is complete.
-        if let failure = worker.failureSoFar { throw failure }
-        try check.throwIfMismatched(path: directory)
+        try check.throwFindings(of: worker, path: directory)
         advance()
         guard walk.tables.count > collectedTables else { return }
         let segments = Set(walk.tables[collectedTables...].map(\.segment))

@@ -77,6 +77,13 @@ public final class WindowCheck: Sendable {
             .verifyMismatch, path: path, offset: first,
             detail: "the store gave back stream bytes \(first)-\(min(first + windowSize, totalSize) - 1) not as they were written")
     }
+
+    /// What a read-back on `worker` has found so far: its first failure (a read error), or the
+    /// first window the store gave back otherwise.
+    public func throwFindings<Item>(of worker: SerialWorker<Item>, path: String) throws(AcquisitionError) {
+        if let failure = worker.failureSoFar { throw failure }
+        try throwIfMismatched(path: path)
+    }
 }
 
 /// One side of a `WindowCheck` as a pipeline consumer, on a thread of its own: the GMAC of each
@@ -156,10 +163,7 @@ final class WindowReadBack: @unchecked Sendable {
     func finish() throws(AcquisitionError) { try worker.finish() }
 
     /// Throws what the read-back found so far: a window that came back otherwise, or a failed read.
-    func throwIfFailed(path: String) throws(AcquisitionError) {
-        if let failure = worker.failureSoFar { throw failure }
-        try check.throwIfMismatched(path: path)
-    }
+    func throwIfFailed(path: String) throws(AcquisitionError) { try check.throwFindings(of: worker, path: path) }
 
     /// Ends the read-back of a writer dropped unfinished: what was handed over and not read yet
     /// is left (on a slow store a backlog of windows would hold a stopping job for as long).
