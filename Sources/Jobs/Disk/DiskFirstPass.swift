@@ -86,9 +86,9 @@ extension DiskDriver {
             } else {
                 windowCheckAfterCompletion = check
             }
-        } else if let check, readsBackWhileWriting, check.compared == check.windowCount {
-            // Raw: every window of this pass's image came back (an E01 holds the stream from the
-            // skip on apart, unread until complete, and is then read back whole).
+        } else if let check, readsBackWhileWriting {
+            // A writer that reads back while writing (raw) has read every window of this pass's
+            // image by now; an E01 (which says it does not) is read back whole once complete.
             try confirmFirstPassImage(job, check: check, frontier: outcome.skipped[0].start)
             checkedBeforeFrontier = true
         }
