@@ -126,8 +126,9 @@ extension E01Writer {
                 .invalidRequest, path: paths[0], offset: range.byteOffset,
                 detail: "unreadable bytes \(range.byteOffset)+\(range.byteLength) are not whole \(sector)-byte sectors of the E01")
         }
+        guard let entry = image.acquisitionErrorEntry(range) else { return }
         try handle.call("libewf_handle_append_acquiry_error", offset: range.byteOffset) {
-            libewf_handle_append_acquiry_error($0, range.byteOffset / sector, range.byteLength / sector, $1)
+            libewf_handle_append_acquiry_error($0, entry.firstSector, entry.sectorCount, $1)
         }
     }
 

@@ -174,6 +174,28 @@ public struct E01Image: ImageFormat {
     /// E01 … E99 and EAA … ZZZ.
     static let maximumSegments = 99 + 22 * 26 * 26
 
+    /// The part of an unreadable range the E01's acquisition-error list can hold, in its sectors:
+    /// EnCase 6's error2 entries number sectors in 32 bits, and libewf 20140813 truncates a larger
+    /// number without a word (sector 2^32 + 2048 would be listed as 2048: past 2 TiB of 512-byte
+    /// sectors, a false location). Sectors from 2^32 on are left out, and the record says so.
+    func acquisitionErrorEntry(_ range: UnreadableRange) -> (firstSector: UInt64, sectorCount: UInt64)? {
+        let sector = UInt64(bytesPerSector)
+        let first = range.byteOffset / sector
+        let end = min((range.byteOffset + range.byteLength) / sector, UInt64(UInt32.max) + 1)
+        return first < end ? (first, end - first) : nil
+    }
+
+    public func warnings(unreadable: [UnreadableRange]) -> [String] {
+        let sector = UInt64(bytesPerSector)
+        let left = unreadable.filter { range in acquisitionErrorEntry(range)?.sectorCount != range.byteLength / sector }
+        guard let first = left.first else { return [] }
+        return [
+            "The E01's acquisition-error list numbers sectors in 32 bits (EnCase 6): \(left.count) unreadable range(s) from "
+                + "\(bytesPerSector)-byte sector \(first.byteOffset / sector) on lie wholly or partly past sector 4294967295 "
+                + "and are listed only in unreadableRanges here."
+        ]
+    }
+
     public func writer(
         directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?,
         frontier: SkipFrontier?

@@ -96,6 +96,9 @@ public protocol ImageFormat: Sendable {
     var filesAreTheStream: Bool { get }
     /// What the record says of the format besides its name (E01: the compression).
     var recordDetail: String? { get }
+    /// What the record must warn of because the image cannot hold it as the record does (E01:
+    /// unreadable sectors past its 32-bit sector numbers); empty when it holds everything.
+    func warnings(unreadable: [UnreadableRange]) -> [String]
 
     /// The image's files for a stream of `totalSize` bytes. Exact for raw images and unsegmented
     /// E01; for segmented E01 the most files the writer can make (the count depends on how well
@@ -122,6 +125,7 @@ extension ImageFormat {
     public var storedDigests: [DigestAlgorithm] { [] }
     public var filesAreTheStream: Bool { false }
     public var recordDetail: String? { nil }
+    public func warnings(unreadable: [UnreadableRange]) -> [String] { [] }
 
     public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource {
         try reader(paths: paths, hashingFiles: false)

@@ -89,6 +89,30 @@ struct E01Tests {
         }
     }
 
+    @Test("unreadable sectors past sector 2^32 (a disk over 2 TiB): the E01 lists what its 32-bit entries hold, the record warns of the rest")
+    func acquisitionErrorsPastThirtyTwoBitSectors() throws {
+        let scratch = try ScratchDirectory("e01-errors-2tib")
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 1 << 20, seed: "2tib")
+        let limit = UInt64(UInt32.max) + 1
+        // Crossing sector 2^32, wholly past it, and one that fits.
+        let unreadable = [
+            UnreadableRange(firstSector: 7, sectorCount: 2, errno: EIO, attemptsPerSector: 3, sectorSize: 512),
+            UnreadableRange(firstSector: limit - 8, sectorCount: 16, errno: EIO, attemptsPerSector: 3, sectorSize: 512),
+            UnreadableRange(firstSector: limit + 2048, sectorCount: 1, errno: EIO, attemptsPerSector: 3, sectorSize: 512),
+        ]
+        let image = E01Image(metadata: Self.metadata, compression: .fast)
+        let run = try E01Judges.write(source: source, image: image, directory: scratch.path, name: "E7", unreadable: unreadable)
+        // libewf truncates to 32 bits: unclipped, the last would be listed at sector 2048.
+        #expect(
+            try E01Reader(paths: run.writer.paths).acquisitionErrors()
+                == [ByteSpan(start: 7 * 512, length: 2 * 512), ByteSpan(start: (limit - 8) * 512, length: 8 * 512)])
+        let warnings = image.warnings(unreadable: unreadable)
+        #expect(warnings.count == 1 && warnings[0].contains("2 unreadable range(s) from 512-byte sector \(limit - 8)"), "\(warnings)")
+        #expect(image.warnings(unreadable: [unreadable[0]]).isEmpty)
+        // In an E01 of 4096-byte sectors the same bytes are sectors 2^29 - 1 and 2^29: they fit.
+        #expect(E01Image(metadata: Self.metadata, bytesPerSector: 4096).warnings(unreadable: [unreadable[1]]).isEmpty)
+    }
+
     @Test(
         "a partitioned disk with an ext4 file system: img_stat, mmls, fls and icat read the E01",
         .enabled(if: E01Judges.sleuthKit, "needs sleuthkit, sfdisk, mkfs.ext4 and debugfs: scripts/install-deps"))

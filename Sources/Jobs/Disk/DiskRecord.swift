@@ -33,6 +33,7 @@ extension DiskDriver {
             AcquisitionRecord.ImageFile(path: "data/image/\(name)", sizeBytes: DurableFile.size(of: "\(directory)/\(name)") ?? 0, sha256: digest)
         }
         let verification = check.verification
+        warnings += format.warnings(unreadable: unreadable)
         if !journal.interruptions.isEmpty {
             warnings.append(
                 "The acquisition was interrupted \(journal.interruptions.count) time(s) and resumed on the same device; see interruptions.")
