@@ -336,9 +336,11 @@ final class VerificationRun {
             fail("records", "data/acquisition.json", nil, "media SHA-256 \(sha) differs from bag-info's \(sealed)")
         }
         if let phone = record.phone { checkPhone(phone) }
-        if record.image.format == RawImage().name, !(record.phone != nil && record.image.files.isEmpty),
-            record.image.files.map(\.sizeBytes).reduce(0, +) != record.media.sizeBytes
-        {
+        // Added without trapping: a carrier can write sizes near 2^64.
+        let imageBytes = record.image.files.reduce(UInt64(0) as UInt64?) { sum, file in
+            sum.flatMap { let (total, overflow) = $0.addingReportingOverflow(file.sizeBytes); return overflow ? nil : total }
+        }
+        if record.image.format == RawImage().name, !(record.phone != nil && record.image.files.isEmpty), imageBytes != record.media.sizeBytes {
             fail("records", "data/acquisition.json", nil, "image files do not add up to the media size")
         }
         let recorded = Set(record.image.files.map(\.path))

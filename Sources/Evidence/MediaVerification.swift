@@ -70,23 +70,38 @@ extension VerificationRun {
             }
         }
         let stream = StreamDigester(.sha256)
-        let windows = record.verification.windowSize.map { RangeDigester(rangeSize: $0, totalSize: record.media.sizeBytes, label: "window SHA-256") }
+        let windowSize = usableWindowSize(record)
+        var windows: RangeDigester?
         do {
             let reader = try E01Reader(paths: paths)
             if reader.size != record.media.sizeBytes {
                 fail("media-sha256", record.image.files.first?.path, nil, "the E01 holds \(reader.size) bytes of media; \(record.media.sizeBytes) were acquired")
             }
+            windows = windowSize.map { RangeDigester(rangeSize: $0, totalSize: record.media.sizeBytes, label: "window SHA-256") }
             _ = try Pipeline.run(reader, into: [stream] + (windows.map { [$0] } ?? []))
         } catch {
             return fail("media-sha256", record.image.files.first?.path, nil, "the E01 cannot be read: \(error)")
         }
         guard let digest = stream.result?.hex, let sealed = info[.mediaSHA256], sealed != digest else { return }
         fail("media-sha256", nil, nil, "the E01's media stream hashes to \(digest), bag-info says \(sealed)")
-        guard let windows, let expected = record.verification.windowSHA256, let size = record.verification.windowSize else { return }
+        guard let windows, let expected = record.verification.windowSHA256, let size = windowSize else { return }
         for (index, value) in windows.results.enumerated() where index >= expected.count || expected[index] != value.hex {
             let first = UInt64(index) * size
             fail("media-sha256", nil, nil, "stream bytes \(first)-\(min(first + size, record.media.sizeBytes) - 1) differ from what was acquired")
         }
+    }
+
+    /// The record's window size, if it is one Exhibit writes (`VerificationWindows`: a power of two
+    /// of at least 64 MiB, 4,096 windows at most): a carrier's forged size must neither trap the
+    /// verifier (zero) nor make it allocate a digest slot for each of billions of windows.
+    func usableWindowSize(_ record: AcquisitionRecord) -> UInt64? {
+        guard let size = record.verification.windowSize else { return nil }
+        let maximumWindows: UInt64 = 4096
+        guard size >= 64 << 20, size & (size - 1) == 0, record.media.sizeBytes / size < maximumWindows else {
+            fail("records", "data/acquisition.json", nil, "verification.windowSize \(size) is not one Exhibit writes (a power of two of at least 64 MiB, fewer than \(maximumWindows) windows over \(record.media.sizeBytes) bytes); the windows are not used")
+            return nil
+        }
+        return size
     }
 
     /// The recorded image files, opened by descriptor (regular files only), with their sizes.
@@ -120,12 +135,11 @@ extension VerificationRun {
     /// Re-reads the image against the window digests recorded at read-back, and names each
     /// changed window as a byte range of the file it lies in.
     func locateChanges(_ record: AcquisitionRecord) {
-        if record.verification.windowSHA256 == nil, let chained = record.verification.windowChainSHA256,
-            let windowSize = record.verification.windowSize
-        {
+        let windowSize = usableWindowSize(record)
+        if record.verification.windowSHA256 == nil, let chained = record.verification.windowChainSHA256, let windowSize {
             return locateFirstChange(record, chained: chained, windowSize: windowSize)
         }
-        guard let windowSize = record.verification.windowSize, let expected = record.verification.windowSHA256 else {
+        guard let windowSize, let expected = record.verification.windowSHA256 else {
             fail("media-sha256", nil, nil, "no window digests were recorded (acquired with --no-verify): the change cannot be located more precisely than the file")
             return
         }

@@ -197,3 +197,28 @@ import Testing
         #expect(!verify.stdout.contains("the file was changed"), "\(verify)")
     }
 }
+
+extension HostileBundleTests {
+    /// Edits `data/acquisition.json` of a bundle copy with a Python expression over `r` (the record).
+    static func forgeRecord(_ bag: String, _ edit: String) throws {
+        let script = "import json,sys; p=sys.argv[1]+'/data/acquisition.json'; r=json.load(open(p)); \(edit); json.dump(r, open(p,'w'))"
+        try #require(try Subprocess.run(["python3", "-c", script, bag]).succeeded)
+    }
+
+    @Test("numbers forged in acquisition.json (a window size of 0, image sizes that overflow 64 bits): findings, not a trap")
+    func forgedRecordNumbersAreFindingsNotATrap() throws {
+        let fixture = try fixture()
+        // A window size of 0 with a changed image byte: locating the change divided by it.
+        let zero = try fixture.copy("window-zero")
+        try Self.forgeRecord(zero, "r['verification']['windowSize']=0")
+        try #require(try Subprocess.shell("cd '\(zero)/data/image' && printf 'X' | dd of=\"$(ls | head -1)\" bs=1 seek=4096 conv=notrunc status=none").succeeded)
+        let located = try fixture.verify(zero)
+        #expect(located.status == 1, "a trap exits 132: \(located)")
+        #expect(located.stdout.contains("verification.windowSize 0 is not one Exhibit writes"), "\(located)")
+        // Two image files of 2^63 bytes each: their sum overflowed.
+        let huge = try fixture.copy("sizes-overflow")
+        try Self.forgeRecord(huge, "f=r['image']['files'][0]; f['sizeBytes']=2**63; r['image']['files']=[f, dict(f)]")
+        let summed = try fixture.verify(huge)
+        #expect(summed.status == 1 && summed.stdout.contains("image files do not add up to the media size"), "\(summed)")
+    }
+}
