@@ -169,8 +169,12 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
                     detail: "the journal says \(offset) bytes were written but there is no E01 segment file")
             }
             try openNew()
-        } else if offset == totalSize, kept == nil, let digests = try Self.finalizedDigests(paths: segments.map { "\(directory)/\($0)" }, totalSize: totalSize) {
-            // A previous run finalized the image (it stopped before its journal said so).
+        } else if offset == totalSize, let digests = try Self.finalizedDigests(paths: segments.map { "\(directory)/\($0)" }, totalSize: totalSize) {
+            // A previous run finalized the image (it stopped before its journal said so, or before
+            // removing the staging file: reopened through libewf, a finalized E01 holds its last
+            // chunk whole, more bytes than the media, and could never be completed).
+            try kept?.remove()
+            kept = nil
             finalizedDigests = digests
             fileNames = segments
             written = totalSize
@@ -211,10 +215,10 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         return names
     }
 
-    /// The MD5 and SHA-1 of an image `complete` finalized; nil for one still being written.
-    /// Called only when no staging file is left: `complete` removes it last, so an image whose
-    /// completion failed half-way (and which libewf finalized when its writer was dropped, with
-    /// the digests already set) still has one and is resumed, not taken for complete.
+    /// The MD5 and SHA-1 of an image libewf finalized; nil for one still being written. libewf
+    /// finalizes only once every chunk of the media is written (`complete`, or closing a writer
+    /// dropped after its last chunk, the digests set before it), so such an image is whole;
+    /// `complete` still compares these digests with the job's, and a resumed job reads it back whole.
     static func finalizedDigests(paths: [String], totalSize: UInt64) throws(AcquisitionError) -> (md5: String, sha1: String)? {
         guard let handle = try? EWFHandle(path: paths[0]) else { return nil }
         do {

@@ -335,7 +335,9 @@ struct E01Tests {
     @Test("killed after libewf finalized the E01 but before its staging file was removed: the resumed completion keeps that E01")
     func killedBetweenFinalizingAndRemovingTheStagingFile() throws {
         let scratch = try ScratchDirectory("e01-finalized")
-        let size = 8 << 20
+        // Not whole 32 KiB chunks, as most disks: a finalized E01 resumed through libewf would
+        // hold its last chunk whole, more than the media.
+        let size = (8 << 20) + 512
         let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: size, seed: "finalized")
         let data = try Data(contentsOf: URL(fileURLWithPath: source))
         let image = E01Image(metadata: Self.metadata, compression: .fast)
