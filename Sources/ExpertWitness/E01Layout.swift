@@ -48,6 +48,9 @@ final class E01Layout: @unchecked Sendable {
     /// How much larger than its chunk a stored chunk may be: a zlib stream of incompressible data
     /// grows by 5 bytes per 64 KiB block plus 6 (RFC 1950/1951); writers store such chunks raw.
     static let largestExpansion = 1024
+    /// The most a header or header2 section may hold, stored or inflated (EnCase 6 and libewf
+    /// write a few hundred bytes of case metadata).
+    static let maximumHeaderText = 1 << 20
     /// Larger chunks than Exhibit's writer makes (1 MiB) are not read.
     static let maximumChunkSize: UInt64 = 1 << 20
 
@@ -185,8 +188,10 @@ final class E01Layout: @unchecked Sendable {
                 tables.append(table)
                 chunks += UInt64(table.count)
                 sectors = nil
+            case "header", "header2":
+                try section.checkHeaderText(file)
             default:
-                break  // header, header2, table2 (a mirror of table), data, error2, digest, hash, session
+                break  // table2 (a mirror of table), data, error2, digest, hash, session
             }
             offset = section.next
             return .complete
@@ -228,6 +233,29 @@ final class E01Layout: @unchecked Sendable {
                     at: offset, "the \"\(type)\" section's size (\(size)) and next offset (\(next)) disagree or leave the file")
             }
             self.next = next
+        }
+
+        /// header and header2 hold the case metadata as zlib-compressed text of a few hundred
+        /// bytes, which libewf inflates whole when it opens the E01 (`exhibit verify`): a crafted
+        /// section of one MiB that inflates to a GiB took a GiB. Refused over `maximumHeaderText`,
+        /// stored or inflated.
+        func checkHeaderText(_ file: SegmentFile) throws(AcquisitionError) {
+            let limit = E01Layout.maximumHeaderText
+            guard data.count <= limit else {
+                throw file.malformed(at: start, "a \"\(type)\" section of \(data.count) bytes (case metadata takes at most \(limit))")
+            }
+            let stored = try file.read(data.count, at: data.lowerBound, what: "a \(type) section")
+            guard let decompressor = libdeflate_alloc_decompressor() else {
+                throw AcquisitionError(.readFailed, path: file.path, detail: "reading an E01: no memory for a decompressor (libdeflate)")
+            }
+            defer { libdeflate_free_decompressor(decompressor) }
+            let text = UnsafeMutableRawPointer.allocate(byteCount: limit, alignment: 16)
+            defer { text.deallocate() }
+            var produced = 0
+            let result = stored.withUnsafeBytes { libdeflate_zlib_decompress(decompressor, $0.baseAddress, $0.count, text, limit, &produced) }
+            guard result == LIBDEFLATE_SUCCESS else {
+                throw file.malformed(at: start, "a \"\(type)\" section that is not a zlib stream of at most \(limit) bytes of text")
+            }
         }
 
         func volume(_ file: SegmentFile) throws(AcquisitionError) -> Volume {

@@ -37,6 +37,9 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
         }
         path = paths.count == 1 ? first : "\(first) … \(paths.last!)"
         self.paths = paths
+        // libewf parses only what Exhibit's bounded parser accepted: a carrier's crafted header
+        // section, table or volume is refused before libewf allocates for it.
+        _ = try E01Layout(paths: paths)
         handle = try Self.open(paths, path: path)
         var mediaSize: UInt64 = 0
         var sectorSize: UInt32 = 0
@@ -52,6 +55,10 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
         chunkSize = UInt64(chunk)
     }
 
+    /// libewf keeps every segment file open for the life of a handle: a caller reading an E01 of
+    /// many segments needs as many descriptors (`exhibit verify` raises its limit). Capping them
+    /// with `libewf_handle_set_maximum_number_of_open_handles` fails in this libewf version's
+    /// file pool (`libcdata_list_remove_element: invalid element`, measured on 4 segments).
     private static func open(_ paths: [String], path: String) throws(AcquisitionError) -> EWFHandle {
         let handle = try EWFHandle(path: path)
         try handle.open(paths, flags: Int32(LIBEWF_ACCESS_FLAG_READ.rawValue), code: .openFailed)
@@ -62,6 +69,7 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if offset < openedAt || offset - openedAt >= Self.reopenInterval {
+            try handle.close()  // its files first: the new handle opens them again
             handle = try Self.open(paths, path: path)
             // The old handle's many small blocks are free now: give the pages back.
             malloc_trim(0)

@@ -27,6 +27,7 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
+        raiseDescriptorLimit()
         let anchors = loadAnchors()
         let report = BundleVerifier(bundle: bundle, trustAnchors: anchors).verify()
         if json {
@@ -35,6 +36,16 @@ struct Verify: ParsableCommand {
             printReport(report)
         }
         if !report.intact { throw ExitCode(1) }
+    }
+
+    /// libewf holds every segment file of an E01 open at once (`E01Reader`): a sealed E01 of more
+    /// segments than the soft limit (1,024 for a login shell or a service) would fail to verify.
+    /// The soft limit goes up to the hard one, which only the administrator sets.
+    func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     /// The anchor files the operator named, in order of precedence; never the bundle's surroundings.

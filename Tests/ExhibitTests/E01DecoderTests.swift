@@ -305,6 +305,23 @@ struct E01DecoderTests {
         #expect(error.detail?.contains("file header") == true, "\(error)")
     }
 
+    @Test("a header section that inflates past 1 MiB (case metadata is a few hundred bytes): refused before libewf inflates it")
+    func aHeaderSectionInflatingPastItsBoundIsRefused() throws {
+        let scratch = try ScratchDirectory("e01-decoder-header")
+        let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: 1 << 20, seed: "header")
+        // Notes of 3 MiB: libewf stores them compressed in a few KiB, its header2 (UTF-16) inflates to 6 MiB.
+        var metadata = E01Tests.metadata
+        metadata.notes = String(repeating: "A", count: 3 << 20)
+        let run = try E01Judges.write(source: source, image: E01Image(metadata: metadata), directory: scratch.path, name: "E7")
+        #expect {
+            _ = try E01Reader(paths: run.writer.paths)
+        } throws: { error in
+            let error = error as? AcquisitionError
+            return error?.code == .inspectFailed && error?.path == run.writer.paths[0]
+                && error?.detail?.contains("section that is not a zlib stream of at most 1048576 bytes of text") == true
+        }
+    }
+
     // MARK: Helpers
 
     /// A 6 MiB half-random, half-zero source and a new E01 writer for it in 1 MiB segments, reading
