@@ -161,7 +161,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
             try staged.remove()
             kept = nil
         }
-        let segments = existingSegments()
+        let segments = try droppingUnwrittenLastSegments(existingSegments())
         if segments.isEmpty {
             guard offset == 0 || kept?.start == 0 else {
                 throw AcquisitionError(
@@ -202,6 +202,31 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         } else {
             restartOffset = min(written, offset)
         }
+    }
+
+    /// The segment files without those at the end that do not begin with a whole section: libewf
+    /// began them after the journal's last checkpoint (which syncs every segment file) and power
+    /// was lost before their first bytes reached the disk (a file system with delayed allocation
+    /// keeps the name, not the bytes). They hold nothing the journal counts, and libewf cannot
+    /// resume over them ("unable to read file header"): they go, and libewf begins them again.
+    func droppingUnwrittenLastSegments(_ segments: [String]) throws(AcquisitionError) -> [String] {
+        var segments = segments
+        while let last = segments.last, try !Self.beginsWithAWholeSection("\(directory)/\(last)", segment: segments.count - 1) {
+            guard unlink("\(directory)/\(last)") == 0 else {
+                throw AcquisitionError(.writeFailed, path: "\(directory)/\(last)", errno: errno, detail: "removing an unwritten segment file")
+            }
+            segments.removeLast()
+        }
+        return segments
+    }
+
+    /// Whether the segment file holds its file header and a whole first section, both checked (a
+    /// file that cannot be opened is an error, never taken for unwritten).
+    private static func beginsWithAWholeSection(_ path: String, segment: Int) throws(AcquisitionError) -> Bool {
+        let file = try SegmentFile(path: path)
+        var walk = E01Layout.Walk()
+        walk.segment = segment
+        return (try? walk.step(file)) != nil && (try? walk.step(file)) != nil
     }
 
     /// `NAME.E01`, `NAME.E02` … as far as they exist.

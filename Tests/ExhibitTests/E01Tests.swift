@@ -292,10 +292,30 @@ struct E01Tests {
         #expect(again.fileNames == ["E7.E01"])
     }
 
+    /// What power lost after the journal's last checkpoint leaves besides the segment files
+    /// synced then (a file system with delayed allocation keeps a new file's name, not its bytes).
+    enum LostWrites: Sendable, CustomTestStringConvertible {
+        case none
+        /// The last segment file, begun after the checkpoint, cut to this many bytes.
+        case newSegmentCut(to: Int)
+        /// A staging file whose header never reached the disk.
+        case blankStagingFile
+        var testDescription: String {
+            switch self {
+            case .none: "nothing else"
+            case .newSegmentCut(let bytes): "a new segment file of \(bytes) bytes"
+            case .blankStagingFile: "a blank staging file"
+            }
+        }
+    }
+
     @Test(
-        "a writer dropped mid-stream (libewf then finalizes what it has) is resumed from its journal's offset",
-        arguments: [UInt64?.none, 4 << 20])
-    func droppedAndResumed(segmentSize: UInt64?) throws {
+        "a writer dropped mid-stream (libewf then finalizes what it has) is resumed from its journal's offset, whatever power lost after it",
+        arguments: [
+            (UInt64?.none, LostWrites.none), (4 << 20, .none), (1 << 20, .newSegmentCut(to: 0)), (1 << 20, .newSegmentCut(to: 40)),
+            (1 << 20, .newSegmentCut(to: 1000)), (4 << 20, .blankStagingFile),
+        ])
+    func droppedAndResumed(segmentSize: UInt64?, lost: LostWrites) throws {
         let scratch = try ScratchDirectory("e01-dropped")
         let size = 24 << 20
         let source = try E01Judges.halfRandomHalfZero(at: scratch.file("source.img"), size: size, seed: "dropped")
@@ -311,18 +331,30 @@ struct E01Tests {
                 }
             }
         }
+        func segments() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.hasPrefix("E7.E0") }.sorted() }
         // The journal names 14 MiB durable; the writer is dropped after 16 (a failed job).
         let saved: UInt64 = 14 << 20
+        var synced = 0
         do {
             let first = try image.writer(directory: scratch.path, baseName: "E7", totalSize: UInt64(size))
             try feed(first, from: 0, to: saved)
             _ = try first.checkpoint()
+            synced = try segments().count
             try feed(first, from: saved, to: 16 << 20)
+        }
+        switch lost {
+        case .none: break
+        case .newSegmentCut(let bytes):
+            let last = try #require(try segments().last)
+            try #require(try segments().count > synced, "a segment file begun after the checkpoint")
+            try #require(truncate(scratch.file(last), off_t(bytes)) == 0)
+        case .blankStagingFile:
+            try #require(FileManager.default.createFile(atPath: scratch.file("E7.E01-staging"), contents: Data(count: 100)))
         }
         let resumed = try image.writer(
             directory: scratch.path, baseName: "E7", totalSize: UInt64(size), keepFree: 0, resumingAt: saved, frontier: nil)
         #expect(resumed.restartOffset <= saved)
-        if segmentSize != nil { #expect(resumed.restartOffset > 0, "4 MiB segments close sections before \(saved)") }
+        if segmentSize != nil { #expect(resumed.restartOffset > 0, "small segments close sections before \(saved)") }
         try feed(resumed, from: resumed.restartOffset, to: UInt64(size))
         try resumed.finish()
         let digests = E01Judges.md5AndSHA1(of: data)
