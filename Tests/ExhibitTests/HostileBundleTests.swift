@@ -35,9 +35,10 @@ import Testing
             return target
         }
 
-        /// `exhibit verify`, bounded in time: a verifier that opens a FIFO would hang here.
+        /// `exhibit verify`, bounded in time: a verifier that opens a FIFO would hang here (SIGKILL:
+        /// under the test runner, timeout's SIGTERM was seen to leave the verifier running).
         func verify(_ bag: String, _ extra: [String] = []) throws -> Subprocess.Result {
-            try Subprocess.run(["timeout", "60", BuiltProducts.exhibit, "verify", bag, "--trust", store.trustAnchor] + extra)
+            try Subprocess.run(["timeout", "-s", "KILL", "60", BuiltProducts.exhibit, "verify", bag, "--trust", store.trustAnchor] + extra)
         }
     }
 
@@ -220,5 +221,48 @@ extension HostileBundleTests {
         try Self.forgeRecord(huge, "f=r['image']['files'][0]; f['sizeBytes']=2**63; r['image']['files']=[f, dict(f)]")
         let summed = try fixture.verify(huge)
         #expect(summed.status == 1 && summed.stdout.contains("image files do not add up to the media size"), "\(summed)")
+    }
+}
+
+extension HostileBundleTests {
+    @Test("a payload file grown to a sparse TiB (a few MiB on the carrier): refused by its size at once, not hashed for minutes", arguments: ["log", "image"])
+    func aSparseTebibyteIsNotHashed(grown: String) throws {
+        let fixture = try fixture()
+        let bag = try fixture.copy("sparse-\(grown)")
+        let file = grown == "log" ? "data/acquisition.log" : "data/image/$(ls '\(bag)/data/image' | head -1)"
+        try #require(try Subprocess.shell("cd '\(bag)' && truncate -s 1T \"\(file)\"").succeeded)
+        let started = Date()
+        let verify = try fixture.verify(bag)
+        #expect(verify.status == 1, "hashing a TiB times out (124): \(verify)")
+        #expect(verify.stdout.contains("more than Payload-Oxum declares"), "\(verify)")
+        #expect(Date().timeIntervalSince(started) < 30)
+    }
+}
+
+extension HostileBundleTests {
+    /// Opening a device node runs its driver (a tape rewinds when closed, a watchdog arms): the
+    /// verifier must refuse one in place of an image file without opening it. inotify reports
+    /// every open of the node but O_PATH's, which opens nothing.
+    @Test("a device node in place of an image file is refused without being opened")
+    func aDeviceNodeIsRefusedUnopened() throws {
+        let fixture = try fixture()
+        let bag = try fixture.copy("device-node")
+        try #require(try Subprocess.shell("cd '\(bag)/data/image' && f=$(ls | head -1) && rm \"$f\" && mknod \"$f\" c 1 3").succeeded)
+        let watcher = """
+            import ctypes, os, subprocess, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK)
+            node = sys.argv[1]
+            assert libc.inotify_add_watch(fd, node.encode(), 0x20) >= 0
+            verify = subprocess.run(sys.argv[2:], capture_output=True, text=True, timeout=60)
+            try: opens = len(os.read(fd, 65536)) // 16
+            except BlockingIOError: opens = 0
+            print(f"opens {opens} status {verify.returncode}"); print(verify.stdout)
+            """
+        let node = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(bag)/data/image").first)
+        let run = try Subprocess.run(
+            ["python3", "-c", watcher, "\(bag)/data/image/\(node)", BuiltProducts.exhibit, "verify", bag, "--trust", fixture.store.trustAnchor])
+        #expect(run.stdout.hasPrefix("opens 0 status 1"), "\(run)")
+        #expect(run.stdout.contains("character device"), "\(run)")
     }
 }
