@@ -206,21 +206,25 @@ public final class BundleTree {
             owned = next
             directory = next
         }
-        let descriptor = openat(directory, components.last!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw Self.openError(relative, errno) }
+        // O_PATH opens nothing: a device node's driver is not called (a tape rewinds when closed,
+        // a watchdog arms), a FIFO is not joined. Only a regular file is then opened for reading,
+        // the same inode, through the descriptor's /proc link (a name looked up again could have
+        // been swapped meanwhile).
+        let located = openat(directory, components.last!, Self.pathOnly | O_NOFOLLOW | O_CLOEXEC)
+        guard located >= 0 else { throw Self.openError(relative, errno) }
+        defer { close(located) }
         var status = stat()
-        guard fstat(descriptor, &status) == 0 else {
-            let error = errno
-            close(descriptor)
-            throw EvidenceError(.readFailed, path: relative, errno: error)
-        }
+        guard fstat(located, &status) == 0 else { throw EvidenceError(.readFailed, path: relative, errno: errno) }
         let kind = EntryKind(mode: status.st_mode)
-        guard kind == .file else {
-            close(descriptor)
-            throw EvidenceError(.notRegularFile, path: relative, detail: "is a \(kind.rawValue), not a regular file")
-        }
+        guard kind != .symbolicLink else { throw Self.openError(relative, ELOOP) }
+        guard kind == .file else { throw EvidenceError(.notRegularFile, path: relative, detail: "is a \(kind.rawValue), not a regular file") }
+        let descriptor = open("/proc/self/fd/\(located)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw EvidenceError(.readFailed, path: relative, errno: errno, detail: "opening it through /proc/self/fd") }
         return (descriptor, UInt64(status.st_size))
     }
+
+    /// O_PATH (Linux), which Glibc declares only under _GNU_SOURCE, as Swift's Glibc is not built.
+    private static let pathOnly: Int32 = 0o10000000
 
     private static func openError(_ relative: String, _ error: Int32) -> EvidenceError {
         switch error {
