@@ -80,6 +80,7 @@ extension VerificationRun {
             if reader.size != record.media.sizeBytes {
                 fail("media-sha256", record.image.files.first?.path, nil, "the E01 holds \(reader.size) bytes of media; \(record.media.sizeBytes) were acquired")
             }
+            checkAcquisitionErrors(reader, record)
             windows = windowSize.map { RangeDigester(rangeSize: $0, totalSize: record.media.sizeBytes, label: "window SHA-256") }
             _ = try Pipeline.run(reader, into: [stream] + (windows.map { [$0] } ?? []))
         } catch {
@@ -92,6 +93,22 @@ extension VerificationRun {
             let first = UInt64(index) * size
             fail("media-sha256", nil, nil, "stream bytes \(first)-\(min(first + size, record.media.sizeBytes) - 1) differ from what was acquired")
         }
+    }
+
+    /// The E01's acquisition-error list against acquisition.json's unreadable ranges, as the E01
+    /// holds them (`E01Image.acquisitionErrorList`): the two records of the sectors that were
+    /// lost must agree, since a hub's tools read one and the bundle's reader the other.
+    func checkAcquisitionErrors(_ reader: E01Reader, _ record: AcquisitionRecord) {
+        let expected = E01Image.acquisitionErrorList(record.unreadableRanges, bytesPerSector: reader.bytesPerSector)
+        let listed: [ByteSpan]
+        do { listed = try reader.acquisitionErrors() } catch {
+            return fail("records", record.image.files.first?.path, nil, "the E01's acquisition-error list cannot be read: \(error)")
+        }
+        guard listed != expected else { return }
+        func text(_ spans: [ByteSpan]) -> String {
+            spans.isEmpty ? "none" : spans.map { "bytes \($0.start)-\($0.end - 1)" }.joined(separator: ", ")
+        }
+        fail("records", record.image.files.first?.path, nil, "the E01 lists unreadable \(text(listed)); acquisition.json \(text(expected))")
     }
 
     /// The record's window size, if it is one Exhibit writes (`VerificationWindows`: a power of two

@@ -179,10 +179,34 @@ public struct E01Image: ImageFormat {
     /// number without a word (sector 2^32 + 2048 would be listed as 2048: past 2 TiB of 512-byte
     /// sectors, a false location). Sectors from 2^32 on are left out, and the record says so.
     func acquisitionErrorEntry(_ range: UnreadableRange) -> (firstSector: UInt64, sectorCount: UInt64)? {
+        Self.acquisitionErrorEntry(range, bytesPerSector: bytesPerSector)
+    }
+
+    static func acquisitionErrorEntry(_ range: UnreadableRange, bytesPerSector: UInt32) -> (firstSector: UInt64, sectorCount: UInt64)? {
         let sector = UInt64(bytesPerSector)
         let first = range.byteOffset / sector
         let end = min((range.byteOffset + range.byteLength) / sector, UInt64(UInt32.max) + 1)
         return first < end ? (first, end - first) : nil
+    }
+
+    /// The acquisition-error list an E01 of `bytesPerSector`-byte sectors holds for the record's
+    /// `unreadable` ranges, as bytes: what each entry can hold (`acquisitionErrorEntry`), and
+    /// entries that touch as one, since libewf merges them (EnCase's list has no errno or reason,
+    /// which acquisition.json keeps apart: sectors that failed one by one, then the rest of the
+    /// area given up when its time ran out, are two ranges there and one run here).
+    public static func acquisitionErrorList(_ unreadable: [UnreadableRange], bytesPerSector: UInt32) -> [ByteSpan] {
+        let sector = UInt64(bytesPerSector)
+        var runs: [ByteSpan] = []
+        let entries = unreadable.compactMap { acquisitionErrorEntry($0, bytesPerSector: bytesPerSector) }.sorted { $0.firstSector < $1.firstSector }
+        for entry in entries {
+            let span = ByteSpan(start: entry.firstSector * sector, length: entry.sectorCount * sector)
+            if let last = runs.last, last.end >= span.start {
+                runs[runs.count - 1] = ByteSpan(start: last.start, length: max(last.end, span.end) - last.start)
+            } else {
+                runs.append(span)
+            }
+        }
+        return runs
     }
 
     public func warnings(unreadable: [UnreadableRange]) -> [String] {

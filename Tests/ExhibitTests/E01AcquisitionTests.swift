@@ -166,6 +166,15 @@ struct E01AcquisitionTests {
                 info.contains("at sector(s): \(range.first) - \(range.first + range.count - 1) number: \(range.count)"),
                 "ewfinfo lacks \(range):\n\(info)")
         }
+        // exhibit verify holds the two lists together: a record that drops a range is named.
+        let forged = store.scratch.file("forged")
+        try FileManager.default.createDirectory(atPath: forged, withIntermediateDirectories: true)
+        let copy = "\(forged)/\((bundle as NSString).lastPathComponent)"
+        try #require(try Subprocess.run(["cp", "-a", bundle, copy]).succeeded && (try Subprocess.shell("chmod -R u+w '\(copy)'")).succeeded)
+        try HostileBundleTests.forgeRecord(copy, "r['unreadableRanges'] = r['unreadableRanges'][1:]")
+        let verify = try exhibit(["verify", copy, "--trust", store.trustAnchor])
+        let first = bad[0].first * sector
+        #expect(!verify.succeeded && verify.stdout.contains("the E01 lists unreadable bytes \(first)-\(first + sector - 1), "), "\(verify.stdout)")
     }
 
     /// SIGKILL in the middle of the first pass of an E01 (decided from the journal, not a clock):
