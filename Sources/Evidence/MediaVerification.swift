@@ -74,6 +74,8 @@ extension VerificationRun {
         }
         let stream = StreamDigester(.sha256)
         let windowSize = usableWindowSize(record)
+        // Chaining values cost nothing: a changed stream is located by them without decoding it again.
+        if record.verification.windowChainSHA256 != nil { stream.chainEvery = windowSize }
         var windows: RangeDigester?
         do {
             let reader = try E01Reader(paths: paths)
@@ -88,6 +90,15 @@ extension VerificationRun {
         }
         guard let digest = stream.result?.hex, let sealed = info[.mediaSHA256], sealed != digest else { return }
         fail("media-sha256", nil, nil, "the E01's media stream hashes to \(digest), bag-info says \(sealed)")
+        if let chained = record.verification.windowChainSHA256, let size = windowSize {
+            // A chunk changed with its checksum made right: libewf reads it, the stream differs.
+            let total = record.media.sizeBytes
+            guard let window = Self.firstChangedWindow(found: stream.chainingValues.map(\.hex), recorded: chained) else {
+                return fail("media-sha256", nil, nil, "the change lies in the stream's last \(total % size == 0 ? size : total % size) bytes (after the last window boundary)")
+            }
+            let first = UInt64(window) * size
+            return fail("media-sha256", nil, nil, "stream bytes \(first)-\(min(first + size, total) - 1) hold the first change from what was acquired; later windows cannot be told apart (chained values)")
+        }
         guard let windows, let expected = record.verification.windowSHA256, let size = windowSize else { return }
         for (index, value) in windows.results.enumerated() where index >= expected.count || expected[index] != value.hex {
             let first = UInt64(index) * size
@@ -185,15 +196,19 @@ extension VerificationRun {
         let digester = StreamDigester(.sha256)
         digester.chainEvery = windowSize
         guard (try? Pipeline.run(image.files, into: [digester])) != nil else { return }
-        let found = digester.chainingValues.map(\.hex)
-        let window = zip(found, chained).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-            ?? (found.count != chained.count ? min(found.count, chained.count) : nil)
-        guard let window else {
+        guard let window = Self.firstChangedWindow(found: digester.chainingValues.map(\.hex), recorded: chained) else {
             let tail = total % windowSize == 0 ? windowSize : total % windowSize
             return fail("media-sha256", nil, nil, "the change lies in the last \(tail) bytes (after the last window boundary)")
         }
         let first = UInt64(window) * windowSize
         failWindow(record, image.sizes, first: first, last: min(first + windowSize, total) - 1, "holds the first change from what was acquired; later windows cannot be told apart (chained values)")
+    }
+
+    /// The first window whose chaining value differs from the one recorded (every later one
+    /// differs with it), or where one list ends before the other; nil when all agree.
+    static func firstChangedWindow(found: [String], recorded: [String]) -> Int? {
+        zip(found, recorded).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            ?? (found.count != recorded.count ? min(found.count, recorded.count) : nil)
     }
 
     /// Names stream bytes `first`...`last` as a byte range in each image file they overlap.

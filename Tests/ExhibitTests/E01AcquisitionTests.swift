@@ -115,6 +115,25 @@ struct E01AcquisitionTests {
         #expect(verify.succeeded && verify.stdout.contains("INTACT"), "\(verify)")
     }
 
+    /// A chunk changed with its checksum made right reads without error: exhibit verify locates
+    /// the change by the chained window values the record keeps, as for raw images.
+    @Test func aChunkChangedWithItsChecksumMadeRightIsLocated() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-rechecksummed")
+        let source = try SourceImage.create(at: store.scratch.file("random.img"), size: 130 << 20, seed: 130)
+        let bundle = try store.acquireBundle(source, ["--format", "e01", "--compression", "none"])
+        let e01 = "\(bundle)/data/image/E1.E01"
+        try #require(chmod(e01, 0o644) == 0)
+        // Stored uncompressed, each chunk followed by its Adler-32: media byte 64 MiB + 100 is in chunk 2048.
+        let sectors = try #require(try E01DecoderTests.sections(e01).first { $0.type == "sectors" })
+        let chunk = sectors.offset + 76 + 2048 * (32768 + 4)
+        try E01DecoderTests.patch(e01, at: chunk + 100) { $0[0] ^= 0x5A }
+        try E01DecoderTests.rechecksum(e01, over: chunk, count: 32768)
+        let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
+        #expect(!verify.succeeded)
+        #expect(verify.stdout.contains("stream bytes 67108864-134217727 hold the first change from what was acquired"), "\(verify.stdout)")
+    }
+
     /// One flipped byte inside a compressed chunk: libewf's ewfverify, the seal's manifest and
     /// `exhibit verify` (naming the chunk's byte range) all catch it.
     @Test func aFlippedByteInACompressedChunkIsCaughtByEveryJudge() throws {
