@@ -104,9 +104,8 @@ public struct E01Metadata: Sendable, Equatable {
 /// decoder with where the chunk is stored): the byte range a hub analyst compares with ewfverify's.
 func damagedChunk(path: String, media start: UInt64, count: UInt64, storedAt: UInt64?, why: String) -> AcquisitionError {
     AcquisitionError(
-        .verifyMismatch, path: path, offset: start,
-        detail: "the E01 chunk holding media bytes \(start) to \(start + count - 1) is damaged"
-            + (storedAt.map { " (stored at byte \($0) of the file)" } ?? "") + ": \(why)")
+        .verifyMismatch, path: path, offset: storedAt,
+        detail: "the E01 chunk \(storedAt == nil ? "" : "stored there, ")holding media bytes \(start) to \(start + count - 1), is damaged: \(why)")
 }
 
 public struct E01Image: ImageFormat {

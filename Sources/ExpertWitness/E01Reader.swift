@@ -137,8 +137,18 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
         throw damaged(start: start, end: min(start + sectors * UInt64(bytesPerSector), size), why: "its checksum does not match")
     }
 
+    /// libewf names no file or stored offset: Exhibit's decoder, reading the same chunk, names the
+    /// segment file and where in it the chunk is stored (libewf's account when it finds nothing).
     private func damaged(start: UInt64, end: UInt64, why: String) -> AcquisitionError {
-        damagedChunk(path: path, media: start, count: end - start, storedAt: nil, why: why)
+        let count = Int(end - start)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        defer { buffer.deallocate() }
+        do throws(AcquisitionError) {
+            _ = try E01Decoder(paths: paths, hashingFiles: false).fill(buffer, count: count, at: start)
+        } catch {
+            if error.code == .verifyMismatch { return error }
+        }
+        return damagedChunk(path: path, media: start, count: end - start, storedAt: nil, why: why)
     }
 
     // MARK: What the image says of itself (for verifiers and tests)

@@ -153,8 +153,12 @@ struct E01AcquisitionTests {
         let verify = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
         #expect(!verify.succeeded && verify.stdout.contains("NOT INTACT"))
         #expect(verify.stdout.contains("E1.E01: SHA-256 differs from the manifest"), "\(verify.stdout)")
-        #expect(verify.stdout.range(of: "the E01 chunk holding media bytes [0-9]+ to [0-9]+ is damaged", options: .regularExpression) != nil
-            || verify.stdout.contains("media stream hashes to"), "\(verify.stdout)")
+        // Named as the hub finds it: the chunk's media bytes, its segment file and where in it the chunk is stored.
+        let named = try #require(
+            verify.stdout.firstMatch(of: #/E1\.E01 at byte ([0-9]+); the E01 chunk stored there, holding media bytes [0-9]+ to [0-9]+, is damaged/#),
+            "\(verify.stdout)")
+        let stored = try #require(Int(named.output.1))
+        #expect(stored <= 600000 && stored > 600000 - 33000, "\(named.output.0)")
     }
 
     /// Damaged media into an E01: unreadable sectors zero-filled at their own offsets, listed in

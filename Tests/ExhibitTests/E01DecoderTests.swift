@@ -224,7 +224,7 @@ struct E01DecoderTests {
         let error = try #require(Self.decodingError([e01]))
         #expect(error.code == .verifyMismatch)
         #expect(
-            error.detail?.contains("media bytes \(reported.first * 512) to \(reported.last * 512 + 511) is damaged") == true,
+            error.detail?.contains("media bytes \(reported.first * 512) to \(reported.last * 512 + 511), is damaged") == true,
             "\(error); ewfverify: \(reported)")
         #expect(error.detail?.contains("checksum does not match") == true)
         _ = scratch

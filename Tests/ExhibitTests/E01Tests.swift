@@ -257,7 +257,7 @@ struct E01Tests {
         } catch {
             #expect(error.code == .verifyMismatch)
             #expect(
-                error.detail?.contains("media bytes \(chunkStart) to \(chunkStart + 32767) is damaged") == true,
+                error.detail?.contains("media bytes \(chunkStart) to \(chunkStart + 32767), is damaged") == true,
                 "\(error) (ewfverify: sectors \(reported.first) - \(reported.last))")
         }
     }
