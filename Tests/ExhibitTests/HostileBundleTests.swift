@@ -36,7 +36,7 @@ import Testing
         }
 
         /// `exhibit verify`, bounded in time: a verifier that opens a FIFO would hang here (SIGKILL:
-        /// under the test runner, timeout's SIGTERM was seen to leave the verifier running).
+        /// children inherit the test runner's blocked signal mask, so a SIGTERM stays pending).
         func verify(_ bag: String, _ extra: [String] = []) throws -> Subprocess.Result {
             try Subprocess.run(["timeout", "-s", "KILL", "60", BuiltProducts.exhibit, "verify", bag, "--trust", store.trustAnchor] + extra)
         }
