@@ -11,6 +11,7 @@ public final class FaultyLoopDevice: @unchecked Sendable {
     public let loop: LoopDevice
     private let fuse: Process
     private let mountPoint: String
+    private let badFile: String
     private let size: UInt64
 
     /// Why a faulty device cannot be made here, or nil.
@@ -75,7 +76,23 @@ public final class FaultyLoopDevice: @unchecked Sendable {
         }
         self.fuse = fuse
         self.mountPoint = mountPoint
+        self.badFile = badFile
         self.size = size
+    }
+
+    /// The disk degrades (or recovers): `ranges` become its bad ranges, once the fixture's /faults
+    /// lists them, and the loop device's page cache is dropped so that its reads reach them.
+    public func setBadRanges(_ ranges: [(offset: UInt64, length: UInt64)]) throws {
+        let text = Self.badFileText(ranges)
+        try text.write(toFile: badFile, atomically: true, encoding: .utf8)
+        try send(SIGHUP)
+        let deadline = Date().addingTimeInterval(5)
+        while (try? String(contentsOfFile: "\(mountPoint)/faults", encoding: .utf8)) != text {
+            guard Date() < deadline else { throw LoopDevice.LoopError(message: "the FUSE fixture did not take the bad ranges \(text)") }
+            usleep(20_000)
+        }
+        let flush = try Subprocess.run(["blockdev", "--flushbufs", loop.path])
+        guard flush.succeeded else { throw LoopDevice.LoopError(message: "blockdev --flushbufs failed: \(flush.stderr)") }
     }
 
     /// The disk goes away: its file reports size 0 and reads fail with ENXIO, and `loop` is told

@@ -233,6 +233,36 @@ struct E01AcquisitionTests {
         #expect(method.contains("re-hashed with SHA-256 (always, because the job was interrupted"), "\(method)")
     }
 
+    /// A disk that degraded while its E01 job was stopped: the resumed run cannot prove it the same
+    /// device by its digest, since a sector read before is unreadable now. It says so (not that
+    /// the device was changed), and acquires it anew with that sector listed.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aDiskThatDegradedWhileStoppedIsNamedDegradedNotChanged() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-degraded")
+        let backing = store.scratch.file("disk.img")
+        try #require(try Subprocess.shell("head -c 32M /dev/urandom > '\(backing)'; head -c 32M /dev/zero >> '\(backing)'").succeeded)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"]
+        let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "degraded")
+        try #require(run.waitForJournal(store: store.root, atLeast: 24 << 20), "the job never got going: \(run.stderr)")
+        kill(run.process.processIdentifier, SIGKILL)
+        run.process.waitUntilExit()
+        let bad = [(offset: UInt64(1 << 20), length: UInt64(512))]
+        try device.setBadRanges(bad)
+
+        let resumed = try exhibit(arguments)
+        try #require(resumed.succeeded, "\(resumed)")
+        let bundle = try ChangingSourceTests.bundlePath(resumed)
+        let expected = try DamagedMediaTests.expectedSHA256(of: backing, zeroing: bad, scratch: store.scratch)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: expected)
+        let warnings = try DamagedMediaTests.record(bundle)["warnings"] as? [String] ?? []
+        #expect(
+            warnings.contains { $0.contains("was not continued") && $0.contains("source bytes 1048576-") && $0.contains("the device degraded") },
+            "\(warnings)")
+        #expect(!warnings.contains { $0.contains("no longer hash") }, "\(warnings)")
+    }
+
     /// SIGKILL while the E01 is being completed (every byte in the store and the digests final,
     /// the staged stream being encoded and libewf finalizing; decided from the journal: phase
     /// `imaged`, no image files yet): the next run completes the E01 from the store, and every

@@ -191,8 +191,8 @@ final class DiskDriver: AcquisitionDriver {
         }
         if let superseded = request.supersedes {
             warnings.append(
-                "An interrupted acquisition of this device (job \(superseded.jobId)) was not continued because the device "
-                    + "changed while it was stopped (\(superseded.reason)); this image was read anew from byte 0.")
+                "An interrupted acquisition of this device (job \(superseded.jobId)) was not continued: \(superseded.reason); "
+                    + "this image was read anew from byte 0.")
         }
         for warning in warnings { job.log.note("WARNING: \(warning)", level: .warning) }
     }

@@ -74,14 +74,24 @@ struct ResumeContinuity {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
         var offset: UInt64 = 0
+        var unreadable: [ByteSpan] = []
         while offset < length {
             if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: source.path, offset: offset) }
             let count = Int(min(UInt64(chunkSize), length - offset))
-            _ = try source.fill(buffer, count: count, at: offset)
+            unreadable += try source.fill(buffer, count: count, at: offset)
             digest.update(UnsafeRawBufferPointer(start: buffer, count: count))
             try feeding?.consume(UnsafeRawBufferPointer(start: buffer, count: count), at: offset)
             offset += UInt64(count)
             progress(offset)
+        }
+        // These bytes were all read before (the journaled digest stops at the first skip): one
+        // unreadable now means the device degraded, which is not the same as another device.
+        if let lost = unreadable.first {
+            throw AcquisitionError(
+                .changedSinceInterruption, path: source.path, offset: lost.start,
+                detail: "source bytes \(lost.start)-\(lost.end - 1)\(unreadable.count > 1 ? " and \(unreadable.count - 1) more area(s)" : ""), "
+                    + "read before the job was interrupted, are unreadable now: the device degraded while the job was stopped, so "
+                    + "its image cannot be continued")
         }
         guard digest.chainingValue == expected else {
             throw AcquisitionError(
