@@ -208,18 +208,11 @@ struct E01AcquisitionTests {
     func aKilledE01AcquisitionResumesToTheSameDigests() throws {
         try StockChecks.requireTools()
         let store = try TestStore("e01-kill")
-        let backing = store.scratch.file("disk.img")
-        try #require(try Subprocess.shell("head -c 32M /dev/urandom > '\(backing)'; head -c 32M /dev/zero >> '\(backing)'").succeeded)
+        let (backing, device, arguments) = try Self.killedAt24MiB(store)
         let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
-        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"]
-        let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "killed")
-        try #require(run.waitForJournal(store: store.root, atLeast: 24 << 20), "the job never got going: \(run.stderr)")
-        kill(run.process.processIdentifier, SIGKILL)
-        run.process.waitUntilExit()
         #expect(store.bundles.isEmpty)
 
-        let resumed = try exhibit(arguments)
+        let resumed = try withExtendedLifetime(device) { try exhibit(arguments) }
         try #require(resumed.succeeded, "\(resumed)")
         let bundle = try ChangingSourceTests.bundlePath(resumed)
         try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: sourceSHA256)
@@ -233,6 +226,21 @@ struct E01AcquisitionTests {
         #expect(method.contains("re-hashed with SHA-256 (always, because the job was interrupted"), "\(method)")
     }
 
+    /// A 64 MiB disk (half random, half zero) on a slow faulty loop device, its E01 acquisition
+    /// SIGKILLed once the journal names 24 MiB written: the disk, its device (alive, for the
+    /// test to change) and the arguments that resume the job.
+    static func killedAt24MiB(_ store: TestStore) throws -> (backing: String, device: FaultyLoopDevice, arguments: [String]) {
+        let backing = store.scratch.file("disk.img")
+        try #require(try Subprocess.shell("head -c 32M /dev/urandom > '\(backing)'; head -c 32M /dev/zero >> '\(backing)'").succeeded)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"]
+        let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "killed")
+        try #require(run.waitForJournal(store: store.root, atLeast: 24 << 20), "the job never got going: \(run.stderr)")
+        kill(run.process.processIdentifier, SIGKILL)
+        run.process.waitUntilExit()
+        return (backing, device, arguments)
+    }
+
     /// A disk that degraded while its E01 job was stopped: the resumed run cannot prove it the same
     /// device by its digest, since a sector read before is unreadable now. It says so (not that
     /// the device was changed), and acquires it anew with that sector listed.
@@ -240,18 +248,11 @@ struct E01AcquisitionTests {
     func aDiskThatDegradedWhileStoppedIsNamedDegradedNotChanged() throws {
         try StockChecks.requireTools()
         let store = try TestStore("e01-degraded")
-        let backing = store.scratch.file("disk.img")
-        try #require(try Subprocess.shell("head -c 32M /dev/urandom > '\(backing)'; head -c 32M /dev/zero >> '\(backing)'").succeeded)
-        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"]
-        let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "degraded")
-        try #require(run.waitForJournal(store: store.root, atLeast: 24 << 20), "the job never got going: \(run.stderr)")
-        kill(run.process.processIdentifier, SIGKILL)
-        run.process.waitUntilExit()
+        let (backing, device, arguments) = try Self.killedAt24MiB(store)
         let bad = [(offset: UInt64(1 << 20), length: UInt64(512))]
         try device.setBadRanges(bad)
 
-        let resumed = try exhibit(arguments)
+        let resumed = try withExtendedLifetime(device) { try exhibit(arguments) }
         try #require(resumed.succeeded, "\(resumed)")
         let bundle = try ChangingSourceTests.bundlePath(resumed)
         let expected = try DamagedMediaTests.expectedSHA256(of: backing, zeroing: bad, scratch: store.scratch)
