@@ -50,7 +50,12 @@ final class StagingFile {
         }
         var header = [UInt8](repeating: 0, count: 128)
         let count = pread(descriptor, &header, header.count, 0)
-        if header.prefix(max(0, count)).allSatisfy({ $0 == 0 }) {
+        guard count >= 0 else {
+            let error = errno
+            close(descriptor)
+            throw AcquisitionError(.readFailed, path: path, errno: error, detail: "reading the staging file's header")
+        }
+        if header.prefix(count).allSatisfy({ $0 == 0 }) {
             // Created after the journal's last checkpoint and lost with power before its header
             // reached the disk (a checkpoint syncs it): nothing in it is counted, and the first
             // pass finds the skip again.
@@ -58,7 +63,7 @@ final class StagingFile {
             guard unlink(path) == 0 else { throw AcquisitionError(.writeFailed, path: path, errno: errno, detail: "removing an unwritten staging file") }
             return nil
         }
-        let text = String(decoding: header.prefix(max(0, count)), as: UTF8.self)
+        let text = String(decoding: header.prefix(count), as: UTF8.self)
         guard text.hasPrefix(Self.magic),
             let line = text.dropFirst(Self.magic.count).split(separator: "\n").first, line.hasPrefix("start "),
             let start = UInt64(line.dropFirst(6))
