@@ -127,9 +127,9 @@ extension VerificationRun {
     /// verifier (zero) nor make it allocate a digest slot for each of billions of windows.
     func usableWindowSize(_ record: AcquisitionRecord) -> UInt64? {
         guard let size = record.verification.windowSize else { return nil }
-        let maximumWindows: UInt64 = 4096
-        guard size >= 64 << 20, size & (size - 1) == 0, record.media.sizeBytes / size < maximumWindows else {
-            fail("records", "data/acquisition.json", nil, "verification.windowSize \(size) is not one Exhibit writes (a power of two of at least 64 MiB, fewer than \(maximumWindows) windows over \(record.media.sizeBytes) bytes); the windows are not used")
+        let (smallest, most) = (VerificationWindows.smallest, VerificationWindows.mostWindows)
+        guard size >= smallest, size & (size - 1) == 0, record.media.sizeBytes / size < most else {
+            fail("records", "data/acquisition.json", nil, "verification.windowSize \(size) is not one Exhibit writes (a power of two of at least \(smallest >> 20) MiB, fewer than \(most) windows over \(record.media.sizeBytes) bytes); the windows are not used")
             return nil
         }
         return size

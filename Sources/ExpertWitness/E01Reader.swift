@@ -20,6 +20,8 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
     public let chunkSize: UInt64
     private var handle: EWFHandle
     private let paths: [String]
+    /// Exhibit's account of where each chunk is stored, read before libewf opens the files.
+    private let layout: E01Layout
     private let lock = NSLock()
     private var checksumErrorsSeen: UInt32 = 0
     /// Where the handle was last opened: see `reopenInterval`.
@@ -39,7 +41,7 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
         self.paths = paths
         // libewf parses only what Exhibit's bounded parser accepted: a carrier's crafted header
         // section, table or volume is refused before libewf allocates for it.
-        _ = try E01Layout(paths: paths)
+        layout = try E01Layout(paths: paths)
         handle = try Self.open(paths, path: path)
         var mediaSize: UInt64 = 0
         var sectorSize: UInt32 = 0
@@ -144,7 +146,7 @@ public final class E01Reader: StreamSource, @unchecked Sendable {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
         defer { buffer.deallocate() }
         do throws(AcquisitionError) {
-            _ = try E01Decoder(paths: paths, hashingFiles: false).fill(buffer, count: count, at: start)
+            _ = try E01Decoder(layout: layout, hashes: nil).fill(buffer, count: count, at: start)
         } catch {
             if error.code == .verifyMismatch { return error }
         }

@@ -155,9 +155,12 @@ public final class RangeDigester: StreamConsumer, @unchecked Sendable {
 /// windows, so the record stays small for any source size. Always a power of two, hence a whole
 /// number of sectors of any size.
 public enum VerificationWindows {
+    public static let smallest: UInt64 = 64 << 20
+    public static let mostWindows: UInt64 = 4096
+
     public static func size(for streamSize: UInt64) -> UInt64 {
-        var size: UInt64 = 64 << 20
-        while streamSize / size >= 4096 { size *= 2 }
+        var size = smallest
+        while streamSize / size >= mostWindows { size *= 2 }
         return size
     }
 }
