@@ -87,9 +87,9 @@ struct E01AcquisitionTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: "\(bundle)/data/image")
         #expect(files.filter { $0.hasPrefix("E9.E") }.count > 3, "\(files)")
         let method = try #require((try DamagedMediaTests.record(bundle)["verification"] as? [String: Any])?["method"] as? String)
-        #expect(method.contains("read back from the store once closed, while the first pass went on (stream bytes 0 to "), "\(method)")
+        #expect(method.contains("each chunk section of the image closed during the first pass (stream bytes 0 to "), "\(method)")
         let log = try String(contentsOfFile: "\(bundle)/data/acquisition.log", encoding: .utf8)
-        #expect(log.contains("read back during the first pass (stream bytes 0 to "), "\(log)")
+        #expect(log.contains("read back as the first pass closed its chunk sections (stream bytes 0 to "), "\(log)")
     }
 
     /// Segment files are read back one at a time: an E01 of 48 segments is acquired under a limit

@@ -115,7 +115,7 @@ extension DiskDriver {
             case .whileWriting: "read back during the first pass"
             case .afterCompletion: "read back once the image was complete"
             case .partlyWhileWriting(let bytes):
-                "read back during the first pass (stream bytes 0 to \(bytes - 1), the chunk sections closed by then) and the rest once the image was complete"
+                "read back as the first pass closed its chunk sections (stream bytes 0 to \(bytes - 1)) and the rest once the image was complete"
             }
         }
     }
@@ -135,8 +135,11 @@ extension DiskDriver {
                 + "\(check.windowCount) windows as stored equalled that of the bytes read, so the stored image is the stream whose "
                 + "SHA-256 is the media SHA-256"
         case .partlyWhileWriting(let bytes):
-            return "each chunk section of the image fsynced, dropped from the page cache and read back from the store once "
-                + "closed, while the first pass went on (stream bytes 0 to \(bytes - 1)), the rest once the image was complete, "
+            // The read-back thread may still be decoding the last sections when the pass ends: what
+            // the record can say is when each was closed and handed to it, not when it was read.
+            return "each chunk section of the image closed during the first pass (stream bytes 0 to \(bytes - 1)) fsynced, "
+                + "dropped from the page cache and handed to a read-back from the store as it closed, the rest read back once "
+                + "the image was complete, "
                 + "decoded by Exhibit's own bounds-checked \(format.name.uppercased()) parser (not the library that wrote them); "
                 + "the GMAC (AES-128-GCM, a key drawn for this job) of each of the \(check.windowCount) \(check.windowSize)-byte "
                 + "windows of the decoded stream equalled that of the bytes read, so the stored image is the stream whose SHA-256 "
