@@ -300,6 +300,48 @@ struct E01AcquisitionTests {
         #expect(interruptions.count == 1 && proof.contains("lost bytes 0-1048575 and took them from this read"), "\(interruptions)")
     }
 
+    /// A job resumed after its first pass completes its E01 with a new writer; that writer keeps
+    /// the store's room for records as the first pass's did. Killed in its second pass, the job
+    /// is resumed with 8 MiB more than that room free (enough for the 4 MiB staged stream, not
+    /// for the reserve and one interval of writes): it stops as `store full`, keeping its work,
+    /// and completes once the space is back.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aResumedE01KeepsTheStoreReserve() throws {
+        try StockChecks.requireTools()
+        let scratch = try ScratchDirectory("e01-resumed-reserve")
+        let mount = scratch.file("store-fs")
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        try #require(try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256M", "tmpfs", mount]).succeeded)
+        defer { _ = try? Subprocess.run(["umount", "-l", mount]) }
+        let root = "\(mount)/store"
+        try #require(try exhibit(["provision", "--store", root]).succeeded)
+        let backing = try SourceImage.create(at: scratch.file("failing.img"), size: 48 << 20, seed: 23)
+        let bad = [(offset: UInt64(44 << 20), length: UInt64(400 * 512))]
+        // Each read a few milliseconds late: a second pass of seconds, long enough to be hit.
+        let device = try FaultyLoopDevice(
+            backing: backing, badRanges: bad, delayMilliseconds: 3, scratch: scratch, fixture: fixturePath("faultfile.c"))
+        let expected = try DamagedMediaTests.expectedSHA256(of: backing, zeroing: bad, scratch: scratch)
+        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: root) + ["--format", "e01"]
+        try DamagedMediaTests.killJob(arguments, whenJournalIn: "recovering", copiedBelow: .max, work: "\(root)/work")
+
+        let filler = "\(mount)/filler"
+        let free = try Subprocess.shell("df -B1 --output=avail '\(mount)' | tail -1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let fill = try #require(UInt64(free)) - (72 << 20)
+        try #require(try Subprocess.shell("fallocate -l \(fill) '\(filler)'").succeeded)
+        let full = try exhibit(arguments)
+        #expect(!full.succeeded && full.stderr.contains("store full") && full.stderr.contains("kept for records"), "\(full)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/bundles")) ?? []).isEmpty)
+
+        unlink(filler)
+        let resumed = try withExtendedLifetime(device) { try exhibit(arguments) }
+        try #require(resumed.succeeded, "after freeing space: \(resumed)")
+        let bundle = try ChangingSourceTests.bundlePath(resumed)
+        try StockChecks.expectAllPass(bundle, trust: "\(root)/keys/agency-root.pem", sourceSHA256: expected)
+        #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/E1.E01"]).succeeded)
+        let reasons = (try DamagedMediaTests.record(bundle)["interruptions"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
+        #expect(reasons.count == 2 && reasons.last?.contains("store full") == true, "\(reasons)")
+    }
+
     /// The daemon configured for E01 (`imageFormat`, `compression`) by the lab's settings file in
     /// the store (no `--config`, as on the appliance): a disk that arrives in an auto case is
     /// sealed as an E01 that every judge accepts, and its slot says its format.

@@ -6,6 +6,7 @@ import ExpertWitness
 import Foundation
 import HumanText
 import Imaging
+import Store
 
 /// A disk or an image file behind the job lifecycle. Its passes, each in its own file: the first
 /// pass (read → digests and image, unreadable areas skipped), the second pass (the skipped areas
@@ -230,12 +231,13 @@ final class DiskDriver: AcquisitionDriver {
     }
 
     /// The writer for the second pass and the image's completion: this run's, or (a run resumed
-    /// after the first pass) one that continues the image as it stands.
+    /// after the first pass) one that continues the image as it stands, keeping the same room for
+    /// the records as the first pass's (completing an E01 writes its whole staged stream).
     func writerForTheRest(_ job: RunningJob) throws(AcquisitionError) -> any ImageWriter {
         if let writer { return writer }
         let journal = keeper.current
         let made = try format.writer(
-            directory: imageDirectory(job), baseName: baseName, totalSize: size, keepFree: 0,
+            directory: imageDirectory(job), baseName: baseName, totalSize: size, keepFree: EvidenceStore.recordReserve,
             resumingAt: format.patchableInPlace ? nil : size, frontier: journal.skipped.first.map { SkipFrontier($0.start) })
         writer = made
         return made
