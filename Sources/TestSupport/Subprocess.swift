@@ -11,12 +11,14 @@ public enum Subprocess {
         public var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
     }
 
-    /// Runs `arguments` (the first is looked up in PATH) to completion.
+    /// Runs `arguments` (the first is looked up in PATH) to completion, with SIGTERM, SIGINT and
+    /// SIGHUP unblocked: children inherit the test runner's blocked signal mask, under which
+    /// `timeout` would signal a hung program (a QEMU guest, a verifier) that never receives it.
     @discardableResult
     public static func run(_ arguments: [String], directory: String? = nil, input: Data? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
+        process.arguments = ["--default-signal=TERM,INT,HUP"] + arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe()
         let err = Pipe()
