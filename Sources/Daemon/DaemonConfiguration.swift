@@ -73,8 +73,8 @@ public struct DaemonConfiguration: Codable, Sendable {
         for name in digests ?? [] where DigestAlgorithm(rawValue: name.lowercased().replacingOccurrences(of: "-", with: "")) == nil {
             return "unknown digest \"\(PlainText.escaped(name))\": use md5, sha1 (SHA-256 is always computed)"
         }
-        if let segmentSize, segmentSize < ImageSegmentation.minimumSegmentSize {
-            return "segmentSize \(segmentSize) is below the minimum of \(ImageSegmentation.minimumSegmentSize) bytes"
+        if let segmentSize, let problem = ImageSegmentation.problem(segmentSize: segmentSize) {
+            return "segmentSize \(segmentSize) \(problem)"
         }
         if ImageFormatChoice(format: imageFormat ?? "raw", compression: compression) == nil {
             return "imageFormat must be \"raw\" or \"e01\", and compression (e01 only) \"fast\", \"best\" or \"none\""

@@ -142,10 +142,47 @@ public struct E01Image: ImageFormat {
     /// of a segment, and headers, volume, hash, digest and error sections take a few KiB).
     func largestSegmentCount(totalSize: UInt64) -> UInt64 {
         guard let segmentSize else { return 1 }
-        let chunks = (totalSize + UInt64(chunkSize) - 1) / UInt64(chunkSize)
         let room = segmentSize > UInt64(chunkSize) + 64 << 10 ? segmentSize - UInt64(chunkSize) - 64 << 10 : 0
         let perSegment = max(1, room / (UInt64(chunkSize) + 12))
-        return max(1, (chunks + perSegment - 1) / perSegment)
+        return max(1, ImageSegmentation.pieces(ImageSegmentation.pieces(totalSize, of: UInt64(chunkSize)), of: perSegment))
+    }
+
+    /// The most segment files written, and the smallest segment size that keeps an incompressible
+    /// stream of `totalSize` bytes within them (the inverse of `largestSegmentCount`).
+    static let mostFiles = min(ImageSegmentation.maximumSegments, UInt64(maximumSegments))
+    func smallestSegmentSize(totalSize: UInt64) -> UInt64 {
+        let perSegment = ImageSegmentation.pieces(ImageSegmentation.pieces(totalSize, of: UInt64(chunkSize)), of: Self.mostFiles)
+        return max(ImageSegmentation.minimumSegmentSize, perSegment * (UInt64(chunkSize) + 12) + UInt64(chunkSize) + 64 << 10)
+    }
+
+    /// Refuses what an E01 cannot hold, naming `source`: a partial last sector, too many segments.
+    public func check(totalSize: UInt64, source: String) throws(AcquisitionError) {
+        guard [512, 4096].contains(bytesPerSector), chunkSize % bytesPerSector == 0, chunkSize >= bytesPerSector, chunkSize <= 1 << 20
+        else {
+            throw AcquisitionError(
+                .invalidRequest, path: source,
+                detail: "\(chunkSize)-byte chunks of \(bytesPerSector)-byte sectors: EWF wants 512 or 4096-byte "
+                    + "sectors and a whole number of them per chunk (up to 1 MiB)")
+        }
+        guard totalSize > 0 else { throw AcquisitionError(.sourceEmpty, path: source) }
+        // EWF's volume section counts whole sectors: libewf 20140813 (and ewfacquire, measured)
+        // would drop a partial last sector without a word.
+        guard totalSize % UInt64(bytesPerSector) == 0 else {
+            throw AcquisitionError(
+                .invalidRequest, path: source,
+                detail: "\(totalSize) bytes is not a whole number of \(bytesPerSector)-byte sectors, and an E01 holds "
+                    + "whole sectors only: its last \(totalSize % UInt64(bytesPerSector)) bytes would be lost; "
+                    + "acquire this source as a raw image")
+        }
+        // Not ImageSegmentation's count: an E01 segment holds less than its size of the stream.
+        try ImageSegmentation.checkBounds(segmentSize: segmentSize, source: source)
+        let most = largestSegmentCount(totalSize: totalSize)
+        guard most <= Self.mostFiles else {
+            throw AcquisitionError(
+                .invalidRequest, path: source,
+                detail: "segments of \(segmentSize ?? 0) bytes could take \(most) E01 files for \(totalSize) bytes; at most "
+                    + "\(Self.mostFiles) are written (use at least \(smallestSegmentSize(totalSize: totalSize)) bytes)")
+        }
     }
 
     /// One file without a segment size (libewf's EnCase 6 limit is 2^63 - 1 bytes). With one, the

@@ -61,7 +61,7 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
         self.reserve = SpaceReserve(keepFree: keepFree)
         self.frontier = frontier
         chunkSize = UInt64(image.chunkSize)
-        try Self.check(image, totalSize: totalSize, path: "\(directory)/\(baseName).E01")
+        try image.check(totalSize: totalSize, source: "\(directory)/\(baseName).E01")
         encoder = ChunkEncoder(chunkSize: Int(image.chunkSize), compression: image.compression)
         pending = UnsafeMutableRawPointer.allocate(byteCount: Int(image.chunkSize), alignment: 64)
         fileNames = [E01Image.segmentName(baseName: baseName, number: 1)]
@@ -84,35 +84,6 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
     deinit {
         sectionReadBack?.stop()
         pending.deallocate()
-    }
-
-    static func check(_ image: E01Image, totalSize: UInt64, path: String) throws(AcquisitionError) {
-        guard [512, 4096].contains(image.bytesPerSector), image.chunkSize % image.bytesPerSector == 0,
-            image.chunkSize >= image.bytesPerSector, image.chunkSize <= 1 << 20
-        else {
-            throw AcquisitionError(
-                .invalidRequest, path: path,
-                detail: "\(image.chunkSize)-byte chunks of \(image.bytesPerSector)-byte sectors: EWF wants 512 or 4096-byte "
-                    + "sectors and a whole number of them per chunk (up to 1 MiB)")
-        }
-        guard totalSize > 0 else { throw AcquisitionError(.sourceEmpty, path: path) }
-        // EWF's volume section counts whole sectors: libewf 20140813 (and ewfacquire, measured)
-        // would drop a partial last sector without a word.
-        guard totalSize % UInt64(image.bytesPerSector) == 0 else {
-            throw AcquisitionError(
-                .invalidRequest, path: path,
-                detail: "\(totalSize) bytes is not a whole number of \(image.bytesPerSector)-byte sectors, and an E01 holds "
-                    + "whole sectors only: its last \(totalSize % UInt64(image.bytesPerSector)) bytes would be lost; "
-                    + "acquire this source as a raw image")
-        }
-        try ImageSegmentation.check(segmentSize: image.segmentSize, totalSize: totalSize, source: path)
-        let most = image.largestSegmentCount(totalSize: totalSize)
-        guard most <= min(ImageSegmentation.maximumSegments, UInt64(E01Image.maximumSegments)) else {
-            throw AcquisitionError(
-                .invalidRequest, path: path,
-                detail: "segments of \(image.segmentSize ?? 0) bytes could take \(most) E01 files for \(totalSize) bytes; at most "
-                    + "\(min(ImageSegmentation.maximumSegments, UInt64(E01Image.maximumSegments))) are written: use larger segments")
-        }
     }
 
     // MARK: Opening

@@ -99,6 +99,9 @@ public protocol ImageFormat: Sendable {
     /// What the record must warn of because the image cannot hold it as the record does (E01:
     /// unreadable sectors past its 32-bit sector numbers); empty when it holds everything.
     func warnings(unreadable: [UnreadableRange]) -> [String]
+    /// Refuses, before a job begins, a stream of `totalSize` bytes from `source` that this format
+    /// with its settings cannot hold (too many segments; for E01 a partial last sector).
+    func check(totalSize: UInt64, source: String) throws(AcquisitionError)
 
     /// The image's files for a stream of `totalSize` bytes. Exact for raw images and unsegmented
     /// E01; for segmented E01 the most files the writer can make (the count depends on how well
@@ -162,6 +165,10 @@ public struct RawImage: ImageFormat {
     public var filesAreTheStream: Bool { true }
 
     public init(segmentSize: UInt64? = nil) { self.segmentSize = segmentSize }
+
+    public func check(totalSize: UInt64, source: String) throws(AcquisitionError) {
+        try ImageSegmentation.check(segmentSize: segmentSize, totalSize: totalSize, source: source)
+    }
 
     public func fileNames(baseName: String, totalSize: UInt64) -> [String] {
         RawImageWriter.fileNames(baseName: baseName, totalSize: totalSize, segmentSize: segmentSize)

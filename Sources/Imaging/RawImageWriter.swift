@@ -11,22 +11,40 @@ import Foundation
 /// billions of files).
 public enum ImageSegmentation {
     public static let minimumSegmentSize: UInt64 = 1 << 20
+    /// A file offset's limit (off_t), and EnCase 6's for a segment file (libewf refuses more).
+    public static let maximumSegmentSize = UInt64(Int64.max)
     public static let maximumSegments: UInt64 = 10_000
 
+    /// Why `segmentSize` suits no source, or nil: the command line and the daemon's settings
+    /// refuse it before any job.
+    public static func problem(segmentSize: UInt64) -> String? {
+        if segmentSize < minimumSegmentSize { return "is below the minimum of \(minimumSegmentSize) bytes (1M)" }
+        if segmentSize > maximumSegmentSize { return "is above the maximum of \(maximumSegmentSize) bytes (2^63 - 1)" }
+        return nil
+    }
+
+    /// `problem(segmentSize:)` as the error of a job on `source`.
+    public static func checkBounds(segmentSize: UInt64?, source: String) throws(AcquisitionError) {
+        guard let segmentSize, let problem = problem(segmentSize: segmentSize) else { return }
+        throw AcquisitionError(.invalidRequest, path: source, detail: "segment size \(segmentSize) bytes \(problem)")
+    }
+
+    /// The bounds, and at most `maximumSegments` files of the stream cut at `segmentSize`.
     public static func check(segmentSize: UInt64?, totalSize: UInt64, source: String) throws(AcquisitionError) {
+        try checkBounds(segmentSize: segmentSize, source: source)
         guard let segmentSize else { return }
-        guard segmentSize >= minimumSegmentSize else {
-            throw AcquisitionError(
-                .invalidRequest, path: source, detail: "segment size \(segmentSize) bytes is below the minimum of \(minimumSegmentSize)")
-        }
-        let count = (totalSize + segmentSize - 1) / segmentSize
+        let count = pieces(totalSize, of: segmentSize)
         guard count <= maximumSegments else {
-            let smallest = (totalSize + maximumSegments - 1) / maximumSegments
             throw AcquisitionError(
                 .invalidRequest, path: source,
                 detail: "segment size \(segmentSize) bytes would make \(count) segments of a \(totalSize)-byte source; "
-                    + "at most \(maximumSegments) are written (use at least \(smallest) bytes)")
+                    + "at most \(maximumSegments) are written (use at least \(pieces(totalSize, of: maximumSegments)) bytes)")
         }
+    }
+
+    /// `total` divided by `size`, rounded up, for any sizes (adding `size - 1` first can overflow).
+    public static func pieces(_ total: UInt64, of size: UInt64) -> UInt64 {
+        total / size + (total % size == 0 ? 0 : 1)
     }
 }
 
@@ -75,7 +93,7 @@ public final class RawImageWriter: StreamConsumer, @unchecked Sendable {
 
     public static func fileNames(baseName: String, totalSize: UInt64, segmentSize: UInt64?) -> [String] {
         guard let segmentSize, segmentSize < totalSize else { return ["\(baseName).raw"] }
-        let count = Int((totalSize + segmentSize - 1) / segmentSize)
+        let count = Int(ImageSegmentation.pieces(totalSize, of: segmentSize))
         let width = max(3, String(count - 1).count)
         return (0..<count).map { index in
             let digits = String(index)

@@ -100,10 +100,10 @@ struct Acquire: ParsableCommand {
         _ = try parsedDigests()
         _ = try imageFormat()
         if let segmentSize {
-            guard let size = ByteSize.parse(segmentSize), size >= ImageSegmentation.minimumSegmentSize else {
-                throw ValidationError(
-                    "--segment-size must be a number of bytes of at least \(ImageSegmentation.minimumSegmentSize) (1M), e.g. 2G")
+            guard let size = ByteSize.parse(segmentSize) else {
+                throw ValidationError("--segment-size must be a number of bytes, e.g. 2G (from 1M to 2^63 - 1 bytes)")
             }
+            if let problem = ImageSegmentation.problem(segmentSize: size) { throw ValidationError("--segment-size \(size) \(problem)") }
         }
     }
 

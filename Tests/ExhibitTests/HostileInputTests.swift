@@ -46,19 +46,47 @@ import Testing
 
     // MARK: sizes a user or a bundle gives
 
-    @Test func absurdSegmentSizesAreRefusedBeforeAnythingIsWritten() throws {
+    /// Too small and too large (past a file offset's limit: the segment count overflowed and
+    /// trapped, in `exhibit` and in the daemon at its first job), from the command line and from
+    /// the daemon's settings, which then never serves.
+    @Test(arguments: [("1", "is below the minimum"), ("18446744073709551615", "is above the maximum")])
+    func absurdSegmentSizesAreRefusedBeforeAnythingIsWritten(size: String, problem: String) throws {
         let store = try TestStore("segments")
         let source = try SourceImage.create(at: store.scratch.file("s.img"), size: 4 << 20)
-        let tiny = try store.acquire(source, exhibit: "E1", ["--segment-size", "1"])
-        #expect(tiny.status != 0 && tiny.stderr.contains("--segment-size"), "\(tiny)")
+        for format in ["raw", "e01"] {
+            let refused = try store.acquire(source, exhibit: "E1", ["--segment-size", size, "--format", format])
+            #expect(refused.status == 64 && refused.stderr.contains("--segment-size \(size) \(problem)"), "\(refused)")
+        }
         let config = store.scratch.file("bad.json")
-        try #"{ "segmentSize": 1 }"#.write(toFile: config, atomically: true, encoding: .utf8)
+        try #"{ "segmentSize": \#(size) }"#.write(toFile: config, atomically: true, encoding: .utf8)
         let daemon = try Subprocess.run([
             "timeout", "20", "\(BuiltProducts.directory)/exhibitd", "--store", store.root, "--socket", store.scratch.file("s.sock"),
             "--config", config,
         ])
-        #expect(daemon.status == 1 && daemon.stderr.contains("segmentSize 1 is below the minimum"), "\(daemon)")
+        #expect(daemon.status == 1 && daemon.stderr.contains("segmentSize \(size) \(problem)"), "\(daemon)")
         #expect(store.bundles.isEmpty)
+    }
+
+    /// What the chosen format cannot hold is refused naming the source, before the job is in the
+    /// catalog: nothing to list, nothing to resume, nothing in the store's work.
+    @Test func whatAnE01CannotHoldIsRefusedBeforeTheJobBegins() throws {
+        let store = try TestStore("e01-refusals")
+        let odd = store.scratch.file("odd.img")
+        try Data(repeating: 7, count: 100_001).write(to: URL(fileURLWithPath: odd))
+        let sparse = store.scratch.file("sparse.img")
+        try #require(try Subprocess.run(["truncate", "-s", "10G", sparse]).succeeded)
+        let cases = [
+            (odd, ["--format", "e01"], "100001 bytes is not a whole number of 512-byte sectors"),
+            (sparse, ["--format", "e01", "--segment-size", "1M"], "could take 11703 E01 files for 10737418240 bytes; at most 10000 are written (use at least 1180044 bytes)"),
+            (sparse, ["--segment-size", "1M"], "would make 10240 segments of a 10737418240-byte source; at most 10000 are written (use at least 1073742 bytes)"),
+        ]
+        for (source, options, reason) in cases {
+            let refused = try store.acquire(source, exhibit: "E1", options)
+            #expect(refused.status != 0 && refused.stderr.contains("\(source); ") && refused.stderr.contains(reason), "\(refused)")
+        }
+        let list = try exhibit(["list", "--store", store.root, "--json"])
+        #expect(list.succeeded && !list.stdout.contains("\"E1\""), "\(list)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(store.root)/work")) ?? []).isEmpty)
     }
 
     @Test func aHugeBagInfoIsRefusedWithoutReadingIt() throws {

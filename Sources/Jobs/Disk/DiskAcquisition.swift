@@ -79,7 +79,6 @@ extension Acquisitions {
                 let candidates =
                     try request.resumeJobId.map { [$0] }
                     ?? catalog.interruptedJobs(caseId: request.caseId, exhibitId: request.exhibitId)
-                try ImageSegmentation.check(segmentSize: request.segmentSize, totalSize: source.identity.sizeBytes, source: source.identity.path)
                 let journal = try interruptedJournal(of: source, among: candidates, required: request.resumeJobId != nil)
                 let remaining = journal.map { $0.phase == .copying ? source.identity.sizeBytes - $0.copiedBytes : 0 }
                 try store.ensureRoom(forImageOf: remaining ?? source.identity.sizeBytes)
@@ -159,6 +158,9 @@ extension Acquisitions {
         identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void
     ) throws -> AcquisitionSummary {
         let journal = try existing ?? AcquisitionJournal(newJobOf: request, source: source)
+        // Before the job is in the catalog: a refusal leaves nothing to list or resume.
+        try DiskDriver.makeFormat(journal.imageFormat ?? .raw, journal: journal, source: source.identity)
+            .check(totalSize: source.identity.sizeBytes, source: source.identity.path)
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(journal.jobId)"
         jobLogger[metadataKey: "device.path"] = "\(source.identity.path)"
