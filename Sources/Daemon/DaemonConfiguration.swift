@@ -64,8 +64,30 @@ public struct DaemonConfiguration: Codable, Sendable {
         } catch {
             throw ConfigurationError(path: path, detail: "not a valid configuration: \(JSONProblem.describe(error))")
         }
+        if let unknown = unknownMembers(of: data).first {
+            throw ConfigurationError(
+                path: path,
+                detail: "has no setting \"\(PlainText.escaped(unknown))\" (a misspelt name would leave its default, e.g. raw "
+                    + "images instead of E01); the settings are \(memberNames.sorted().joined(separator: ", "))")
+        }
         if let problem = configuration.problem { throw ConfigurationError(path: path, detail: problem) }
         return configuration
+    }
+
+    /// The members a settings file may have: the stored properties, whose names the JSON keys are.
+    static let memberNames = Set(Mirror(reflecting: DaemonConfiguration()).children.compactMap(\.label))
+
+    /// The top-level names in `data` that are no setting (JSONDecoder passes over them in silence).
+    private static func unknownMembers(of data: Data) -> [String] {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [] }
+        return object.keys.filter { !memberNames.contains($0) }.sorted()
+    }
+
+    /// The settings jobs take, for the daemon's log at start: what the lab chose is visible there.
+    public var summary: String {
+        "image format \(imageFormatChoice), digests SHA-256" + extraDigests.map { ", \($0.displayName)" }.joined()
+            + ", segment size " + (segmentSize.map { "\($0) bytes" } ?? "none (one file)")
+            + ", read-back verification " + (verify == false ? "off" : "on")
     }
 
     /// What the daemon would otherwise drop or choke on: the same bounds as the command line's.
@@ -77,7 +99,12 @@ public struct DaemonConfiguration: Codable, Sendable {
             return "segmentSize \(segmentSize) \(problem)"
         }
         if ImageFormatChoice(format: imageFormat ?? "raw", compression: compression) == nil {
-            return "imageFormat must be \"raw\" or \"e01\", and compression (e01 only) \"fast\", \"best\" or \"none\""
+            return "imageFormat must be \"raw\" or \"e01\", and compression (e01 only) \"fast\", \"best\" or \"none\"; got "
+                + "imageFormat \"\(PlainText.escaped(imageFormat ?? "raw"))\""
+                + (compression.map { ", compression \"\(PlainText.escaped($0))\"" } ?? "")
+        }
+        for id in (writeBlockers ?? [:]).keys where !Self.isProductID(id) {
+            return "writeBlockers: \"\(PlainText.escaped(id))\" is not a USB id vendor:product of four hex digits each (e.g. 1234:abcd)"
         }
         if let recheckSeconds, !(0.1...3600).contains(recheckSeconds) { return "recheckSeconds must lie between 0.1 and 3600" }
         if let checkpointSeconds, !(0.1...3600).contains(checkpointSeconds) { return "checkpointSeconds must lie between 0.1 and 3600" }
@@ -93,6 +120,11 @@ public struct DaemonConfiguration: Codable, Sendable {
     public var extraDigests: [DigestAlgorithm] {
         (digests ?? []).compactMap { DigestAlgorithm(rawValue: $0.lowercased().replacingOccurrences(of: "-", with: "")) }
             .filter { $0 != .sha256 }
+    }
+
+    private static func isProductID(_ id: String) -> Bool {
+        let parts = id.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { $0.count == 4 && $0.allSatisfy(\.isHexDigit) }
     }
 
     public var writeBlockerCatalog: WriteBlockerCatalog {

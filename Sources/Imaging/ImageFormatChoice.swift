@@ -24,7 +24,7 @@ public enum ImageFormatChoice: Codable, Sendable, Equatable, CustomStringConvert
         switch format.lowercased() {
         case "raw" where compression == nil: self = .raw
         case "e01":
-            guard let compression = Compression(rawValue: compression ?? "fast") else { return nil }
+            guard let compression = Compression(rawValue: (compression ?? "fast").lowercased()) else { return nil }
             self = .e01(compression)
         default: return nil
         }

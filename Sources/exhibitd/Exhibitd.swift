@@ -54,7 +54,8 @@ struct Exhibitd: ParsableCommand {
         } catch {
             throw failure("\(error)", notifier)
         }
-        logger.info("settings: \(settingsFile ?? "the defaults (no --config, no \(DaemonConfiguration.storeSettingsPath(store: store)))")")
+        logger.info(
+            "settings: \(settingsFile ?? "the defaults (no --config, no \(DaemonConfiguration.storeSettingsPath(store: store)))"): \(settings.summary)")
         let evidenceStore = EvidenceStore(root: store)
         do {
             _ = try evidenceStore.signingIdentity()

@@ -349,7 +349,9 @@ struct E01AcquisitionTests {
     func theDaemonWritesE01WhenConfiguredSo() throws {
         try StockChecks.requireTools()
         let daemon = try TestDaemon("daemon-e01", configuration: #"{"imageFormat": "e01", "compression": "best"}"#, inStore: true)
-        #expect(daemon.process.log.contains("settings: \(DaemonConfiguration.storeSettingsPath(store: daemon.store.root))"))
+        #expect(
+            daemon.process.log.contains("settings: \(DaemonConfiguration.storeSettingsPath(store: daemon.store.root)): image format E01 best,"),
+            "\(daemon.process.log)")
         #expect(try daemon.cli(["case", "open", "--case", "KH-E", "--examiner", "Daemon Tester", "--auto"]).succeeded)
         let image = try SourceImage.create(at: daemon.store.scratch.file("s.img"), size: 12 << 20, seed: 33)
         let disk = try LoopDevice(backing: image, readOnly: true)

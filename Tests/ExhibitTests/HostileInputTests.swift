@@ -67,6 +67,25 @@ import Testing
         #expect(store.bundles.isEmpty)
     }
 
+    /// A settings file the daemon cannot use as written stops it before it serves, naming what:
+    /// a misspelt name (JSONDecoder passes over it, and the lab's E01 became raw), a write
+    /// blocker id that would be dropped, a compression that does not exist.
+    @Test(arguments: [
+        (#"{ "imageFromat": "e01", "compression": "best" }"#, #"has no setting "imageFromat""#),
+        (#"{ "writeBlockers": { "12345678": "bridge" } }"#, #"writeBlockers: "12345678" is not a USB id"#),
+        (#"{ "imageFormat": "e01", "compression": "ultra" }"#, #"got imageFormat "e01", compression "ultra""#),
+    ])
+    func settingsTheDaemonCannotUseStopItBeforeItServes(settings: String, problem: String) throws {
+        let store = try TestStore("settings")
+        let config = store.scratch.file("settings.json")
+        try settings.write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try Subprocess.run([
+            "timeout", "20", "\(BuiltProducts.directory)/exhibitd", "--store", store.root, "--socket", store.scratch.file("s.sock"),
+            "--config", config,
+        ])
+        #expect(daemon.status == 1 && daemon.stderr.contains(problem), "\(daemon)")
+    }
+
     /// What the chosen format cannot hold is refused naming the source, before the job is in the
     /// catalog: nothing to list, nothing to resume, nothing in the store's work.
     @Test func whatAnE01CannotHoldIsRefusedBeforeTheJobBegins() throws {
