@@ -88,7 +88,7 @@ public struct EvidenceSource: ~Copyable {
             let identity =
                 try isBlock
                 ? blockIdentity(path: path, descriptor: descriptor, sysfs: sysfs!, sysfsReadOnly: sysfsReadOnly, policy: writablePolicy)
-                : fileIdentity(path: path, status: opened)
+                : fileIdentity(path: path, resolvedPath: openedPath(descriptor) ?? path, status: opened)
             guard identity.sizeBytes > 0 else {
                 throw AcquisitionError(.sourceEmpty, path: path, detail: "a 0-byte source has nothing to acquire")
             }
@@ -154,7 +154,7 @@ public struct EvidenceSource: ~Copyable {
         let backing = sysfs.attribute("loop/backing_file")
         let mounts = sysfs.mountPoints()
         return SourceIdentity(
-            path: path, resolvedPath: (path as NSString).resolvingSymlinksInPath, kind: .blockDevice,
+            path: path, resolvedPath: openedPath(descriptor) ?? path, kind: .blockDevice,
             sizeBytes: size, logicalSectorSize: logical, physicalSectorSize: physical,
             kernelName: sysfs.kernelName, deviceNumber: sysfs.deviceNumber,
             model: names.model, vendor: names.vendor, serial: names.serial, transport: names.transport,
@@ -166,11 +166,21 @@ public struct EvidenceSource: ~Copyable {
                 writableOverride: overridden, hardwareWriteBlocker: blocker, summary: summary))
     }
 
-    private static func fileIdentity(path: String, status: stat) throws(AcquisitionError) -> SourceIdentity {
+    /// The absolute path of what `descriptor` opened, symlinks and `..` resolved, as the kernel
+    /// names it (a path given relative to the working directory, which the record does not keep,
+    /// or through /dev/disk/by-id, says little of what was read).
+    private static func openedPath(_ descriptor: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/fd/\(descriptor)", &buffer, Int(PATH_MAX))
+        guard count > 0, buffer[0] == CChar(UInt8(ascii: "/")) else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private static func fileIdentity(path: String, resolvedPath: String, status: stat) throws(AcquisitionError) -> SourceIdentity {
         let modified = Date(
             timeIntervalSince1970: TimeInterval(status.st_mtim.tv_sec) + TimeInterval(status.st_mtim.tv_nsec) / 1e9)
         return SourceIdentity(
-            path: path, resolvedPath: (path as NSString).resolvingSymlinksInPath, kind: .regularFile,
+            path: path, resolvedPath: resolvedPath, kind: .regularFile,
             sizeBytes: UInt64(status.st_size), logicalSectorSize: 512, physicalSectorSize: 512,
             kernelName: nil, deviceNumber: nil, model: nil, vendor: nil, serial: nil, transport: "file",
             isPartition: nil, removable: nil, partitions: nil, loopBackingFile: nil, mountedAt: nil,

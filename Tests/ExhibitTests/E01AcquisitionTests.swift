@@ -73,6 +73,26 @@ struct E01AcquisitionTests {
         #expect(files.contains("ledger.txt") && files.contains("photo.jpg"), "fls: \(files)")
     }
 
+    /// A source given by a relative path through a symlink: the record keeps the words given and
+    /// the absolute path the kernel opened (the working directory is recorded nowhere), and the
+    /// E01 describes it by the latter, as an image file, not a physical disk.
+    @Test func aFileGivenByARelativeLinkIsNamedByWhatWasOpened() throws {
+        let store = try TestStore("e01-relative")
+        let source = try SourceImage.create(at: store.scratch.file("seized.img"), size: 2 << 20, seed: 41)
+        let directory = store.scratch.file("cwd")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: store.scratch.file("link.img"), withDestinationPath: "seized.img")
+        let run = try Subprocess.run(
+            [BuiltProducts.exhibit, "acquire", "../link.img", "--store", store.root, "--case", "C", "--exhibit", "E1", "--examiner", "T",
+             "--json", "--format", "e01"], directory: directory)
+        let bundle = try ChangingSourceTests.bundlePath(run)
+        let recorded = try #require(try DamagedMediaTests.record(bundle)["source"] as? [String: Any])
+        let opened = try #require(URL(fileURLWithPath: source).resolvingSymlinksInPath().path)
+        #expect(recorded["path"] as? String == "../link.img" && recorded["resolvedPath"] as? String == opened, "\(recorded)")
+        let info = try Subprocess.run(["ewfinfo", "\(bundle)/data/image/E1.E01"]).stdout
+        #expect(info.contains("Description:\t\t\(opened)\n") && info.contains("Is physical:\t\tno"), "\(info)")
+    }
+
     /// In 4 MiB segment files libewf closes a chunk section with each file: those are read back
     /// from the store while the disk is still read, the last once the E01 is complete, and the
     /// manifest's digests of the files come from the same reads (bagit.py recomputes them).

@@ -209,10 +209,11 @@ final class DiskDriver: AcquisitionDriver {
             let described = [source.vendor, source.model].compactMap { $0 }.joined(separator: " ")
             let metadata = E01Metadata(
                 caseNumber: journal.caseId, evidenceNumber: journal.exhibitId, examiner: journal.examiner,
-                description: described.isEmpty ? source.path : "\(described) (\(source.path))",
+                description: described.isEmpty ? source.resolvedPath : "\(described) (\(source.resolvedPath))",
                 notes: "job \(journal.jobId), bundle \(journal.bundleId)", acquisitionDate: journal.startedAt,
                 software: "\(ToolVersion.name) \(ToolVersion.version)", model: source.model, serialNumber: source.serial,
-                mediaType: source.removable == true ? .removable : .fixed, isPhysical: source.isPartition != true)
+                mediaType: source.removable == true ? .removable : .fixed,
+                isPhysical: source.kind == .blockDevice && source.isPartition != true)
             return E01Image(
                 metadata: metadata, compression: compression,
                 segmentSize: journal.segmentSize, bytesPerSector: source.logicalSectorSize)
