@@ -15,8 +15,24 @@ struct Exhibit: ParsableCommand {
             """,
         subcommands: [Provision.self, Acquire.self, Verify.self, List.self, Case.self, Status.self, PanelCommand.self])
 
+    /// ArgumentParser's own `main`, but options it refuses are also a JSON `{"error": …}` on
+    /// stdout with `--json`: a script reads every failure of `acquire --json` the same way.
     static func main() {
-        main(Acquire.expandingBarePhysical(Array(CommandLine.arguments.dropFirst())))
+        let arguments = Acquire.expandingBarePhysical(Array(CommandLine.arguments.dropFirst()))
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            if arguments.contains("--json"), exitCode(for: error) != .success {
+                printJSON(AcquisitionFailure(error: .init(stage: "options", message: message(for: error))))
+            }
+            exit(withError: error)
+        }
+        do {
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
     }
 }
 

@@ -56,6 +56,9 @@ import Testing
         for format in ["raw", "e01"] {
             let refused = try store.acquire(source, exhibit: "E1", ["--segment-size", size, "--format", format])
             #expect(refused.status == 64 && refused.stderr.contains("--segment-size \(size) \(problem)"), "\(refused)")
+            // With --json (store.acquire gives it), the refusal is also JSON on stdout.
+            let answer = try JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: [String: String]]
+            #expect(answer?["error"]?["stage"] == "options" && answer?["error"]?["message"]?.contains(problem) == true, "\(refused)")
         }
         let config = store.scratch.file("bad.json")
         try #"{ "segmentSize": \#(size) }"#.write(toFile: config, atomically: true, encoding: .utf8)
