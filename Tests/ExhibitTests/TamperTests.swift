@@ -87,6 +87,11 @@ import Testing
         let renamedResult = try fixture.verify(renamed)
         #expect(renamedResult.status == 1)
         #expect(renamedResult.stdout.contains("E1.raw.009") && renamedResult.stdout.contains("E1.raw.002"))
+        // The image file the manifest lists is missed by the manifest's check itself, not only by the media's.
+        let findings = (try JSONSerialization.jsonObject(with: Data(renamedResult.stdout.utf8)) as? [String: Any])?["findings"] as? [[String: String]]
+        #expect(
+            findings?.contains { $0["check"] == "payload-manifest" && $0["file"] == "data/image/E1.raw.002" } == true,
+            "\(renamedResult.stdout)")
         #expect(try !StockChecks.bagit(renamed).succeeded)
     }
 
