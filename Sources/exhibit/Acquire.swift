@@ -253,7 +253,8 @@ enum ByteSize {
             multiplier = unit
             digits.removeLast()
         }
-        guard let value = UInt64(digits) else { return nil }
+        // Digits only: UInt64("+2") would take a sign.
+        guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt64(digits) else { return nil }
         let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
         return overflow ? nil : product
     }

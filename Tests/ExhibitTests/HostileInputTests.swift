@@ -60,6 +60,8 @@ import Testing
             let answer = try JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: [String: String]]
             #expect(answer?["error"]?["stage"] == "options" && answer?["error"]?["message"]?.contains(problem) == true, "\(refused)")
         }
+        let signed = try store.acquire(source, exhibit: "E1", ["--segment-size", "+2M"])
+        #expect(signed.status == 64 && signed.stderr.contains("--segment-size must be a number of bytes"), "\(signed)")
         let config = store.scratch.file("bad.json")
         try #"{ "segmentSize": \#(size) }"#.write(toFile: config, atomically: true, encoding: .utf8)
         let daemon = try Subprocess.run([
