@@ -155,6 +155,25 @@ public struct E01Image: ImageFormat {
         return max(ImageSegmentation.minimumSegmentSize, perSegment * (UInt64(chunkSize) + 12) + UInt64(chunkSize) + 64 << 10)
     }
 
+    /// The stream an interrupted E01 holds durably: the chunks of the sections libewf closed,
+    /// decoded by Exhibit's parser (nil when none is closed). libewf continues after the last of
+    /// them and leaves them as they are, so a resumed job can take from here bytes the source no
+    /// longer gives.
+    public func durablePrefix(directory: String, baseName: String) throws(AcquisitionError) -> (any StreamSource)? {
+        let path = { (index: Int) in "\(directory)/\(Self.segmentName(baseName: baseName, number: index + 1))" }
+        var walk = E01Layout.Walk()
+        var current: SegmentFile?
+        walk.advance(through: path, file: &current)
+        guard let last = walk.tables.last?.segment else { return nil }
+        var files: [SegmentFile] = []
+        for index in 0...last {
+            let file = try SegmentFile(path: path(index))
+            file.release()  // opened again when its chunks are read
+            files.append(file)
+        }
+        return try E01Decoder(layout: E01Layout(closedPartOf: walk, files: files), hashes: nil)
+    }
+
     /// Refuses what an E01 cannot hold, naming `source`: a partial last sector, too many segments.
     public func check(totalSize: UInt64, source: String) throws(AcquisitionError) {
         guard [512, 4096].contains(bytesPerSector), chunkSize % bytesPerSector == 0, chunkSize >= bytesPerSector, chunkSize <= 1 << 20

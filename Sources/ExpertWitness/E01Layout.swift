@@ -197,6 +197,31 @@ final class E01Layout: @unchecked Sendable {
             return .complete
         }
 
+        /// Walks on through the segment files `path` names (by index) while sections parse, and
+        /// stays at the last one libewf has closed (a sectors section counts only with the table
+        /// after it: its descriptor is rewritten when it closes). `file`: the one the walk is in,
+        /// kept open between calls on a file still being written.
+        mutating func advance(through path: (Int) -> String, file: inout SegmentFile?) {
+            while segment < E01Image.maximumSegments {
+                if file?.path != path(segment) {
+                    file = nil
+                    guard let opened = try? SegmentFile(path: path(segment)) else { return }
+                    file = opened
+                }
+                var trial = self
+                do throws(AcquisitionError) {
+                    try file!.refreshSize()
+                    while true {
+                        let step = try trial.step(file!)
+                        if step != .sectors { self = trial }
+                        if case .ended = step { break }
+                    }
+                } catch {
+                    return  // the section libewf has open: not written yet
+                }
+            }
+        }
+
         private func checkHeader(_ file: SegmentFile) throws(AcquisitionError) {
             let header = try file.read(E01Layout.fileHeaderSize, at: 0, what: "the file header")
             guard Array(header.prefix(8)) == E01Layout.signature, header[8] == 1,

@@ -75,28 +75,8 @@ final class E01SectionReadBack: @unchecked Sendable {
         worker.submit(walk)
     }
 
-    /// Walks on while sections parse; keeps the walk at the last one libewf has closed (a sectors
-    /// section counts only with the table after it: its descriptor is rewritten when it closes).
     private func advance() {
-        while walk.segment < E01Image.maximumSegments {
-            if walkedFile?.path != path(ofSegment: walk.segment) {
-                walkedFile = nil
-                guard let file = try? SegmentFile(path: path(ofSegment: walk.segment)) else { return }
-                walkedFile = file
-            }
-            let file = walkedFile!
-            var trial = walk
-            do throws(AcquisitionError) {
-                try file.refreshSize()
-                while true {
-                    let step = try trial.step(file)
-                    if step != .sectors { walk = trial }
-                    if case .ended = step { break }
-                }
-            } catch {
-                return  // the section libewf has open: not written yet
-            }
-        }
+        walk.advance(through: path(ofSegment:), file: &walkedFile)
     }
 
     // MARK: The read-back thread

@@ -14,6 +14,21 @@ public struct ByteSpan: Codable, Sendable, Equatable, Hashable {
         self.length = length
     }
 
+    /// The parts of this span in none of `areas`.
+    public func subtracting(_ areas: [ByteSpan]) -> [ByteSpan] {
+        var parts = [self]
+        for area in areas {
+            parts = parts.flatMap { part -> [ByteSpan] in
+                guard area.start < part.end, part.start < area.end else { return [part] }
+                return [
+                    ByteSpan(start: part.start, length: area.start > part.start ? area.start - part.start : 0),
+                    ByteSpan(start: area.end, length: part.end > area.end ? part.end - area.end : 0),
+                ].filter { $0.length > 0 }
+            }
+        }
+        return parts
+    }
+
     /// Sorts spans and joins those that touch or overlap.
     public static func merged(_ spans: [ByteSpan]) -> [ByteSpan] {
         var result: [ByteSpan] = []

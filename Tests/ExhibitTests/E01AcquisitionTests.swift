@@ -249,11 +249,11 @@ struct E01AcquisitionTests {
     /// A 64 MiB disk (half random, half zero) on a slow faulty loop device, its E01 acquisition
     /// SIGKILLed once the journal names 24 MiB written: the disk, its device (alive, for the
     /// test to change) and the arguments that resume the job.
-    static func killedAt24MiB(_ store: TestStore) throws -> (backing: String, device: FaultyLoopDevice, arguments: [String]) {
+    static func killedAt24MiB(_ store: TestStore, _ options: [String] = []) throws -> (backing: String, device: FaultyLoopDevice, arguments: [String]) {
         let backing = store.scratch.file("disk.img")
         try #require(try Subprocess.shell("head -c 32M /dev/urandom > '\(backing)'; head -c 32M /dev/zero >> '\(backing)'").succeeded)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"]
+        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"] + options
         let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "killed")
         try #require(run.waitForJournal(store: store.root, atLeast: 24 << 20), "the job never got going: \(run.stderr)")
         kill(run.process.processIdentifier, SIGKILL)
@@ -282,6 +282,31 @@ struct E01AcquisitionTests {
             warnings.contains { $0.contains("was not continued") && $0.contains("source bytes 1048576-") && $0.contains("the device degraded") },
             "\(warnings)")
         #expect(!warnings.contains { $0.contains("no longer hash") }, "\(warnings)")
+    }
+
+    /// The same degraded disk, its E01 in 4 MiB segments: the sector now unreadable lies in a
+    /// chunk section libewf closed before the kill, so the resumed run takes it from the image as
+    /// stored, proves the whole by the journaled digest, and continues; the bundle holds the
+    /// sector as first read (the uninterrupted run's digest), and the record says the disk degraded.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aDiskThatDegradedWhileStoppedIsContinuedFromTheClosedSections() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-degraded-continued")
+        let (backing, device, arguments) = try Self.killedAt24MiB(store, ["--segment-size", "4M"])
+        let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
+        try device.setBadRanges([(offset: UInt64(1 << 20), length: UInt64(512))])
+
+        let resumed = try withExtendedLifetime(device) { try exhibit(arguments) }
+        try #require(resumed.succeeded, "\(resumed)")
+        let bundle = try ChangingSourceTests.bundlePath(resumed)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: sourceSHA256)
+        #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/E1.E01"]).succeeded)
+        let record = try DamagedMediaTests.record(bundle)
+        let proof = (record["interruptions"] as? [[String: Any]])?.first?["continuityCheck"] as? String ?? ""
+        #expect(proof.contains("from byte 1048576 on, taken from the image as stored before the interruption"), "\(proof)")
+        let warnings = record["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("degraded while the job was stopped") && $0.contains("from byte 1048576 on") }, "\(warnings)")
+        #expect((record["unreadableSectors"] as? NSNumber)?.intValue == 0)
     }
 
     /// SIGKILL while the E01 is being completed (every byte in the store and the digests final,

@@ -63,6 +63,15 @@ import Testing
 
     static let small = PipelineConfiguration(bufferSize: 64 << 10, bufferCount: 3)
 
+    @Test func aSpanLessAreasKeepsOnlyWhatLiesOutsideThem() {
+        let span = ByteSpan(start: 100, length: 100)
+        #expect(span.subtracting([]) == [span])
+        #expect(span.subtracting([ByteSpan(start: 0, length: 100), ByteSpan(start: 200, length: 5)]) == [span])
+        #expect(span.subtracting([ByteSpan(start: 120, length: 10)]) == [ByteSpan(start: 100, length: 20), ByteSpan(start: 130, length: 70)])
+        #expect(span.subtracting([ByteSpan(start: 50, length: 60), ByteSpan(start: 190, length: 50)]) == [ByteSpan(start: 110, length: 80)])
+        #expect(span.subtracting([ByteSpan(start: 90, length: 120)]).isEmpty)
+    }
+
     @Test func everyConsumerSeesEveryByteInOrder() throws {
         let size: UInt64 = (1 << 20) + 12_345
         let consumers = (0..<3).map { RecordingConsumer("consumer \($0)", delay: $0 == 1 ? 200 : 0) }

@@ -154,25 +154,35 @@ final class DiskDriver: AcquisitionDriver {
                 JobProgress(phase: .verifying, bytesDone: done, totalBytes: length, unreadableSectors: 0, elapsed: Date().timeIntervalSince(started)))
         }
         let continuity = ResumeContinuity(skipped: journal.skipped)
-        let proof: String
+        var proved: ResumeContinuity.Proof
         if format.filesAreTheStream {
             let names = format.fileNames(baseName: baseName, totalSize: size)
             let lastFile = journal.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
             let image = try format.reader(paths: names[0...lastFile].map { "\(imageDirectory(job))/\($0)" })
-            proof = try continuity.prove(source: source.makeReader(), image: image, length: length, cancellation: job.cancellation, progress: progress)
+            proved = try continuity.prove(source: source.makeReader(), image: image, length: length, cancellation: job.cancellation, progress: progress)
         } else {
             // Not readable before it is complete: the source against the journaled digest state,
             // which covers the stream up to the first skipped byte. Past the first pass, a writer
             // that lost bytes before its staged stream (libewf keeps chunks up to its last complete
-            // section) takes them again from this read.
+            // section) takes them again from this read. In the first pass, what the source no
+            // longer gives comes from the image's closed sections (later, the writer reopened
+            // first may have cut its files short).
             guard let state = journal.states[DigestAlgorithm.sha256.displayName] else { throw journalLacks("SHA-256 state") }
-            let proved = min(length, journal.skipped.first?.start ?? length)
+            let hashed = min(length, journal.skipped.first?.start ?? length)
+            let stored = journal.phase == .copying ? try format.durablePrefix(directory: imageDirectory(job), baseName: baseName) : nil
             let gap = try reopenedWriterGap(job)
-            proof = try continuity.proveByDigest(
-                source: source.makeReader(), journaled: state, length: proved,
+            proved = try continuity.proveByDigest(
+                source: source.makeReader(), journaled: state, length: hashed, stored: stored,
                 feeding: gap.map { ConsumerFromOffset($0.writer, from: $0.from) }, cancellation: job.cancellation, progress: progress)
-                + (gap.map { "; the image had lost bytes \($0.from)-\(proved - 1) and took them from this read" } ?? "")
+            if let gap { proved.method += "; the image had lost bytes \(gap.from)-\(hashed - 1) and took them from this read" }
         }
+        if let first = proved.unreadableNow.first {
+            warnings.append(
+                "The source degraded while the job was stopped: \(ResumeContinuity.total(proved.unreadableNow)) bytes from byte "
+                    + "\(first.start) on, read before the interruption, were unreadable when it was resumed; the image holds them as "
+                    + "first read.")
+        }
+        let proof = proved.method
         job.log.note(proof)
         job.custody.append(actor: job.applianceId, action: .continuityVerified, object: job.object, details: ["job": job.jobId, "method": proof])
         try saveCustody(job) { $0.interruptions[$0.interruptions.count - 1].continuityCheck = proof }

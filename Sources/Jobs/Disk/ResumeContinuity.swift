@@ -15,12 +15,19 @@ struct ResumeContinuity {
     let skipped: [ByteSpan]
     let chunkSize = 4 << 20
 
-    /// Compares `[0, length)`; returns how it was proved, for the record, or throws
-    /// `changedSinceInterruption` naming the first byte that differs.
+    /// How continuity was proved, for the record, and the areas read before the interruption
+    /// that the source no longer gave (the image keeps them as first read).
+    struct Proof {
+        var method: String
+        var unreadableNow: [ByteSpan]
+    }
+
+    /// Compares `[0, length)`; returns how it was proved, or throws `changedSinceInterruption`
+    /// naming the first byte that differs.
     func prove(
         source: SourceReader, image: any StreamSource, length: UInt64, cancellation: CancellationFlag,
         progress: (UInt64) -> Void
-    ) throws(AcquisitionError) -> String {
+    ) throws(AcquisitionError) -> Proof {
         let started = Date()
         let sourceBuffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 4096)
         let imageBuffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 4096)
@@ -29,13 +36,14 @@ struct ResumeContinuity {
             imageBuffer.deallocate()
         }
         var offset: UInt64 = 0
-        var unreadableNow: UInt64 = 0
+        var unreadableNow: [ByteSpan] = []
         while offset < length {
             if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: source.path, offset: offset) }
             let count = Int(min(UInt64(chunkSize), length - offset))
             let missing = try source.fill(sourceBuffer, count: count, at: offset)
             _ = try image.fill(imageBuffer, count: count, at: offset)
-            unreadableNow += missing.reduce(0) { $0 + $1.length }
+            // Areas the first pass had skipped fail again, as expected; others were read before.
+            unreadableNow += missing.flatMap { $0.subtracting(skipped) }
             let excluded = (skipped + missing).compactMap { $0.clipped(to: ByteSpan(start: offset, length: UInt64(count))) }
             if let differing = Self.firstDifference(sourceBuffer, imageBuffer, count: count, at: offset, excluding: excluded) {
                 throw AcquisitionError(
@@ -47,12 +55,17 @@ struct ResumeContinuity {
             progress(offset)
         }
         let skippedBytes = skipped.reduce(0) { $0 + $1.length }
-        return "on resuming, source bytes 0-\(length - 1) were read again and compared byte for byte with the stored image: "
+        let lost = Self.total(unreadableNow)
+        let method =
+            "on resuming, source bytes 0-\(length - 1) were read again and compared byte for byte with the stored image: "
             + "identical"
             + (skippedBytes > 0 ? " (the \(skippedBytes) bytes of areas the first pass had skipped excluded)" : "")
-            + (unreadableNow > 0 ? " (\(unreadableNow) bytes the source no longer gave excluded)" : "")
+            + (lost > 0 ? " (\(lost) bytes the source no longer gave excluded)" : "")
             + String(format: "; %.2f s", Date().timeIntervalSince(started))
+        return Proof(method: method, unreadableNow: unreadableNow)
     }
+
+    static func total(_ spans: [ByteSpan]) -> UInt64 { spans.reduce(0) { $0 + $1.length } }
 
     /// For an image that cannot be read before it is complete (E01): the source's first `length`
     /// bytes are hashed again and SHA-256's intermediate hash value compared with the one the
@@ -61,10 +74,14 @@ struct ResumeContinuity {
     /// whole once complete.
     /// `feeding` receives the bytes as they are read (a reopened E01 that lost chunks takes them
     /// again); they are only proved once all are read, and the image is read back whole later.
+    /// Bytes the source no longer gives are taken from `stored` (the image's durable first bytes,
+    /// `ImageFormat.durablePrefix`) where it holds them: the digest then proves both the source
+    /// unchanged where it reads and the stored bytes as first read, and a disk that degraded
+    /// while stopped is continued, as a raw image is.
     func proveByDigest(
-        source: SourceReader, journaled: Data, length: UInt64, feeding: (any StreamConsumer)? = nil, cancellation: CancellationFlag,
-        progress: (UInt64) -> Void
-    ) throws(AcquisitionError) -> String {
+        source: SourceReader, journaled: Data, length: UInt64, stored: (any StreamSource)? = nil, feeding: (any StreamConsumer)? = nil,
+        cancellation: CancellationFlag, progress: (UInt64) -> Void
+    ) throws(AcquisitionError) -> Proof {
         let started = Date()
         guard let expected = Digest(.sha256, savedState: journaled)?.chainingValue else {
             throw AcquisitionError(
@@ -75,10 +92,18 @@ struct ResumeContinuity {
         defer { buffer.deallocate() }
         var offset: UInt64 = 0
         var unreadable: [ByteSpan] = []
+        var fromImage: [ByteSpan] = []
         while offset < length {
             if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: source.path, offset: offset) }
             let count = Int(min(UInt64(chunkSize), length - offset))
-            unreadable += try source.fill(buffer, count: count, at: offset)
+            for span in try source.fill(buffer, count: count, at: offset) {
+                guard let stored, span.end <= stored.size else {
+                    unreadable.append(span)
+                    continue
+                }
+                _ = try stored.fill(buffer + Int(span.start - offset), count: Int(span.length), at: span.start)
+                fromImage.append(span)
+            }
             digest.update(UnsafeRawBufferPointer(start: buffer, count: count))
             try feeding?.consume(UnsafeRawBufferPointer(start: buffer, count: count), at: offset)
             offset += UInt64(count)
@@ -99,9 +124,15 @@ struct ResumeContinuity {
                 detail: "source bytes 0-\(length - 1) no longer hash to what the job read before it was interrupted: "
                     + "the device was changed while the job was stopped, so its image cannot be continued")
         }
-        return "on resuming, source bytes 0-\(length - 1) were read again and hashed: SHA-256's intermediate hash value equals "
-            + "the one journaled when the job stopped (\(expected.hex))"
+        let method =
+            "on resuming, source bytes 0-\(length - 1) were read again and hashed"
+            + (fromImage.isEmpty
+                ? ""
+                : " (\(Self.total(fromImage)) bytes the source no longer gave, from byte \(fromImage[0].start) on, taken from the image as "
+                    + "stored before the interruption, decoded by Exhibit's own parser)")
+            + ": SHA-256's intermediate hash value equals the one journaled when the job stopped (\(expected.hex))"
             + String(format: "; %.2f s", Date().timeIntervalSince(started))
+        return Proof(method: method, unreadableNow: fromImage)
     }
 
     private static func firstDifference(
