@@ -13,6 +13,15 @@ import Imaging
 public typealias E01Compression = ImageFormatChoice.Compression
 
 extension E01Compression {
+    /// The record's words for it: what compressed the chunks (`ChunkDeflater`).
+    var recordDescription: String {
+        switch self {
+        case .none: "none (every chunk stored as read, with its Adler-32)"
+        case .fast: "fast (zlib streams from ISA-L level 2)"
+        case .best: "best (zlib streams from libdeflate level 9)"
+        }
+    }
+
     /// What the E01 header records (ewfinfo's "Compression level").
     var libewfLevel: Int8 {
         switch self {
@@ -122,6 +131,10 @@ public struct E01Image: ImageFormat {
     /// stream from there on in a staging file that `patch` writes to.
     public var patchableInPlace: Bool { false }
     public var storedDigests: [DigestAlgorithm] { [.md5, .sha1] }
+    public var recordDetail: String? {
+        "EnCase 6 (EWF-E01) written through libewf 20140813; compression \(compression.recordDescription), a chunk kept "
+            + "uncompressed when that is not smaller; \(chunkSize)-byte chunks of \(bytesPerSector)-byte sectors"
+    }
 
     public init(
         metadata: E01Metadata, compression: E01Compression = .fast, segmentSize: UInt64? = nil, bytesPerSector: UInt32 = 512,

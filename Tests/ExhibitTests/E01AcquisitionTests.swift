@@ -53,6 +53,8 @@ struct E01AcquisitionTests {
         }
         #expect(digests["md5"] == (try StockChecks.sum("md5sum", disk)))
         #expect((record["image"] as? [String: Any])?["format"] as? String == "e01")
+        let detail = (record["image"] as? [String: Any])?["detail"] as? String ?? ""
+        #expect(detail.contains("compression fast (zlib streams from ISA-L level 2)") && detail.contains("32768-byte chunks of 512-byte sectors"), "\(detail)")
         // A new E01 is read back once complete, decoded by Exhibit's parser, window by window
         // against the tags of the stream read; the chaining values locate a later change.
         let verification = try #require(record["verification"] as? [String: Any])
