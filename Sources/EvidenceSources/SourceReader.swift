@@ -67,6 +67,10 @@ public final class SourceReader: StreamSource, @unchecked Sendable {
     public func fill(
         _ destination: UnsafeMutableRawPointer, count: Int, at offset: UInt64
     ) throws(AcquisitionError) -> [ByteSpan] {
+        // Before every buffer, not only after an I/O error: a flag cleared by hand (`blockdev
+        // --setrw`) or by the kernel revalidating the disk makes no error, and the record says the
+        // whole stream was read write-protected. One ioctl per buffer.
+        try access.checkStillReadOnly(at: offset)
         var done = 0
         var skipped: [ByteSpan] = []
         while done < count {
@@ -124,7 +128,7 @@ struct SourceAccess: Sendable {
     let sectorSize: Int
     let isBlockDevice: Bool
     /// The source was opened because its kernel read-only flag was set; the flag is checked again
-    /// after every I/O error, because the kernel can reset it when it revalidates a disk.
+    /// before each buffer and after every I/O error (the kernel can reset it when it revalidates a disk).
     let requiresReadOnlyFlag: Bool
 
     /// A read failed or ended early: tells a vanished device (unplugged: the kernel drops its
@@ -148,12 +152,12 @@ struct SourceAccess: Sendable {
         if exhibit_blk_read_only(descriptor, &readOnly) != 0 {
             let error = errno
             if Self.meansVanished(error) { throw AcquisitionError(.sourceVanished, path: path, offset: offset, errno: error) }
-            throw AcquisitionError(.inspectFailed, path: path, offset: offset, errno: error, detail: "BLKROGET after an I/O error")
+            throw AcquisitionError(.inspectFailed, path: path, offset: offset, errno: error, detail: "BLKROGET")
         }
         if readOnly == 0 {
             throw AcquisitionError(
                 .sourceBecameWritable, path: path, offset: offset,
-                detail: "the kernel cleared the read-only flag after an I/O error; reading paused. "
+                detail: "the kernel read-only flag was cleared while the job read; reading paused. "
                     + "Run `blockdev --setro \(path)` and the job resumes where it stopped")
         }
     }

@@ -282,13 +282,15 @@ struct DamagedMediaTests {
         #expect(try StockChecks.sum("sha256sum", backing) == sourceSHA256, "the source changed")
     }
 
-    @Test("Write protection: a source whose read-only flag is lost pauses at the next I/O error and resumes once it is set again")
-    func sourceThatBecomesWritablePausesAndResumes() throws {
+    @Test(
+        "Write protection: a source whose read-only flag is lost pauses at its next read, I/O error or not, and resumes once it is set again",
+        arguments: [true, false])
+    func sourceThatBecomesWritablePausesAndResumes(withAnUnreadableSector: Bool) throws {
         let store = try TestStore("writable")
         let size = 24 << 20
         let backing = try SourceImage.create(at: store.scratch.file("flaky.img"), size: size, seed: 9)
         let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
-        let bad = [(offset: UInt64(20 << 20), length: UInt64(4096))]
+        let bad = withAnUnreadableSector ? [(offset: UInt64(20 << 20), length: UInt64(4096))] : []
         let device = try FaultyLoopDevice(
             backing: backing, badRanges: bad, delayMilliseconds: 10, protectedByFlagOnly: true, scratch: store.scratch,
             fixture: fixturePath("faultfile.c"))
