@@ -206,13 +206,13 @@ extension ApplianceDaemon {
     }
 
     /// Stops taking work, cancels every running job (each ends `interrupted`, its work kept and
-    /// its catalog entry updated) and waits up to `timeout` for them.
-    public func shutdown(timeout: TimeInterval) -> Bool {
+    /// its catalog entry updated, `reason` in its record) and waits up to `timeout` for them.
+    public func shutdown(timeout: TimeInterval, reason: String) -> Bool {
         let flags = state.withLock { state in
             state.stopping = true
             return state.slots.values.compactMap(\.cancellation)
         }
-        for flag in flags { flag.cancel() }
+        for flag in flags { flag.cancel(reason: reason) }
         let finished = runningJobs.wait(timeout: .now() + timeout) == .success
         hub.closeAll()
         return finished

@@ -90,13 +90,14 @@ struct Exhibitd: ParsableCommand {
 
         var received: Int32 = 0
         sigwait(&signals, &received)
-        logger.info("received \(received == SIGTERM ? "SIGTERM" : "SIGINT"); stopping")
+        let signalName = received == SIGTERM ? "SIGTERM" : "SIGINT"
+        logger.info("received \(signalName); stopping")
         // The ticker is stopped first: a watchdog ping after STOPPING=1 would claim a healthy
         // running service to a manager that has already begun stopping it.
         ticker.stop()
         notifier.notify(["STOPPING=1", "STATUS=stopping: checkpointing \(daemon.runningJobCount) running jobs"])
         monitor.stop()
-        let clean = daemon.shutdown(timeout: 8)
+        let clean = daemon.shutdown(timeout: 8, reason: "exhibitd was stopped (\(signalName))")
         server.stop()
         if !clean { logger.error("jobs still running after 8 s; exiting anyway (they are marked interrupted on restart)") }
         logger.info("stopped")

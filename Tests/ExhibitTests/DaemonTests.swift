@@ -238,6 +238,7 @@ struct DaemonTests {
         let jobs = try daemon.snapshot().jobs ?? []
         let job = try #require(jobs.first { $0.jobId == jobId }, "the interrupted job is not shown after restart")
         #expect(job.state == .interrupted)
+        #expect(job.error?.hasPrefix("exhibitd was stopped (SIGTERM) at byte ") == true, "\(job)")
         #expect(FileManager.default.fileExists(atPath: "\(daemon.store.root)/work/\(jobId)"), "the partial work must be kept")
         #expect(!daemon.store.bundles.contains { $0.contains("-E\(slowSlot.exhibitId?.dropFirst() ?? "")-") && $0.hasSuffix(jobId.prefix(8)) })
         // (Other suites' loop devices, attached meanwhile, are arrivals for this daemon's automatic
