@@ -164,13 +164,13 @@ extension ApplianceDaemon {
             } catch {
                 logger.info("slot \(slot.status.slot): no interrupted job resumed: \(error)")
             }
-            var start: (exhibitId: String, caseId: String, examiner: String, auto: Bool, resume: String?)? = nil
+            var start: (exhibitId: String, caseId: String, examiner: String, auto: Bool, resume: ResumableJob?)? = nil
             state.withLock { state in
                 guard var current = state.slots[slotKey] else { return }
                 current.considering = false
                 state.slots[slotKey] = current
                 if let resumable {
-                    start = (resumable.exhibitId, resumable.caseId, resumable.examiner, false, resumable.jobId)
+                    start = (resumable.exhibitId, resumable.caseId, resumable.examiner, false, resumable)
                 } else if current.status.state == .ready, current.status.jobId == nil, !state.stopping,
                     let session = state.session, session.auto, let opened = state.sessionOpenedAt, current.arrivedAt >= opened
                 {
@@ -181,7 +181,7 @@ extension ApplianceDaemon {
             if let start {
                 startJob(
                     slotKey: slotKey, exhibitId: start.exhibitId, caseId: start.caseId, examiner: start.examiner,
-                    auto: start.auto, resumeJobId: start.resume)
+                    auto: start.auto, resumeJobId: start.resume?.jobId, imageFormat: start.resume?.imageFormat)
             }
         }
         thread.name = "exhibit.consider"

@@ -39,10 +39,13 @@ extension ApplianceDaemon {
         return state.withLock { $0.slots[chosen.key]!.status }
     }
 
+    /// `imageFormat`: a resumed disk job's own (its journal's), which the slot shows; nil for the settings'.
     func startJob(
-        slotKey: String, exhibitId: String, caseId: String, examiner: String, auto: Bool, resumeJobId: String?
+        slotKey: String, exhibitId: String, caseId: String, examiner: String, auto: Bool, resumeJobId: String?,
+        imageFormat: ImageFormatChoice? = nil
     ) {
         let jobId = resumeJobId ?? UUID().uuidString.lowercased()
+        let format = imageFormat ?? configuration.imageFormatChoice
         let cancellation = CancellationFlag()
         // Claimed under the lock that shutdown takes: a job is either counted and its flag among
         // those shutdown cancels and waits for, or not started at all.
@@ -50,7 +53,7 @@ extension ApplianceDaemon {
             guard !state.stopping, var slot = state.slots[slotKey],
                 slot.claim(
                     jobId: jobId, caseId: caseId, exhibitId: exhibitId, resuming: resumeJobId != nil, cancellation: cancellation,
-                    now: Date(), imageFormat: configuration.imageFormatChoice.description)
+                    now: Date(), imageFormat: format.description)
             else { return nil }
             runningJobs.enter()
             state.slots[slotKey] = slot
@@ -61,7 +64,9 @@ extension ApplianceDaemon {
         publishEvent(
             .info, slot: claimed.slot, device: claimed.device,
             "slot \(claimed.slot): " + (resumeJobId == nil ? "acquiring" : "resuming the interrupted acquisition of")
-                + " \(claimed.device) as exhibit \(exhibitId) of case \(caseId)")
+                + " \(claimed.device) as exhibit \(exhibitId) of case \(caseId)"
+                + (format == configuration.imageFormatChoice
+                    ? "" : " in \(format), the format it began with (the settings say \(configuration.imageFormatChoice))"))
         if claimed.kind == .phone {
             // Only Android phones with USB debugging are ever ready to claim; MTP and Apple phones
             // stay `detected` until their platforms have jobs of their own.

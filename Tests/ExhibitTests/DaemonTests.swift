@@ -27,14 +27,21 @@ final class TestDaemon: @unchecked Sendable {
             try configuration.write(toFile: path, atomically: true, encoding: .utf8)
             if !inStore { extra = ["--config", path] }
         }
+        arguments = (environment, extra)
         process = try DaemonProcess(
             store: store.root, socket: socket, log: store.scratch.file("exhibitd.log"), environment: environment, extra: extra)
         try #require(process.waitUntilServing(), "exhibitd did not start: \(process.log)")
     }
 
+    /// The environment and arguments the daemon was started with, for `restart`.
+    private let arguments: (environment: [String: String], extra: [String])
+
+    /// Starts exhibitd again as it was started (the one before must have exited), its settings
+    /// file read again.
     func restart() throws {
         process = try DaemonProcess(
-            store: store.root, socket: socket, log: store.scratch.file("exhibitd-2.log"))
+            store: store.root, socket: socket, log: store.scratch.file("exhibitd-2.log"), environment: arguments.environment,
+            extra: arguments.extra)
         try #require(process.waitUntilServing(), "exhibitd did not restart: \(process.log)")
     }
 

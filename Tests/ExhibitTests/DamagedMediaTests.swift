@@ -419,13 +419,20 @@ struct DamagedMediaTests {
         #expect(otherSlot.state == .sealed && otherSlot.jobId != first.jobId && otherSlot.exhibitId == "E2", "\(otherSlot)")
         #expect(otherSlot.digests["sha256"] == (try StockChecks.sum("sha256sum", otherImage)))
 
-        // The unplugged disk comes back: its job goes on where it stopped.
+        // The lab switches format and restarts exhibitd; the unplugged disk comes back: its job
+        // goes on where it stopped, in the format it began with, and its slot says which.
+        let switched = format == "raw" ? "e01" : "raw"
+        try #"{"checkpointSeconds": 0.3, "imageFormat": "\#(switched)"}"#.write(
+            toFile: daemon.store.scratch.file("exhibitd.json"), atomically: true, encoding: .utf8)
+        try #require(daemon.process.terminate(timeout: 15) != nil, "exhibitd did not stop")
+        try daemon.restart()
         try device.reappear()
         let resumedDone = try daemon.waitForSlot(node, timeout: 90) {
             $0.jobId == first.jobId && [.sealed, .failed].contains($0.state)
         }
         let resumed = try #require(resumedDone, "not resumed: \(daemon.process.log)")
         #expect(resumed.state == .sealed && resumed.exhibitId == first.exhibitId, "\(resumed)")
+        #expect(resumed.imageFormat == first.imageFormat && daemon.process.log.contains("the format it began with"), "\(resumed)")
         let bundle = try #require(resumed.bundlePath)
         try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: sourceSHA256)
         let reasons = (try Self.record(bundle)["interruptions"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }

@@ -61,6 +61,8 @@ public struct ResumableJob: Sendable {
     public var exhibitId: String
     public var examiner: String
     public var copiedBytes: UInt64
+    /// The format the job began with, which it keeps whatever the settings say now.
+    public var imageFormat: ImageFormatChoice
 }
 
 /// Disks and image files.
@@ -112,7 +114,7 @@ extension Acquisitions {
         return try interruptedJournal(of: source, among: catalog.interruptedJobs(), required: false).map {
             ResumableJob(
                 jobId: $0.jobId, caseId: $0.caseId, exhibitId: $0.exhibitId, examiner: $0.examiner,
-                copiedBytes: $0.copiedBytes)
+                copiedBytes: $0.copiedBytes, imageFormat: $0.imageFormat ?? .raw)
         }
     }
 
