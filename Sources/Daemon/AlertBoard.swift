@@ -63,6 +63,7 @@ struct AlertBoard {
                 alert.caseId = slot.caseId
                 alert.exhibitId = slot.exhibitId
                 alert.detail = slot.detail
+                alert.resumeBy = slot.resumeBy
             }
             switch slot.phoneState {
             case .awaitingAuthorization, .unauthorized:

@@ -102,9 +102,10 @@ extension ApplianceDaemon {
             } catch {
                 // The job's own decision; before it was catalogued, the kind of error decides.
                 let interrupted = error.stoppedAs.map { $0 == .interrupted } ?? ((error.underlying as? AcquisitionError)?.interruptsJob ?? false)
+                let storeFull = (JobStop.cause(of: error) as? AcquisitionError)?.code == .storeFull
                 finish(
                     slotKey: slotKey, jobId: jobId, state: interrupted ? .interrupted : .failed,
-                    detail: "\(error)", summary: nil)
+                    detail: "\(error)", summary: nil, resumeBy: storeFull ? .freeStoreSpace : .reconnectDevice)
             }
         }
     }
@@ -188,9 +189,12 @@ extension ApplianceDaemon {
         if let status { publishSlot(status) }
     }
 
-    func finish(slotKey: String, jobId: String, state final: SlotState, detail: String?, summary: AcquisitionSummary?) {
+    func finish(
+        slotKey: String, jobId: String, state final: SlotState, detail: String?, summary: AcquisitionSummary?, resumeBy: ResumeAction? = nil
+    ) {
         let status: SlotStatus? = state.withLock { state in
-            guard var slot = state.slots[slotKey], slot.finish(jobId: jobId, state: final, detail: detail, summary: summary, now: Date())
+            guard var slot = state.slots[slotKey],
+                slot.finish(jobId: jobId, state: final, detail: detail, summary: summary, now: Date(), resumeBy: resumeBy)
             else { return nil }
             state.slots[slotKey] = slot
             if final != .interrupted { state.alerts.detachedInterruptions[jobId] = nil }

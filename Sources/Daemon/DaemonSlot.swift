@@ -33,6 +33,7 @@ struct DaemonSlot {
         status.exhibitId = exhibitId
         status.jobId = jobId
         status.imageFormat = status.kind == .disk ? imageFormat : nil
+        status.resumeBy = nil
         status.updatedAt = UTCTimestamp.string(now)
         self.cancellation = cancellation
         return true
@@ -66,10 +67,13 @@ struct DaemonSlot {
     }
 
     /// The end of the slot's own job: its final state, and with a bundle, the bundle's facts.
-    mutating func finish(jobId: String, state final: SlotState, detail: String?, summary: AcquisitionSummary?, now: Date) -> Bool {
+    mutating func finish(
+        jobId: String, state final: SlotState, detail: String?, summary: AcquisitionSummary?, now: Date, resumeBy: ResumeAction? = nil
+    ) -> Bool {
         guard status.jobId == jobId else { return false }
         status.state = final
         status.detail = detail
+        status.resumeBy = final == .interrupted ? resumeBy ?? .reconnectDevice : nil
         if final == .ready { status.jobId = nil }
         // A sealed phone's last state (a lock screen, say) no longer needs anyone.
         if final == .sealed { status.phoneState = nil }

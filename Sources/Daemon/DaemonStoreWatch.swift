@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import HumanText
+import Imaging
 import Logging
 import StatusAPI
+import Store
 import Synchronization
 
 /// Alerts and the store: what needs the technician, the store's free space, and the event feed.
@@ -49,7 +51,8 @@ extension ApplianceDaemon {
         guard let capacity = try? store.capacity() else { return }
         let changed: StoreStatus? = state.withLock { state in
             let status = StoreStatus(
-                path: store.root, freeBytes: capacity.free, totalBytes: capacity.total, averageImageBytes: state.averageImageBytes)
+                path: store.root, freeBytes: capacity.free, totalBytes: capacity.total, averageImageBytes: state.averageImageBytes,
+                keptFree: EvidenceStore.recordReserve + SpaceReserve.checkInterval)
             if let last = state.store, last.almostFull == status.almostFull, last.averageImageBytes == status.averageImageBytes,
                 (last.freeBytes > status.freeBytes ? last.freeBytes - status.freeBytes : status.freeBytes - last.freeBytes) < 1_000_000
             {

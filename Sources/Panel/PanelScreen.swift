@@ -206,7 +206,8 @@ public struct PanelScreen {
         return switch alert.kind {
         case .sourceRefused: text(.alertSourceRefused, slot, clean(alert.device ?? "-"), clean(alert.fix ?? "-"))
         case .jobFailed: text(.alertJobFailed, slot, exhibit) + reason(alert)
-        case .jobInterrupted: text(.alertJobInterrupted, exhibit) + reason(alert)
+        case .jobInterrupted:
+            text(alert.resumeBy == .freeStoreSpace ? .alertJobInterruptedStoreFull : .alertJobInterrupted, exhibit) + reason(alert)
         case .storeAlmostFull: text(.alertStoreAlmostFull, model.store.map { bytes($0.freeBytes) } ?? "-")
         case .daemonDegraded: text(.alertDaemonDegraded)
         case .phoneUnauthorized: text(.alertPhoneUnauthorized, slot)
@@ -295,7 +296,8 @@ public struct PanelScreen {
         case .failed:
             return text(.slotReason, clean(slot.detail ?? "-"))
         case .interrupted:
-            return text(.slotInterruptedHint) + (wide ? " · " + text(.slotReason, clean(slot.detail ?? "-")) : "")
+            return text(slot.resumeBy == .freeStoreSpace ? .slotInterruptedStoreFull : .slotInterruptedHint)
+                + (wide ? " · " + text(.slotReason, clean(slot.detail ?? "-")) : "")
         case .detected:
             return text(.slotDetected)
         }

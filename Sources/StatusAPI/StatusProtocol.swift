@@ -89,6 +89,8 @@ public struct SlotStatus: Codable, Sendable, Equatable {
     public var bundlePath: String?
     /// The format a disk's image is written in (`raw`, `E01 fast`), once a job has it.
     public var imageFormat: String? = nil
+    /// What resumes the slot's interrupted job.
+    public var resumeBy: ResumeAction? = nil
     public var updatedAt: String
 
     public init(
@@ -172,14 +174,25 @@ public struct StoreStatus: Codable, Sendable, Equatable {
 
     public static let almostFullFraction = 0.05
 
-    public init(path: String, freeBytes: UInt64, totalBytes: UInt64, averageImageBytes: UInt64?) {
+    /// `keptFree`: what a job leaves free for records; a store with no more than that is full.
+    public init(path: String, freeBytes: UInt64, totalBytes: UInt64, averageImageBytes: UInt64?, keptFree: UInt64 = 0) {
         self.path = path
         self.freeBytes = freeBytes
         self.totalBytes = totalBytes
         self.averageImageBytes = averageImageBytes
         imagesThatFit = averageImageBytes.flatMap { $0 > 0 ? freeBytes / $0 : nil }
-        almostFull = Double(freeBytes) < Double(totalBytes) * Self.almostFullFraction || (imagesThatFit ?? 2) < 2
+        almostFull =
+            Double(freeBytes) < Double(totalBytes) * Self.almostFullFraction || (imagesThatFit ?? 2) < 2 || freeBytes <= keptFree
     }
+}
+
+/// What resumes an interrupted job, for the words a technician is shown.
+public enum ResumeAction: String, Codable, Sendable, Equatable {
+    /// The same device attached again (the daemon sees it and continues the job).
+    case reconnectDevice = "reconnect-device"
+    /// Free space in the store: the device is still there, and the daemon continues the job
+    /// once the store has room.
+    case freeStoreSpace = "free-store-space"
 }
 
 /// What needs a person. The daemon raises an alert while its condition holds and drops it when
@@ -214,6 +227,8 @@ public struct AlertStatus: Codable, Sendable, Equatable {
     public var detail: String?
     /// A command that resolves it, where there is one.
     public var fix: String?
+    /// For an interrupted job: what resumes it.
+    public var resumeBy: ResumeAction?
     public var raisedAt: String
     public var acknowledgedBy: String?
     public var acknowledgedAt: String?

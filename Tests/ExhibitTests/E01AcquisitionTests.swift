@@ -376,7 +376,7 @@ struct E01AcquisitionTests {
         let fill = try #require(UInt64(free)) - (72 << 20)
         try #require(try Subprocess.shell("fallocate -l \(fill) '\(filler)'").succeeded)
         let full = try exhibit(arguments)
-        #expect(!full.succeeded && full.stderr.contains("store full") && full.stderr.contains("kept for records"), "\(full)")
+        #expect(!full.succeeded && full.stderr.contains("failed: store: store full") && full.stderr.contains("kept for records"), "\(full)")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/bundles")) ?? []).isEmpty)
 
         unlink(filler)

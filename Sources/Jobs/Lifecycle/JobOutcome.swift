@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Evidence
 import Foundation
+import Imaging
 import StatusAPI
 import Store
 
@@ -78,10 +79,13 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
     public var stoppedAs: JobState? { (underlying as? JobStop)?.state }
 
     /// Runs one stage of a job; a failure is reported with the stage's name.
-    /// The store's own failures are named as the store's, whatever stage met them.
+    /// The store's own failures, and a full store met while writing, are named as the store's,
+    /// whatever stage met them.
     static func during<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
         do { return try body() } catch let error as JobError { throw error } catch {
-            throw JobError(stage: JobStop.cause(of: error) is StoreError ? "store" : name, underlying: error as any Error & Sendable, jobId: jobId)
+            let cause = JobStop.cause(of: error)
+            let isStore = cause is StoreError || (cause as? AcquisitionError)?.code == .storeFull
+            throw JobError(stage: isStore ? "store" : name, underlying: error as any Error & Sendable, jobId: jobId)
         }
     }
 
