@@ -56,7 +56,9 @@ extension DiskDriver {
                 job.progress(
                     JobProgress(
                         phase: .acquiring, bytesDone: $0.bytesDone, totalBytes: $0.totalBytes, unreadableSectors: 0,
-                        skippedBytes: $0.skippedBytes, elapsed: $0.elapsed, startBytes: journal.copiedBytes))
+                        // From where this run reads (an E01 goes back to libewf's last closed
+                        // section), so rates count the bytes read again.
+                        skippedBytes: $0.skippedBytes, elapsed: $0.elapsed, startBytes: restart))
             },
             checkpointInterval: request.checkpointSeconds,
             onCheckpoint: { [keeper] checkpoint in
