@@ -73,7 +73,7 @@ let package = Package(
         // The E01 (Expert Witness) image format through libewf: chunks compressed on every core.
         .target(
             name: "ExpertWitness",
-            dependencies: ["CEWF", "Cryptography", "Imaging"],
+            dependencies: ["CEWF", "Cryptography", "HumanText", "Imaging"],
             swiftSettings: strictSettings
         ),
         // The sealed bundle: records, BagIt, bag-info schema, seal, custody, CASE, verifier.

@@ -88,7 +88,7 @@ public struct EvidenceSource: ~Copyable {
             let identity =
                 try isBlock
                 ? blockIdentity(path: path, descriptor: descriptor, sysfs: sysfs!, sysfsReadOnly: sysfsReadOnly, policy: writablePolicy)
-                : fileIdentity(path: path, resolvedPath: openedPath(descriptor) ?? path, status: opened)
+                : fileIdentity(path: path, resolvedPath: openedPath(descriptor) ?? absolute(path), status: opened)
             guard identity.sizeBytes > 0 else {
                 throw AcquisitionError(.sourceEmpty, path: path, detail: "a 0-byte source has nothing to acquire")
             }
@@ -154,7 +154,7 @@ public struct EvidenceSource: ~Copyable {
         let backing = sysfs.attribute("loop/backing_file")
         let mounts = sysfs.mountPoints()
         return SourceIdentity(
-            path: path, resolvedPath: openedPath(descriptor) ?? path, kind: .blockDevice,
+            path: path, resolvedPath: openedPath(descriptor) ?? absolute(path), kind: .blockDevice,
             sizeBytes: size, logicalSectorSize: logical, physicalSectorSize: physical,
             kernelName: sysfs.kernelName, deviceNumber: sysfs.deviceNumber,
             model: names.model, vendor: names.vendor, serial: names.serial, transport: names.transport,
@@ -174,6 +174,11 @@ public struct EvidenceSource: ~Copyable {
         let count = readlink("/proc/self/fd/\(descriptor)", &buffer, Int(PATH_MAX))
         guard count > 0, buffer[0] == CChar(UInt8(ascii: "/")) else { return nil }
         return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Without /proc: at least not relative to a working directory the record does not keep.
+    private static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     private static func fileIdentity(path: String, resolvedPath: String, status: stat) throws(AcquisitionError) -> SourceIdentity {

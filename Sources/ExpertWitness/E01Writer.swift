@@ -2,6 +2,7 @@
 import CEWF
 import Cryptography
 import Foundation
+import HumanText
 import Imaging
 
 #if canImport(Glibc)
@@ -121,7 +122,9 @@ public final class E01Writer: ImageWriter, @unchecked Sendable {
             ("acquiry_software_version", metadata.software), ("acquiry_operating_system", operatingSystem),
             ("model", metadata.model), ("serial_number", metadata.serialNumber),
         ]
-        for case let (identifier, value?) in values where !value.isEmpty { try handle.setHeader(identifier, value) }
+        // Escaped as bag-info is: the header is tab- and line-separated text, and a tab or line
+        // break in a file name or a device's serial would write fields of its own.
+        for case let (identifier, value?) in values where !value.isEmpty { try handle.setHeader(identifier, PlainText.escaped(value)) }
     }
 
     /// Continues an image whose first `offset` bytes a journal named durable.

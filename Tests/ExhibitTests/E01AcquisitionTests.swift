@@ -95,6 +95,19 @@ struct E01AcquisitionTests {
         #expect(info.contains("Description:\t\t\(opened)\n") && info.contains("Is physical:\t\tno"), "\(info)")
     }
 
+    /// The E01 header is tab- and line-separated text: a file name with a tab and a line break
+    /// (here one that reads as a case number) is written escaped, as bag-info writes it, and
+    /// cannot set fields of its own.
+    @Test func aFileNameCannotWriteFieldsOfTheE01Header() throws {
+        let store = try TestStore("e01-header-name")
+        let source = store.scratch.file("seized\tdisk\nCase number\tFORGED.img")
+        _ = try SourceImage.create(at: source, size: 1 << 20, seed: 43)
+        let bundle = try store.acquireBundle(source, caseId: "KH-REAL", ["--format", "e01"])
+        let info = try Subprocess.run(["ewfinfo", "\(bundle)/data/image/E1.E01"]).stdout
+        #expect(info.contains("Case number:\t\tKH-REAL\n") && !info.contains("FORGED\n"), "\(info)")
+        #expect(info.contains("seized\\x09disk\\x0ACase number\\x09FORGED.img"), "\(info)")
+    }
+
     /// In 4 MiB segment files libewf closes a chunk section with each file: those are read back
     /// from the store while the disk is still read, the last once the E01 is complete, and the
     /// manifest's digests of the files come from the same reads (bagit.py recomputes them).
