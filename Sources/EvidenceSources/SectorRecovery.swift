@@ -40,6 +40,9 @@ public struct SectorRecovery: Sendable {
         var unreadable: [UnreadableRange] = []
         var position = area.start
         while position < area.end {
+            // Before each piece, as the first pass before each buffer: reads that succeed raise no
+            // error to have the flag checked after.
+            try access.checkStillReadOnly(at: position)
             let length = Int(min(UInt64(Self.pieceSize), area.end - position))
             var state = PieceState(base: position, deadline: deadline)
             try read(ByteSpan(start: position, length: UInt64(length)), into: buffer, state: &state, attempts: 1)
