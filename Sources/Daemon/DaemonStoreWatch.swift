@@ -52,7 +52,7 @@ extension ApplianceDaemon {
         let changed: StoreStatus? = state.withLock { state in
             let status = StoreStatus(
                 path: store.root, freeBytes: capacity.free, totalBytes: capacity.total, averageImageBytes: state.averageImageBytes,
-                keptFree: EvidenceStore.recordReserve + SpaceReserve.checkInterval)
+                keptFree: SpaceReserve.stopsBelow(keepFree: EvidenceStore.recordReserve))
             if let last = state.store, last.almostFull == status.almostFull, last.averageImageBytes == status.averageImageBytes,
                 (last.freeBytes > status.freeBytes ? last.freeBytes - status.freeBytes : status.freeBytes - last.freeBytes) < 1_000_000
             {

@@ -222,6 +222,12 @@ final class E01Layout: @unchecked Sendable {
             }
         }
 
+        /// Forgets the last table found, and its chunks.
+        mutating func dropLastTable() {
+            guard let last = tables.popLast() else { return }
+            chunks -= UInt64(last.count)
+        }
+
         private func checkHeader(_ file: SegmentFile) throws(AcquisitionError) {
             let header = try file.read(E01Layout.fileHeaderSize, at: 0, what: "the file header")
             guard Array(header.prefix(8)) == E01Layout.signature, header[8] == 1,

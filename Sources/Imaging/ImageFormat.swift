@@ -114,10 +114,11 @@ public protocol ImageFormat: Sendable {
         directory: String, baseName: String, totalSize: UInt64, keepFree: UInt64, resumingAt offset: UInt64?,
         frontier: SkipFrontier?
     ) throws(AcquisitionError) -> any ImageWriter
-    /// Of an interrupted image whose files are not the stream: the stream's first bytes as its
-    /// files hold them durably (E01: its closed chunk sections), which continuing it leaves as they
-    /// are; nil when there are none (and for raw, whose files are read as the stream).
-    func durablePrefix(directory: String, baseName: String) throws(AcquisitionError) -> (any StreamSource)?
+    /// Of an interrupted image whose files are not the stream: its first bytes as the files hold
+    /// them, before where continuing the image writes again (E01: its closed chunk sections but
+    /// the last); nil when there are none, and for raw, whose files are read as the stream. Not
+    /// known to be durable: whoever takes bytes from it proves them.
+    func closedPrefix(directory: String, baseName: String) throws(AcquisitionError) -> (any StreamSource)?
     /// The media stream, read back from the image's files; with `hashingFiles`, a format whose
     /// files are not the stream hashes them from the same reads (a `FileHashingStreamSource`).
     func reader(paths: [String], hashingFiles: Bool) throws(AcquisitionError) -> any StreamSource
@@ -133,7 +134,7 @@ extension ImageFormat {
     public var filesAreTheStream: Bool { false }
     public var recordDetail: String? { nil }
     public func warnings(unreadable: [UnreadableRange]) -> [String] { [] }
-    public func durablePrefix(directory: String, baseName: String) throws(AcquisitionError) -> (any StreamSource)? { nil }
+    public func closedPrefix(directory: String, baseName: String) throws(AcquisitionError) -> (any StreamSource)? { nil }
 
     public func reader(paths: [String]) throws(AcquisitionError) -> any StreamSource {
         try reader(paths: paths, hashingFiles: false)

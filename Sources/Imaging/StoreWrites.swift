@@ -96,6 +96,10 @@ public struct SpaceReserve: Sendable {
     private var writtenSinceCheck: UInt64 = .max
     public static let checkInterval: UInt64 = 16 << 20
 
+    /// The free space under which a writer keeping `keepFree` stops: the reserve and one
+    /// interval of writes (what the daemon calls a full store).
+    public static func stopsBelow(keepFree: UInt64) -> UInt64 { keepFree + checkInterval }
+
     public init(keepFree: UInt64) { self.keepFree = keepFree }
 
     /// Before `count` more bytes at stream `offset`; `freeSpace` is asked only when a check is due.
@@ -108,7 +112,7 @@ public struct SpaceReserve: Sendable {
             return
         }
         writtenSinceCheck = count
-        guard let free = freeSpace(), free < keepFree + Self.checkInterval else { return }
+        guard let free = freeSpace(), free < Self.stopsBelow(keepFree: keepFree) else { return }
         throw AcquisitionError(
             .storeFull, path: path, offset: offset,
             detail: "\(free) bytes free, \(keepFree) kept for records and \(remaining) still to write; "

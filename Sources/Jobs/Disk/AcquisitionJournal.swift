@@ -52,6 +52,8 @@ struct AcquisitionJournal: Codable, Sendable {
     var segmentSize: UInt64?
     /// Nil in journals written before formats could be chosen: raw.
     var imageFormat: ImageFormatChoice? = nil
+    /// The format the job writes.
+    var imageFormatChoice: ImageFormatChoice { imageFormat ?? .raw }
     var verifyAfterWriting: Bool
     var commandLine: [String]
     var writableOverride: Bool

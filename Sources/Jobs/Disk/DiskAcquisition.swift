@@ -114,7 +114,7 @@ extension Acquisitions {
         return try interruptedJournal(of: source, among: catalog.interruptedJobs(), required: false).map {
             ResumableJob(
                 jobId: $0.jobId, caseId: $0.caseId, exhibitId: $0.exhibitId, examiner: $0.examiner,
-                copiedBytes: $0.copiedBytes, imageFormat: $0.imageFormat ?? .raw)
+                copiedBytes: $0.copiedBytes, imageFormat: $0.imageFormatChoice)
         }
     }
 
@@ -161,7 +161,7 @@ extension Acquisitions {
     ) throws -> AcquisitionSummary {
         let journal = try existing ?? AcquisitionJournal(newJobOf: request, source: source)
         // Before the job is in the catalog: a refusal leaves nothing to list or resume.
-        try DiskDriver.makeFormat(journal.imageFormat ?? .raw, journal: journal, source: source.identity)
+        try DiskDriver.makeFormat(journal.imageFormatChoice, journal: journal, source: source.identity)
             .check(totalSize: source.identity.sizeBytes, source: source.identity.path)
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(journal.jobId)"

@@ -42,7 +42,7 @@ final class DiskDriver: AcquisitionDriver {
         self.keeper = keeper
         self.resumed = resumed
         self.organization = organization
-        let format = Self.makeFormat(journal.imageFormat ?? .raw, journal: journal, source: source.identity)
+        let format = Self.makeFormat(journal.imageFormatChoice, journal: journal, source: source.identity)
         self.format = format
         self.algorithms = [DigestAlgorithm.sha256] + Set(journal.extraDigests + format.storedDigests).filter { $0 != .sha256 }.sorted()
         self.windowSize = VerificationWindows.size(for: source.identity.sizeBytes)
@@ -153,39 +153,63 @@ final class DiskDriver: AcquisitionDriver {
             job.progress(
                 JobProgress(phase: .verifying, bytesDone: done, totalBytes: length, unreadableSectors: 0, elapsed: Date().timeIntervalSince(started)))
         }
+        let reader = source.makeReader()
         let continuity = ResumeContinuity(skipped: journal.skipped)
-        var proved: ResumeContinuity.Proof
-        if format.filesAreTheStream {
-            let names = format.fileNames(baseName: baseName, totalSize: size)
-            let lastFile = journal.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
-            let image = try format.reader(paths: names[0...lastFile].map { "\(imageDirectory(job))/\($0)" })
-            proved = try continuity.prove(source: source.makeReader(), image: image, length: length, cancellation: job.cancellation, progress: progress)
-        } else {
-            // Not readable before it is complete: the source against the journaled digest state,
-            // which covers the stream up to the first skipped byte. Past the first pass, a writer
-            // that lost bytes before its staged stream (libewf keeps chunks up to its last complete
-            // section) takes them again from this read. In the first pass, what the source no
-            // longer gives comes from the image's closed sections (later, the writer reopened
-            // first may have cut its files short).
-            guard let state = journal.states[DigestAlgorithm.sha256.displayName] else { throw journalLacks("SHA-256 state") }
-            let hashed = min(length, journal.skipped.first?.start ?? length)
-            let stored = journal.phase == .copying ? try format.durablePrefix(directory: imageDirectory(job), baseName: baseName) : nil
-            let gap = try reopenedWriterGap(job)
-            proved = try continuity.proveByDigest(
-                source: source.makeReader(), journaled: state, length: hashed, stored: stored,
-                feeding: gap.map { ConsumerFromOffset($0.writer, from: $0.from) }, cancellation: job.cancellation, progress: progress)
-            if let gap { proved.method += "; the image had lost bytes \(gap.from)-\(hashed - 1) and took them from this read" }
-        }
+        let proved =
+            format.filesAreTheStream
+            ? try proveByComparison(job, continuity, reader: reader, length: length, progress: progress)
+            : try proveByDigest(job, continuity, reader: reader, journal: journal, length: length, progress: progress)
         if let first = proved.unreadableNow.first {
             warnings.append(
-                "The source degraded while the job was stopped: \(ResumeContinuity.total(proved.unreadableNow)) bytes from byte "
-                    + "\(first.start) on, read before the interruption, were unreadable when it was resumed; the image holds them as "
-                    + "first read.")
+                "The source degraded while the job was stopped: read again as the job resumed, it failed in "
+                    + "\(ResumeContinuity.total(proved.unreadableNow)) bytes from byte \(first.start) on (the areas the reader skipped "
+                    + "around failing sectors, 64 KiB and more), all read before the interruption; the image holds them as first read.")
         }
         let proof = proved.method
         job.log.note(proof)
         job.custody.append(actor: job.applianceId, action: .continuityVerified, object: job.object, details: ["job": job.jobId, "method": proof])
         try saveCustody(job) { $0.interruptions[$0.interruptions.count - 1].continuityCheck = proof }
+    }
+
+    /// A format whose files are the stream: the source against the stored image, byte for byte.
+    private func proveByComparison(
+        _ job: RunningJob, _ continuity: ResumeContinuity, reader: SourceReader, length: UInt64, progress: (UInt64) -> Void
+    ) throws -> ResumeContinuity.Proof {
+        let names = format.fileNames(baseName: baseName, totalSize: size)
+        let lastFile = keeper.current.segmentSize.map { names.count > 1 ? Int((length - 1) / $0) : 0 } ?? 0
+        let image = try format.reader(paths: names[0...lastFile].map { "\(imageDirectory(job))/\($0)" })
+        return try continuity.prove(source: reader, image: image, length: length, cancellation: job.cancellation, progress: progress)
+    }
+
+    /// A format not readable before it is complete: the source against the journaled digest state,
+    /// which covers the stream up to the first skipped byte. Past the first pass, a writer that
+    /// lost bytes before its staged stream (libewf keeps chunks up to its last complete section)
+    /// takes them again from this read. In the first pass, what the source no longer gives comes
+    /// from the image's closed sections (later, the writer reopened first may have cut its files).
+    private func proveByDigest(
+        _ job: RunningJob, _ continuity: ResumeContinuity, reader: SourceReader, journal: AcquisitionJournal, length: UInt64,
+        progress: (UInt64) -> Void
+    ) throws -> ResumeContinuity.Proof {
+        guard let state = journal.states[DigestAlgorithm.sha256.displayName] else { throw journalLacks("SHA-256 state") }
+        let hashed = min(length, journal.skipped.first?.start ?? length)
+        let stored = journal.phase == .copying ? closedPrefix(job) : nil
+        let gap = try reopenedWriterGap(job)
+        var proved = try continuity.proveByDigest(
+            source: reader, journaled: state, length: hashed, stored: stored,
+            feeding: gap.map { ConsumerFromOffset($0.writer, from: $0.from) }, cancellation: job.cancellation, progress: progress)
+        if let gap { proved.method += "; the image had lost bytes \(gap.from)-\(hashed - 1) and took them from this read" }
+        return proved
+    }
+
+    /// The image's closed sections for the proof, or nil: only needed when the source fails, so
+    /// one that cannot be read does not stop a resume (it is said in the log).
+    private func closedPrefix(_ job: RunningJob) -> (any StreamSource)? {
+        do {
+            return try format.closedPrefix(directory: imageDirectory(job), baseName: baseName)
+        } catch {
+            job.log.note("the image's closed sections cannot be read for the continuity proof: \(error)", level: .warning)
+            return nil
+        }
     }
 
     /// What the record warns of about the source itself, said in the log from the start.

@@ -61,15 +61,17 @@ extension DiskDriver {
                         skippedBytes: $0.skippedBytes, elapsed: $0.elapsed, startBytes: restart))
             },
             checkpointInterval: request.checkpointSeconds,
-            onCheckpoint: { [keeper] checkpoint in
+            onCheckpoint: { [keeper, path = source.identity.path] checkpoint in
                 // Before the journal's offset the digests hold their restored states: nothing new.
                 guard checkpoint.offset > journal.copiedBytes else { return }
+                try Self.refuseSkipsBeforeTheJournal(checkpoint.skipped, journal: journal, restart: restart, path: path)
                 try keeper.update {
                     $0.copiedBytes = checkpoint.offset
                     $0.states = checkpoint.states
                     $0.skipped = checkpoint.skipped
                 }
             })
+        try Self.refuseSkipsBeforeTheJournal(outcome.skipped, journal: journal, restart: restart, path: source.identity.path)
         try refuseAChangedFile()
         noteFirstPass(job, outcome: outcome, from: journal.copiedBytes)
         var states: [String: Data] = [:]
@@ -141,5 +143,21 @@ extension DiskDriver {
                 + (outcome.skipped.isEmpty
                     ? "no unreadable areas"
                     : "\(outcome.skipped.count) unreadable areas (\(skippedBytes) bytes) skipped and zero-filled for now"))
+    }
+
+    /// An E01 goes on from libewf's last closed section, before the journal's offset, its digests
+    /// restored at that offset: the bytes read again there must come as they did. One that fails
+    /// now (after the continuity proof read it) means the device degraded: the job is acquired
+    /// anew, as when the proof finds it, instead of sealing digests of no real stream.
+    static func refuseSkipsBeforeTheJournal(
+        _ skipped: [ByteSpan], journal: AcquisitionJournal, restart: UInt64, path: String
+    ) throws(AcquisitionError) {
+        guard restart < journal.copiedBytes, (journal.skipped.first?.start ?? .max) >= journal.copiedBytes,
+            let lost = skipped.first(where: { $0.start < journal.copiedBytes })
+        else { return }
+        throw AcquisitionError(
+            .changedSinceInterruption, path: path, offset: lost.start,
+            detail: "source bytes \(lost.start)-\(lost.end - 1), read before the job was interrupted and read again from byte "
+                + "\(restart) as it resumed, are unreadable now: the device degraded, so its image cannot be continued")
     }
 }

@@ -54,7 +54,7 @@ struct ResumeContinuity {
             offset += UInt64(count)
             progress(offset)
         }
-        let skippedBytes = skipped.reduce(0) { $0 + $1.length }
+        let skippedBytes = Self.total(skipped)
         let lost = Self.total(unreadableNow)
         let method =
             "on resuming, source bytes 0-\(length - 1) were read again and compared byte for byte with the stored image: "
@@ -75,7 +75,7 @@ struct ResumeContinuity {
     /// `feeding` receives the bytes as they are read (a reopened E01 that lost chunks takes them
     /// again); they are only proved once all are read, and the image is read back whole later.
     /// Bytes the source no longer gives are taken from `stored` (the image's durable first bytes,
-    /// `ImageFormat.durablePrefix`) where it holds them: the digest then proves both the source
+    /// `ImageFormat.closedPrefix`) where it holds them: the digest then proves both the source
     /// unchanged where it reads and the stored bytes as first read, and a disk that degraded
     /// while stopped is continued, as a raw image is.
     func proveByDigest(
@@ -97,12 +97,13 @@ struct ResumeContinuity {
             if cancellation.isCancelled { throw AcquisitionError(.cancelled, path: source.path, offset: offset) }
             let count = Int(min(UInt64(chunkSize), length - offset))
             for span in try source.fill(buffer, count: count, at: offset) {
-                guard let stored, span.end <= stored.size else {
-                    unreadable.append(span)
-                    continue
+                // The part the stored image holds comes from it; the rest stays unreadable.
+                let split = max(span.start, min(stored?.size ?? 0, span.end))
+                if let stored, split > span.start {
+                    _ = try stored.fill(buffer + Int(span.start - offset), count: Int(split - span.start), at: span.start)
+                    fromImage.append(ByteSpan(start: span.start, length: split - span.start))
                 }
-                _ = try stored.fill(buffer + Int(span.start - offset), count: Int(span.length), at: span.start)
-                fromImage.append(span)
+                if span.end > split { unreadable.append(ByteSpan(start: split, length: span.end - split)) }
             }
             digest.update(UnsafeRawBufferPointer(start: buffer, count: count))
             try feeding?.consume(UnsafeRawBufferPointer(start: buffer, count: count), at: offset)
