@@ -216,14 +216,8 @@ struct DamagedMediaTests {
         arguments: ["raw", "e01"])
     func storeThatFillsMidRunInterruptsAndResumes(format: String) throws {
         try StockChecks.requireTools()
-        let scratch = try ScratchDirectory("fills")
-        let mount = scratch.file("store-fs")
-        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
-        try #require(try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320M", "tmpfs", mount]).succeeded)
-        defer { _ = try? Subprocess.run(["umount", "-l", mount]) }
-        let root = "\(mount)/store"
-        try #require(try exhibit(["provision", "--store", root]).succeeded)
-        let trust = "\(root)/keys/agency-root.pem"
+        let store = try TestStore("fills", onTmpfsOf: "320M")
+        let (scratch, root, mount, trust) = (store.scratch, store.root, store.mount!, store.trustAnchor)
 
         let earlierSource = try SourceImage.create(at: scratch.file("earlier.img"), size: 4 << 20, seed: 3)
         let earlier = try exhibit(["acquire", earlierSource, "--store", root, "--case", "C", "--exhibit", "E0", "--examiner", "T", "--json"])

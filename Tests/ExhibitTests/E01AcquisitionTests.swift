@@ -368,13 +368,8 @@ struct E01AcquisitionTests {
     @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
     func aResumedE01KeepsTheStoreReserve() throws {
         try StockChecks.requireTools()
-        let scratch = try ScratchDirectory("e01-resumed-reserve")
-        let mount = scratch.file("store-fs")
-        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
-        try #require(try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256M", "tmpfs", mount]).succeeded)
-        defer { _ = try? Subprocess.run(["umount", "-l", mount]) }
-        let root = "\(mount)/store"
-        try #require(try exhibit(["provision", "--store", root]).succeeded)
+        let store = try TestStore("e01-resumed-reserve", onTmpfsOf: "256M")
+        let (scratch, root, mount) = (store.scratch, store.root, store.mount!)
         let backing = try SourceImage.create(at: scratch.file("failing.img"), size: 48 << 20, seed: 23)
         let bad = [(offset: UInt64(44 << 20), length: UInt64(400 * 512))]
         // Each read a few milliseconds late: a second pass of seconds, long enough to be hit.
@@ -396,7 +391,7 @@ struct E01AcquisitionTests {
         let resumed = try withExtendedLifetime(device) { try exhibit(arguments) }
         try #require(resumed.succeeded, "after freeing space: \(resumed)")
         let bundle = try ChangingSourceTests.bundlePath(resumed)
-        try StockChecks.expectAllPass(bundle, trust: "\(root)/keys/agency-root.pem", sourceSHA256: expected)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: expected)
         #expect(try Subprocess.run(["ewfverify", "-q", "\(bundle)/data/image/E1.E01"]).succeeded)
         let reasons = (try DamagedMediaTests.record(bundle)["interruptions"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
         #expect(reasons.count == 2 && reasons.last?.contains("store full") == true, "\(reasons)")

@@ -7,12 +7,27 @@ import Testing
 final class TestStore: @unchecked Sendable {
     let scratch: ScratchDirectory
     let root: String
+    /// The tmpfs the store lives on, for a test that fills it (`onTmpfsOf`).
+    let mount: String?
 
-    init(_ label: String = "store") throws {
-        scratch = try ScratchDirectory(label)
-        root = scratch.file("store")
+    /// With `onTmpfsOf` (a size such as `256M`), the store is on a tmpfs of its own, unmounted
+    /// when the store goes.
+    init(_ label: String = "store", onTmpfsOf size: String? = nil) throws {
+        let scratch = try ScratchDirectory(label)
+        let mount = size.map { _ in scratch.file("store-fs") }
+        if let mount, let size {
+            try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+            try #require(try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=\(size)", "tmpfs", mount]).succeeded)
+        }
+        self.scratch = scratch
+        self.mount = mount
+        root = mount.map { "\($0)/store" } ?? scratch.file("store")
         let result = try exhibit(["provision", "--store", root, "--appliance-id", "exhibit-test-\(label)"])
         try #require(result.succeeded, "provision: \(result)")
+    }
+
+    deinit {
+        if let mount { _ = try? Subprocess.run(["umount", "-l", mount]) }
     }
 
     var trustAnchor: String { "\(root)/keys/agency-root.pem" }

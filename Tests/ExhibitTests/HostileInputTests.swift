@@ -308,13 +308,8 @@ struct ChangingSourceTests {
 
     @Test func aStoreFilledByAnotherProcessIsNamedAndStaysReadable() throws {
         try StockChecks.requireTools()
-        let scratch = try ScratchDirectory("full")
-        let mount = scratch.file("store-fs")
-        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
-        try #require(try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200M", "tmpfs", mount]).succeeded)
-        defer { _ = try? Subprocess.run(["umount", "-l", mount]) }
-        let root = "\(mount)/store"
-        try #require(try exhibit(["provision", "--store", root]).succeeded)
+        let store = try TestStore("full", onTmpfsOf: "200M")
+        let (scratch, root, mount) = (store.scratch, store.root, store.mount!)
         let backing = try SourceImage.create(at: scratch.file("slow.img"), size: 64 << 20, seed: 14)
         let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: scratch, fixture: fixturePath("faultfile.c"))
