@@ -74,7 +74,7 @@ struct ResumeContinuity {
     /// whole once complete.
     /// `feeding` receives the bytes as they are read (a reopened E01 that lost chunks takes them
     /// again); they are only proved once all are read, and the image is read back whole later.
-    /// Bytes the source no longer gives are taken from `stored` (the image's durable first bytes,
+    /// Bytes the source no longer gives are taken from `stored` (the image's closed sections,
     /// `ImageFormat.closedPrefix`) where it holds them: the digest then proves both the source
     /// unchanged where it reads and the stored bytes as first read, and a disk that degraded
     /// while stopped is continued, as a raw image is.
