@@ -94,7 +94,10 @@ struct AlertBoard {
             case .failed:
                 raise("job-failed:\(slot.jobId ?? slot.syspath)", .jobFailed, fill)
             case .interrupted:
-                raise("job-interrupted:\(slot.jobId ?? slot.syspath)", .jobInterrupted, fill)
+                raise("job-interrupted:\(slot.jobId ?? slot.syspath)", .jobInterrupted) {
+                    fill(&$0)
+                    if slot.resumeBy == .makeReadOnly { $0.fix = "blockdev --setro \(slot.device)" }
+                }
             default:
                 break
             }

@@ -102,11 +102,19 @@ extension ApplianceDaemon {
             } catch {
                 // The job's own decision; before it was catalogued, the kind of error decides.
                 let interrupted = error.stoppedAs.map { $0 == .interrupted } ?? ((error.underlying as? AcquisitionError)?.interruptsJob ?? false)
-                let storeFull = (JobStop.cause(of: error) as? AcquisitionError)?.code == .storeFull
                 finish(
                     slotKey: slotKey, jobId: jobId, state: interrupted ? .interrupted : .failed,
-                    detail: "\(error)", summary: nil, resumeBy: storeFull ? .freeStoreSpace : .reconnectDevice)
+                    detail: "\(error)", summary: nil, resumeBy: Self.resumeAction(after: error))
             }
+        }
+    }
+
+    /// What resumes a disk job that stopped with `error`: what the technician is asked to do.
+    static func resumeAction(after error: JobError) -> ResumeAction {
+        switch (JobStop.cause(of: error) as? AcquisitionError)?.code {
+        case .storeFull?: .freeStoreSpace
+        case .sourceBecameWritable?: .makeReadOnly
+        default: .reconnectDevice
         }
     }
 

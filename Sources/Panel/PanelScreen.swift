@@ -200,14 +200,30 @@ public struct PanelScreen {
         return lines
     }
 
+    /// What an interrupted job's alert and slot ask the technician to do.
+    static func interruptedAlert(_ action: ResumeAction?) -> MessageKey {
+        switch action {
+        case .freeStoreSpace?: .alertJobInterruptedStoreFull
+        case .makeReadOnly?: .alertJobInterruptedWritable
+        case .reconnectDevice?, nil: .alertJobInterrupted
+        }
+    }
+
+    static func interruptedHint(_ action: ResumeAction?) -> MessageKey {
+        switch action {
+        case .freeStoreSpace?: .slotInterruptedStoreFull
+        case .makeReadOnly?: .slotInterruptedWritable
+        case .reconnectDevice?, nil: .slotInterruptedHint
+        }
+    }
+
     public func alertText(_ alert: AlertStatus) -> String {
         let slot = alert.slot.map(String.init) ?? "-"
         let exhibit = clean(alert.exhibitId ?? "-")
         return switch alert.kind {
         case .sourceRefused: text(.alertSourceRefused, slot, clean(alert.device ?? "-"), clean(alert.fix ?? "-"))
         case .jobFailed: text(.alertJobFailed, slot, exhibit) + reason(alert)
-        case .jobInterrupted:
-            text(alert.resumeBy == .freeStoreSpace ? .alertJobInterruptedStoreFull : .alertJobInterrupted, exhibit) + reason(alert)
+        case .jobInterrupted: text(Self.interruptedAlert(alert.resumeBy), exhibit) + reason(alert)
         case .storeAlmostFull: text(.alertStoreAlmostFull, model.store.map { bytes($0.freeBytes) } ?? "-")
         case .daemonDegraded: text(.alertDaemonDegraded)
         case .phoneUnauthorized: text(.alertPhoneUnauthorized, slot)
@@ -296,8 +312,7 @@ public struct PanelScreen {
         case .failed:
             return text(.slotReason, clean(slot.detail ?? "-"))
         case .interrupted:
-            return text(slot.resumeBy == .freeStoreSpace ? .slotInterruptedStoreFull : .slotInterruptedHint)
-                + (wide ? " · " + text(.slotReason, clean(slot.detail ?? "-")) : "")
+            return text(Self.interruptedHint(slot.resumeBy)) + (wide ? " · " + text(.slotReason, clean(slot.detail ?? "-")) : "")
         case .detected:
             return text(.slotDetected)
         }

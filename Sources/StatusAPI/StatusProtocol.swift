@@ -193,6 +193,8 @@ public enum ResumeAction: String, Codable, Sendable, Equatable {
     /// Free space in the store: the device is still there, and the daemon continues the job
     /// once the store has room.
     case freeStoreSpace = "free-store-space"
+    /// The device's kernel read-only flag was cleared during the job: set it again.
+    case makeReadOnly = "make-read-only"
 }
 
 /// What needs a person. The daemon raises an alert while its condition holds and drops it when

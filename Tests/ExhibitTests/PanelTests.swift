@@ -108,29 +108,33 @@ import Testing
         return String(decoding: try! JSONSerialization.data(withJSONObject: members), as: UTF8.self)
     }
 
-    /// A job stopped by a full store waits for room, its device still attached: the panel asks
-    /// for space in the store, not for the device to be reconnected, in every language.
-    @Test(arguments: PanelLanguage.allCases)
-    func aJobStoppedByAFullStoreAsksForSpaceNotTheDevice(language: PanelLanguage) throws {
+    /// An interrupted job says what resumes it, in every language: a full store asks for space
+    /// (the device is still attached), a device that became writable asks for its flag back, a
+    /// device gone asks for it to be reconnected.
+    @Test(arguments: PanelLanguage.allCases, [
+        (ResumeAction.freeStoreSpace, MessageKey.slotInterruptedStoreFull, MessageKey.alertJobInterruptedStoreFull),
+        (.makeReadOnly, .slotInterruptedWritable, .alertJobInterruptedWritable),
+        (.reconnectDevice, .slotInterruptedHint, .alertJobInterrupted),
+    ])
+    func anInterruptedJobSaysWhatResumesIt(language: PanelLanguage, expected: (ResumeAction, MessageKey, MessageKey)) throws {
+        let (action, hint, alertKey) = expected
         var model = try Self.model()
         model.apply(
             try StatusCoding.decode(
                 StatusMessage.self,
                 from: #"{"type":"slot","time":"2026-11-23T07:01:00Z","slot":"# + Self.slot(
                     4, "/dev/sde", state: "interrupted",
-                    extra: #""exhibitId":"E5","jobId":"j5","detail":"store: store full","resumeBy":"free-store-space""#) + "}"))
+                    extra: #""exhibitId":"E5","jobId":"j5","detail":"stopped","resumeBy":"\#(action.rawValue)""#) + "}"))
         let text = try MessageCatalog.load(language)
         let screen = PanelScreen(
             model: model, ui: PanelUI(language: language), text: text, columns: 80, rows: 24, now: Date(timeIntervalSince1970: 1_795_000_000),
             timeZone: TimeZone(identifier: "Asia/Bangkok")!)
-        let shown = screen.lines().map(\.text).joined(separator: "\n")
-        #expect(shown.contains(String(text(.slotInterruptedStoreFull).prefix(12))), "\(shown)")
+        let slotLines = screen.lines().map(\.text).drop { !$0.contains("/dev/sde") }.prefix(2).joined(separator: "\n")
+        #expect(slotLines.contains(text(hint)), "\(slotLines)")
         var alert = AlertStatus(id: "job-interrupted:j5", kind: .jobInterrupted, raisedAt: "2026-11-23T07:01:00Z")
         alert.exhibitId = "E5"
-        alert.resumeBy = .freeStoreSpace
-        #expect(screen.alertText(alert).hasPrefix(text(.alertJobInterruptedStoreFull, "E5")))
-        alert.resumeBy = .reconnectDevice
-        #expect(screen.alertText(alert).hasPrefix(text(.alertJobInterrupted, "E5")))
+        alert.resumeBy = action
+        #expect(screen.alertText(alert).hasPrefix(text(alertKey, "E5")))
     }
 
     static func render(_ language: PanelLanguage, columns: Int, rows: Int, ui change: (inout PanelUI) -> Void = { _ in }) throws
