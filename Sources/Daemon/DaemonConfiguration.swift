@@ -98,7 +98,7 @@ public struct DaemonConfiguration: Codable, Sendable {
         if let segmentSize, let problem = ImageSegmentation.problem(segmentSize: segmentSize) {
             return "segmentSize \(segmentSize) \(problem)"
         }
-        if ImageFormatChoice(format: imageFormat ?? "raw", compression: compression) == nil {
+        if parsedImageFormat == nil {
             return "imageFormat must be \"raw\" or \"e01\", and compression (e01 only) \"fast\", \"best\" or \"none\"; got "
                 + "imageFormat \"\(PlainText.escaped(imageFormat ?? "raw"))\""
                 + (compression.map { ", compression \"\(PlainText.escaped($0))\"" } ?? "")
@@ -115,7 +115,10 @@ public struct DaemonConfiguration: Codable, Sendable {
     }
 
     /// The image format of disk jobs (the configuration was checked when it was loaded).
-    public var imageFormatChoice: ImageFormatChoice { ImageFormatChoice(format: imageFormat ?? "raw", compression: compression) ?? .raw }
+    public var imageFormatChoice: ImageFormatChoice { parsedImageFormat ?? .raw }
+
+    /// `imageFormat` and `compression` as a choice; nil when they name none (a `problem`).
+    private var parsedImageFormat: ImageFormatChoice? { ImageFormatChoice(format: imageFormat ?? "raw", compression: compression) }
 
     public var extraDigests: [DigestAlgorithm] {
         (digests ?? []).compactMap { DigestAlgorithm(rawValue: $0.lowercased().replacingOccurrences(of: "-", with: "")) }

@@ -155,18 +155,23 @@ public struct E01Image: ImageFormat {
     /// of a segment, and headers, volume, hash, digest and error sections take a few KiB).
     func largestSegmentCount(totalSize: UInt64) -> UInt64 {
         guard let segmentSize else { return 1 }
-        let room = segmentSize > UInt64(chunkSize) + 64 << 10 ? segmentSize - UInt64(chunkSize) - 64 << 10 : 0
-        let perSegment = max(1, room / (UInt64(chunkSize) + 12))
-        return max(1, ImageSegmentation.pieces(ImageSegmentation.pieces(totalSize, of: UInt64(chunkSize)), of: perSegment))
+        let room = segmentSize > segmentReserve ? segmentSize - segmentReserve : 0
+        return max(1, ImageSegmentation.pieces(chunkCount(totalSize), of: max(1, room / largestStoredChunk)))
     }
 
     /// The most segment files written, and the smallest segment size that keeps an incompressible
     /// stream of `totalSize` bytes within them (the inverse of `largestSegmentCount`).
     static let mostFiles = min(ImageSegmentation.maximumSegments, UInt64(maximumSegments))
     func smallestSegmentSize(totalSize: UInt64) -> UInt64 {
-        let perSegment = ImageSegmentation.pieces(ImageSegmentation.pieces(totalSize, of: UInt64(chunkSize)), of: Self.mostFiles)
-        return max(ImageSegmentation.minimumSegmentSize, perSegment * (UInt64(chunkSize) + 12) + UInt64(chunkSize) + 64 << 10)
+        let perSegment = ImageSegmentation.pieces(chunkCount(totalSize), of: Self.mostFiles)
+        return max(ImageSegmentation.minimumSegmentSize, perSegment * largestStoredChunk + segmentReserve)
     }
+
+    // The segment model both read: a chunk at its largest (uncompressed, its checksum, two table
+    // entries), and what a segment keeps besides chunks (one chunk's room and 64 KiB of sections).
+    private var largestStoredChunk: UInt64 { UInt64(chunkSize) + 12 }
+    private var segmentReserve: UInt64 { UInt64(chunkSize) + 64 << 10 }
+    private func chunkCount(_ totalSize: UInt64) -> UInt64 { ImageSegmentation.pieces(totalSize, of: UInt64(chunkSize)) }
 
     /// The stream an interrupted E01's closed chunk sections hold, decoded by Exhibit's parser,
     /// but for the last of them (nil when that leaves none): libewf resumes after its last

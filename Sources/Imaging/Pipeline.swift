@@ -234,7 +234,7 @@ public enum Pipeline {
                     let spans = try reader.fill(buffer.base, count: length, at: offset)
                     if !spans.isEmpty {
                         state.skipped.withLock { $0.append(contentsOf: spans) }
-                        state.skippedBytes.add(spans.reduce(0) { $0 + $1.length }, ordering: .relaxed)
+                        state.skippedBytes.add(ByteSpan.total(spans), ordering: .relaxed)
                     }
                 } catch {
                     pool.push(buffer)

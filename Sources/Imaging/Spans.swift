@@ -29,6 +29,9 @@ public struct ByteSpan: Codable, Sendable, Equatable, Hashable {
         return parts
     }
 
+    /// The bytes `spans` cover, counted once per span.
+    public static func total(_ spans: [ByteSpan]) -> UInt64 { spans.reduce(0) { $0 + $1.length } }
+
     /// Sorts spans and joins those that touch or overlap.
     public static func merged(_ spans: [ByteSpan]) -> [ByteSpan] {
         var result: [ByteSpan] = []

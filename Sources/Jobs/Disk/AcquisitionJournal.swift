@@ -87,7 +87,7 @@ struct AcquisitionJournal: Codable, Sendable {
     var windowChain: [String]?
 
     /// Bytes the first pass skipped.
-    var skippedBytes: UInt64 { skipped.reduce(0) { $0 + $1.length } }
+    var skippedBytes: UInt64 { ByteSpan.total(skipped) }
     /// Sectors the second pass found unreadable so far.
     var unreadableSectorsSoFar: UInt64 { recovered.reduce(0) { $0 + $1.unreadable.reduce(0) { $0 + $1.sectorCount } } }
 

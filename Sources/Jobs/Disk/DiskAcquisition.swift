@@ -160,9 +160,9 @@ extension Acquisitions {
         identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void
     ) throws -> AcquisitionSummary {
         let journal = try existing ?? AcquisitionJournal(newJobOf: request, source: source)
+        let format = DiskDriver.makeFormat(journal: journal, source: source.identity)
         // Before the job is in the catalog: a refusal leaves nothing to list or resume.
-        try DiskDriver.makeFormat(journal.imageFormatChoice, journal: journal, source: source.identity)
-            .check(totalSize: source.identity.sizeBytes, source: source.identity.path)
+        try format.check(totalSize: source.identity.sizeBytes, source: source.identity.path)
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(journal.jobId)"
         jobLogger[metadataKey: "device.path"] = "\(source.identity.path)"
@@ -172,7 +172,7 @@ extension Acquisitions {
         let lease = try lifecycle.lease(resuming: existing != nil)
         let driver = DiskDriver(
             source: source, request: request, keeper: JournalKeeper(journal, directory: lease.directory), resumed: existing,
-            organization: settings.organization)
+            organization: settings.organization, format: format)
         return try lifecycle.run(
             driver, lease: lease, bundleId: journal.bundleId, custody: CustodyLog(restoring: journal.custody), logger: jobLogger,
             cancellation: cancellation, progress: progress)

@@ -35,14 +35,17 @@ final class DiskDriver: AcquisitionDriver {
 
     static let segmentLabel = "segment SHA-256"
 
-    init(source: OpenedSource, request: AcquisitionRequest, keeper: JournalKeeper, resumed: AcquisitionJournal?, organization: String) {
+    /// `format`: the journal's, from `makeFormat`, already checked against the source.
+    init(
+        source: OpenedSource, request: AcquisitionRequest, keeper: JournalKeeper, resumed: AcquisitionJournal?, organization: String,
+        format: any ImageFormat
+    ) {
         let journal = keeper.current
         self.source = source
         self.request = request
         self.keeper = keeper
         self.resumed = resumed
         self.organization = organization
-        let format = Self.makeFormat(journal.imageFormatChoice, journal: journal, source: source.identity)
         self.format = format
         self.algorithms = [DigestAlgorithm.sha256] + Set(journal.extraDigests + format.storedDigests).filter { $0 != .sha256 }.sorted()
         self.windowSize = VerificationWindows.size(for: source.identity.sizeBytes)
@@ -162,7 +165,7 @@ final class DiskDriver: AcquisitionDriver {
         if let first = proved.unreadableNow.first {
             warnings.append(
                 "The source degraded while the job was stopped: read again as the job resumed, it failed in "
-                    + "\(ResumeContinuity.total(proved.unreadableNow)) bytes from byte \(first.start) on (the areas the reader skipped "
+                    + "\(ByteSpan.total(proved.unreadableNow)) bytes from byte \(first.start) on (the areas the reader skipped "
                     + "around failing sectors, 64 KiB and more), all read before the interruption; the image holds them as first read.")
         }
         let proof = proved.method
@@ -235,8 +238,8 @@ final class DiskDriver: AcquisitionDriver {
     // MARK: shared by the passes
 
     /// The one place the job turns the format asked for into the type that writes it.
-    static func makeFormat(_ choice: ImageFormatChoice, journal: AcquisitionJournal, source: SourceIdentity) -> any ImageFormat {
-        switch choice {
+    static func makeFormat(journal: AcquisitionJournal, source: SourceIdentity) -> any ImageFormat {
+        switch journal.imageFormatChoice {
         case .raw:
             return RawImage(segmentSize: journal.segmentSize)
         case .e01(let compression):

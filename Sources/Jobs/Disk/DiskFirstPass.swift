@@ -136,7 +136,7 @@ extension DiskDriver {
 
     private func noteFirstPass(_ job: RunningJob, outcome: PipelineOutcome, from start: UInt64) {
         let rate = Double(outcome.bytesRead - start) / max(outcome.elapsed, 0.001) / 1e6
-        let skippedBytes = outcome.skipped.reduce(0) { $0 + $1.length }
+        let skippedBytes = ByteSpan.total(outcome.skipped)
         job.log.note(
             "first pass read \(outcome.bytesRead - start) bytes in \(String(format: "%.2f", outcome.elapsed)) s "
                 + "(\(String(format: "%.1f", rate)) MB/s); "

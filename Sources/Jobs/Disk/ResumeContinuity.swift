@@ -54,8 +54,8 @@ struct ResumeContinuity {
             offset += UInt64(count)
             progress(offset)
         }
-        let skippedBytes = Self.total(skipped)
-        let lost = Self.total(unreadableNow)
+        let skippedBytes = ByteSpan.total(skipped)
+        let lost = ByteSpan.total(unreadableNow)
         let method =
             "on resuming, source bytes 0-\(length - 1) were read again and compared byte for byte with the stored image: "
             + "identical"
@@ -64,8 +64,6 @@ struct ResumeContinuity {
             + String(format: "; %.2f s", Date().timeIntervalSince(started))
         return Proof(method: method, unreadableNow: unreadableNow)
     }
-
-    static func total(_ spans: [ByteSpan]) -> UInt64 { spans.reduce(0) { $0 + $1.length } }
 
     /// For an image that cannot be read before it is complete (E01): the source's first `length`
     /// bytes are hashed again and SHA-256's intermediate hash value compared with the one the
@@ -129,7 +127,7 @@ struct ResumeContinuity {
             "on resuming, source bytes 0-\(length - 1) were read again and hashed"
             + (fromImage.isEmpty
                 ? ""
-                : " (\(Self.total(fromImage)) bytes the source no longer gave, from byte \(fromImage[0].start) on, taken from the image as "
+                : " (\(ByteSpan.total(fromImage)) bytes the source no longer gave, from byte \(fromImage[0].start) on, taken from the image as "
                     + "stored before the interruption, decoded by Exhibit's own parser)")
             + ": SHA-256's intermediate hash value equals the one journaled when the job stopped (\(expected.hex))"
             + String(format: "; %.2f s", Date().timeIntervalSince(started))
