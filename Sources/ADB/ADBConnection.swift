@@ -108,9 +108,10 @@ public final class ADBConnection: @unchecked Sendable {
             let message: ADBMessage
             do throws(ADBError) {
                 // CNXN and AUTH are checked by their content; their sums are not relied on
-                // because a peer's mode is unknown until its CNXN.
+                // because a peer's mode is unknown until its CNXN. CNXN and AUTH stay within
+                // 4096 bytes (ADBMessage's check); a previous session's WRTE may be larger.
                 message = try transport.read(
-                    maximumPayload: ADBProtocol.maximumPayloadV1, checksum: .skipped, timeout: max(remaining, .zero))
+                    maximumPayload: ADBProtocol.maximumPayload, checksum: .skipped, timeout: max(remaining, .zero))
             } catch where error.code == .timeout {
                 if offeredKey {
                     throw ADBError(
@@ -174,7 +175,9 @@ public final class ADBConnection: @unchecked Sendable {
                     .unsupported, operation: "CNXN", device: device,
                     "the phone asks for TLS (Android 11 wireless debugging pairing); connect it by USB instead")
             default:
-                // adbd sends nothing else before CNXN; a stray message is not worth a failure.
+                // What a previous session left in the phone's USB buffer (a WRTE, OKAY or CLSE
+                // sent as the cable was pulled) can come before CNXN: skipped, as adb's host
+                // skips them while the device is offline. No stream is open yet to take them.
                 continue
             }
         }

@@ -42,12 +42,21 @@ public final class FunctionFSFrontEnd: @unchecked Sendable {
 
     /// One connection at a time; a host that resets the device or a function disabled ends it,
     /// and the next enable starts another (the host begins again with CNXN).
+    ///
+    /// The endpoints are opened non-blocking because FunctionFS makes a read or write issued
+    /// while the function is disabled (the cable pulled) wait for the next enable, and then
+    /// complete it: a service thread of the old connection would send a WRTE header into the new
+    /// connection before its CNXN (seen in CI). Android's kernels fail such writes at once; with
+    /// O_NONBLOCK this kernel does too (EAGAIN), and a transfer in flight ends with ESHUTDOWN.
     private func serve() {
         while true {
-            let output = open("\(directory)/ep1", O_RDONLY | O_CLOEXEC)
-            let input = open("\(directory)/ep2", O_WRONLY | O_CLOEXEC)
+            let output = open("\(directory)/ep1", O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            let input = open("\(directory)/ep2", O_WRONLY | O_CLOEXEC | O_NONBLOCK)
             if output >= 0, input >= 0 {
-                DeviceConnection(device: device, link: FunctionFSLink(output: output, input: input)).run()
+                let link = FunctionFSLink(output: output, input: input)
+                DeviceConnection(device: device, link: link).run()
+                // The old connection's service threads may still send: not on these descriptors.
+                link.end()
             }
             if output >= 0 { Glibc.close(output) }
             if input >= 0 { Glibc.close(input) }
@@ -96,12 +105,28 @@ public final class FunctionFSFrontEnd: @unchecked Sendable {
 
 /// The bulk endpoints of a FunctionFS function: each read returns one transfer from the host;
 /// each send is written in pieces of whole packets, so the host, reading exactly the length it
-/// expects, sees one transfer.
-struct FunctionFSLink: DeviceLink {
+/// expects, sees one transfer. Once ended, it sends nothing more (its descriptors are closed and
+/// their numbers may be the next connection's).
+final class FunctionFSLink: DeviceLink, @unchecked Sendable {
     let output: Int32
     let input: Int32
     /// Small enough that the kernel's buffer for one request is always to be had.
     static let pieceSize = 16 * 1024
+    /// Held over each send, so `end` waits for a send in progress; guards `ended`.
+    private let sending = NSLock()
+    private var ended = false
+
+    init(output: Int32, input: Int32) {
+        self.output = output
+        self.input = input
+    }
+
+    /// After this, every send fails; a send in progress finishes first.
+    func end() {
+        sending.lock()
+        ended = true
+        sending.unlock()
+    }
 
     func receive(into buffer: inout [UInt8]) -> Int {
         while true {
@@ -112,12 +137,18 @@ struct FunctionFSLink: DeviceLink {
     }
 
     func send(_ bytes: [UInt8]) -> Bool {
+        sending.lock()
+        defer { sending.unlock() }
+        if ended { return false }
         var sent = 0
         repeat {
             let piece = min(Self.pieceSize, bytes.count - sent)
             let written = bytes.withUnsafeBytes { write(input, $0.baseAddress! + sent, piece) }
             if written < 0, errno == EINTR { continue }
-            guard written > 0 || (written == 0 && piece == 0) else { return false }
+            guard written > 0 || (written == 0 && piece == 0) else {
+                ended = true  // the rest of a message must not follow in a later connection
+                return false
+            }
             sent += written
         } while sent < bytes.count
         return true

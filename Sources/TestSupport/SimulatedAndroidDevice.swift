@@ -63,6 +63,9 @@ public struct SimulatedPhone: Sendable {
     public var packages: [Package]
     public var maximumPayload: Int
     public var fault: Fault?
+    /// What a pulled cable can leave in a phone's USB buffer: a previous session's WRTE (of
+    /// `maximumPayload` bytes), OKAY and CLSE reach the host before the answer to its CNXN.
+    public var leftoversBeforeConnect = false
     /// A tampered adbd: its listings of `HostileListing.directory` hold names no file can have
     /// and directories that list themselves (see `HostileListing`).
     public var hostileListings = false
@@ -329,6 +332,12 @@ final class DeviceConnection: @unchecked Sendable {
             maximumPayload = min(Int(message.arg1), phone.maximumPayload)
             decoder.checksum = checksum
             decoder.maximumPayload = maximumPayload
+            if phone.leftoversBeforeConnect {
+                let payload = [UInt8](repeating: 0x5A, count: phone.maximumPayload)
+                for leftover in [ADBMessage(.write, 7, 3, payload: payload), ADBMessage(.okay, 7, 3), ADBMessage(.close, 7, 3)] {
+                    send(leftover)
+                }
+            }
             if phone.authorization == .off {
                 sendConnect()
             } else {

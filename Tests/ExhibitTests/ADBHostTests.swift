@@ -140,6 +140,22 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
+    /// A phone replugged while it streamed can still hold the old session's WRTE (of up to
+    /// 1 MiB), OKAY and CLSE in its USB buffer: they come before its answer to CNXN and are
+    /// skipped, so the resumed job connects (CI saw the daemon fail here on "WRTE announces
+    /// 1048576 payload bytes, more than the 4096 allowed"). CNXN itself stays within 4096.
+    @Test func aPreviousSessionsLeftoversBeforeCNXNAreSkipped() throws {
+        let fixture = try PhoneFixture("adb-leftovers") {
+            $0.authorization = .allowWhenAsked
+            $0.leftoversBeforeConnect = true
+        }
+        defer { fixture.device.stop() }
+        let connection = try connect(fixture)
+        defer { connection.close() }
+        #expect(connection.maximumPayload == ADBProtocol.maximumPayload)
+        #expect(try connection.shellOutput("getprop ro.product.model").stdout == Array("SimPhone\n".utf8))
+    }
+
     @Test func aSilentPeerIsOfflineInTime() throws {
         // A listener that accepts and never answers: a phone with adbd hung.
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
