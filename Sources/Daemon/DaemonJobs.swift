@@ -109,13 +109,10 @@ extension ApplianceDaemon {
         }
     }
 
-    /// What resumes a disk job that stopped with `error`: what the technician is asked to do.
+    /// What resumes a job that stopped with `error` (a disk's or a phone's): what the technician is asked to do.
     static func resumeAction(after error: JobError) -> ResumeAction {
-        switch (JobStop.cause(of: error) as? AcquisitionError)?.code {
-        case .storeFull?: .freeStoreSpace
-        case .sourceBecameWritable?: .makeReadOnly
-        default: .reconnectDevice
-        }
+        if JobStop.isStoreFull(error) { return .freeStoreSpace }
+        return (JobStop.cause(of: error) as? AcquisitionError)?.code == .sourceBecameWritable ? .makeReadOnly : .reconnectDevice
     }
 
     func jobLogger(slot: Int) -> Logger {
@@ -169,7 +166,7 @@ extension ApplianceDaemon {
                     finish(
                         slotKey: slotKey, jobId: jobId,
                         state: (error.stoppedAs.map { $0 == .interrupted } ?? outcome.interrupted) ? .interrupted : .failed, detail: "\(error)",
-                        summary: nil)
+                        summary: nil, resumeBy: Self.resumeAction(after: error))
                 }
             }
         }

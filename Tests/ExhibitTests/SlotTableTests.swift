@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Imaging
-import Jobs
 import StatusAPI
+import Store
 import Testing
 
 @testable import Daemon
+@testable import Jobs
 
 /// The daemon's slot transitions, in process: which job a slot takes, and whose reports it heeds.
 @Suite struct SlotTableTests {
@@ -19,6 +20,21 @@ import Testing
 
     static func progress(_ bytes: UInt64, _ phase: JobProgress.Phase = .acquiring) -> JobProgress {
         JobProgress(phase: phase, bytesDone: bytes, totalBytes: 1 << 30, unreadableSectors: 0, elapsed: 2)
+    }
+
+    /// What a stopped job asks of the technician is read from its cause under the stage and the
+    /// decision that wrap it: a full store says so whether the store's own write (the catalog,
+    /// the journal) or the image writer met it.
+    @Test func whatResumesAStoppedJobIsNamedByItsCause() {
+        func resumeBy(_ cause: any Error & Sendable) -> ResumeAction {
+            ApplianceDaemon.resumeAction(
+                after: JobError(stage: "store", underlying: JobStop(underlying: cause, state: .interrupted), jobId: "j"))
+        }
+        #expect(resumeBy(AcquisitionError(.storeFull, path: "/store/work/j/image.raw", offset: 4096)) == .freeStoreSpace)
+        #expect(resumeBy(StoreError(.storeFull, path: "/store/catalog.sqlite", errno: ENOSPC, detail: "full")) == .freeStoreSpace)
+        #expect(resumeBy(AcquisitionError(.sourceBecameWritable, path: "/dev/sdb", offset: 0)) == .makeReadOnly)
+        #expect(resumeBy(AcquisitionError(.sourceVanished, path: "/dev/sdb", offset: 0)) == .reconnectDevice)
+        #expect(resumeBy(StoreError(.catalog, path: "/store/catalog.sqlite", detail: "locked")) == .reconnectDevice)
     }
 
     @Test func aReadySlotTakesOneJobAndNoSecond() {

@@ -108,7 +108,7 @@ struct JobLifecycle {
         _ error: any Error, interrupted: Bool, catalogued: Bool = true, cancellation: CancellationFlag,
         lease: EvidenceStore.JobLease, keepStop: (String) -> Void
     ) -> JobStop {
-        let stopsForSpace = (error as? StoreError)?.code == .storeFull || (error as? AcquisitionError)?.code == .storeFull
+        let stopsForSpace = JobStop.isStoreFull(error)
         // A store filled by another process has no room left for the records of the stop: the
         // reserve the job set aside is given back first.
         if stopsForSpace { store.releaseSpaceReserve() }

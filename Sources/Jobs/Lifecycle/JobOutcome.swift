@@ -11,6 +11,13 @@ public struct JobStop: Error, CustomStringConvertible, Sendable {
     public let state: JobState
     public var description: String { "\(underlying)" }
 
+    /// Whether the job stopped because the store is full, whichever layer said so (the
+    /// store's own writes, or an image writer's): what resumes it is room in the store.
+    public static func isStoreFull(_ error: any Error) -> Bool {
+        let cause = cause(of: error)
+        return (cause as? StoreError)?.code == .storeFull || (cause as? AcquisitionError)?.code == .storeFull
+    }
+
     /// The error a job met, under the stage (`JobError`) and the decision (`JobStop`) that wrap it.
     public static func cause(of error: any Error) -> any Error {
         var current: any Error = error
@@ -84,7 +91,7 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
     static func during<T>(_ name: String, _ jobId: String? = nil, _ body: () throws -> T) throws(JobError) -> T {
         do { return try body() } catch let error as JobError { throw error } catch {
             let cause = JobStop.cause(of: error)
-            let isStore = cause is StoreError || (cause as? AcquisitionError)?.code == .storeFull
+            let isStore = cause is StoreError || JobStop.isStoreFull(cause)
             throw JobError(stage: isStore ? "store" : name, underlying: error as any Error & Sendable, jobId: jobId)
         }
     }
