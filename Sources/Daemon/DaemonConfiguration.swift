@@ -64,6 +64,12 @@ public struct DaemonConfiguration: Codable, Sendable {
         } catch {
             throw ConfigurationError(path: path, detail: "not a valid configuration: \(JSONProblem.describe(error))")
         }
+        if let twice = JSONProblem.duplicateMember(in: data) {
+            throw ConfigurationError(
+                path: path,
+                detail: "names \"\(PlainText.escaped(twice))\" twice (one reader would take the first value, another the last): "
+                    + "keep one")
+        }
         if let unknown = unknownMembers(of: data).first {
             throw ConfigurationError(
                 path: path,

@@ -34,3 +34,68 @@ enum JSONProblem {
         }
     }
 }
+
+extension JSONProblem {
+    /// The first member named twice in one object of `data` (valid JSON), as `writeBlockers.1234:5678`;
+    /// nil when there is none. JSONDecoder keeps one of the two values and JSONSerialization the
+    /// other, so a file that names a setting twice means two things; it is refused instead.
+    static func duplicateMember(in data: Data) -> String? {
+        var scanner = MemberScanner(bytes: [UInt8](data))
+        return scanner.firstDuplicate()
+    }
+
+    /// Walks JSON text once, keeping the names seen in each open object.
+    private struct MemberScanner {
+        let bytes: [UInt8]
+        var index = 0
+        /// One entry per open object or array: the object's names so far (nil for an array), and
+        /// the name under which it was opened.
+        var open: [(names: Set<String>?, name: String)] = []
+
+        mutating func firstDuplicate() -> String? {
+            var lastString: String?  // the token just before, when it was a string
+            var member = ""  // the member whose value comes next
+            while index < bytes.count {
+                let byte = bytes[index]
+                index += 1
+                if Self.isSpace(byte) { continue }
+                if byte == UInt8(ascii: "\"") {
+                    lastString = string()
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: ":"):
+                    member = lastString ?? ""
+                    if var names = open.last?.names {
+                        if names.contains(member) { return (open.dropFirst().map(\.name) + [member]).joined(separator: ".") }
+                        names.insert(member)
+                        open[open.count - 1].names = names
+                    }
+                case UInt8(ascii: "{"): open.append((names: [], name: member))
+                case UInt8(ascii: "["):
+                    open.append((names: nil, name: member))
+                    member = "[]"
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    _ = open.popLast()
+                    if let enclosing = open.last, enclosing.names == nil { member = "[]" }
+                default: break
+                }
+                lastString = nil
+            }
+            return nil
+        }
+
+        /// The string that starts after the opening quote, unescaped (JSONSerialization decodes it).
+        private mutating func string() -> String {
+            let start = index - 1
+            while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+                index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+            }
+            index += 1
+            let literal = Data(bytes[start..<min(index, bytes.count)])
+            return (try? JSONSerialization.jsonObject(with: literal, options: .fragmentsAllowed) as? String) ?? ""
+        }
+
+        private static func isSpace(_ byte: UInt8) -> Bool { [0x20, 0x09, 0x0A, 0x0D].contains(byte) }
+    }
+}

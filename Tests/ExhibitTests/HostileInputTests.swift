@@ -74,9 +74,13 @@ import Testing
 
     /// A settings file the daemon cannot use as written stops it before it serves, naming what:
     /// a misspelt name (JSONDecoder passes over it, and the lab's E01 became raw), a write
-    /// blocker id that would be dropped, a compression that does not exist.
+    /// blocker id that would be dropped, a compression that does not exist, a setting named twice
+    /// (JSONDecoder and JSONSerialization take different ones of the two values).
     @Test(arguments: [
         (#"{ "imageFromat": "e01", "compression": "best" }"#, #"has no setting "imageFromat""#),
+        (#"{ "imageFormat": "e01", "verify": true, "imageFormat": "raw" }"#, #"names "imageFormat" twice"#),
+        (#"{ "writeBlockers": { "1234:5678": "a", "1234:5679": "b", "1234:5678": "c" }, "digests": ["md5"] }"#,
+         #"names "writeBlockers.1234:5678" twice"#),
         (#"{ "writeBlockers": { "12345678": "bridge" } }"#, #"writeBlockers: "12345678" is not a USB id"#),
         (#"{ "imageFormat": "e01", "compression": "ultra" }"#, #"got imageFormat "e01", compression "ultra""#),
     ])
