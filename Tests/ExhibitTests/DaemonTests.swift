@@ -211,6 +211,42 @@ struct DaemonTests {
         #expect(try String(contentsOfFile: "\(bundle)/data/custody.jsonl", encoding: .utf8).contains("\"acquisition-resumed\""))
     }
 
+    /// A disk whose read-only flag is cleared while the daemon reads it: the job stops
+    /// interrupted, and the slot and its alert ask for the flag back (`resumeBy` make-read-only,
+    /// the fix `blockdev --setro DEV`), not for the disk to be reconnected; once the flag is set
+    /// the daemon continues the job by itself, and the bundle holds the source as it is.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aDiskThatBecomesWritableAsksForTheFlagBackAndResumes() throws {
+        try StockChecks.requireTools()
+        let daemon = try TestDaemon("daemon-writable")
+        let scratch = daemon.store.scratch
+        #expect(try daemon.cli(["case", "open", "--case", "CASE-W", "--examiner", "Tester", "--auto"]).succeeded)
+        let image = try SourceImage.create(at: scratch.file("flag.img"), size: 48 << 20, seed: 31)
+        let sourceSHA256 = try StockChecks.sum("sha256sum", image)
+        let device = try FaultyLoopDevice(
+            backing: image, delayMilliseconds: 60, protectedByFlagOnly: true, scratch: scratch, fixture: fixturePath("faultfile.c"))
+        let path = device.loop.path
+        let reading = try daemon.waitForSlot(path, timeout: 30) { $0.state == .acquiring && $0.bytesDone > 0 }
+        try #require(reading != nil, "the job did not start: \(daemon.process.log)")
+        try device.loop.setReadOnly(false)
+
+        let stopped = try #require(
+            try daemon.waitForSlot(path, timeout: 30) { [.interrupted, .failed, .sealed].contains($0.state) }, "\(daemon.process.log)")
+        #expect(stopped.state == .interrupted && stopped.resumeBy == .makeReadOnly, "\(stopped)")
+        #expect(stopped.detail?.contains("source became writable") == true, "\(stopped.detail ?? "")")
+        let alert = try daemon.snapshot().alerts?.first { $0.kind == .jobInterrupted && $0.device == path }
+        #expect(alert?.resumeBy == .makeReadOnly && alert?.fix == "blockdev --setro \(path)", "\(String(describing: alert))")
+
+        try device.loop.setReadOnly(true)
+        let sealed = try #require(
+            try daemon.waitForSlot(path, timeout: 90) { [.sealed, .failed].contains($0.state) }, "not resumed: \(daemon.process.log)")
+        #expect(sealed.state == .sealed && sealed.jobId == stopped.jobId, "\(sealed)")
+        let bundle = try #require(sealed.bundlePath)
+        try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: sourceSHA256)
+        #expect(try StockChecks.sum("sha256sum", image) == sourceSHA256, "the source changed")
+        #expect(daemon.process.terminate() != nil)
+    }
+
     @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
     func slowSourceDoesNotDelayOthersAndSigtermInterruptsCleanly() throws {
         let daemon = try TestDaemon("daemon-concurrent")
