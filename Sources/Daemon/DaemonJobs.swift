@@ -208,8 +208,9 @@ extension ApplianceDaemon {
         guard let status else { return }
         if final == .sealed, let entries = try? catalog.entries() {
             state.withLock { $0.averageImageBytes = Self.averageImageBytes(entries) }
-            refreshStore()
         }
+        // Before the slot is published: a job stopped by a full store shows with the store's alert.
+        refreshStore()
         publishSlot(status)
         let message =
             switch final {

@@ -18,8 +18,12 @@ final class TestDaemon: @unchecked Sendable {
 
     /// `configuration` goes to a file given with `--config`, or with `inStore` to the store's
     /// own settings file, which exhibitd reads without being told.
-    init(_ label: String, environment: [String: String] = [:], configuration: String? = nil, inStore: Bool = false) throws {
-        store = try TestStore(label)
+    /// With `onTmpfsOf` the store is on a tmpfs of that size (`TestStore`).
+    init(
+        _ label: String, environment: [String: String] = [:], configuration: String? = nil, inStore: Bool = false,
+        onTmpfsOf size: String? = nil
+    ) throws {
+        store = try TestStore(label, onTmpfsOf: size)
         socket = store.scratch.file("exhibitd.sock")
         var extra: [String] = []
         if let configuration {
@@ -244,6 +248,44 @@ struct DaemonTests {
         let bundle = try #require(sealed.bundlePath)
         try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: sourceSHA256)
         #expect(try StockChecks.sum("sha256sum", image) == sourceSHA256, "the source changed")
+        #expect(daemon.process.terminate() != nil)
+    }
+
+    /// The store fills while exhibitd reads a disk: the job stops interrupted, the slot and its
+    /// alert ask for room in the store (`resumeBy` free-store-space), the store alert shows, and
+    /// once room is made the daemon continues the job by itself (it looks again every 10 s).
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aFullStoreAsksForRoomAndTheJobResumesOnceThereIs() throws {
+        try StockChecks.requireTools()
+        let daemon = try TestDaemon("daemon-full", onTmpfsOf: "320M")
+        let (scratch, mount) = (daemon.store.scratch, try #require(daemon.store.mount))
+        #expect(try daemon.cli(["case", "open", "--case", "CASE-F", "--examiner", "Tester", "--auto"]).succeeded)
+        let image = try SourceImage.create(at: scratch.file("big.img"), size: 128 << 20, seed: 32)
+        let sourceSHA256 = try StockChecks.sum("sha256sum", image)
+        let device = try FaultyLoopDevice(backing: image, delayMilliseconds: 20, scratch: scratch, fixture: fixturePath("faultfile.c"))
+        let path = device.loop.path
+        let writing = try daemon.waitForSlot(path, timeout: 30) { $0.state == .acquiring && $0.bytesDone >= 16 << 20 }
+        try #require(writing != nil, "the job did not start: \(daemon.process.log)")
+        // Something else takes all but 40 MiB of the store.
+        let filler = "\(mount)/filler"
+        let free = try Subprocess.shell("df -B1 --output=avail '\(mount)' | tail -1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let fill = try #require(UInt64(free)) - (40 << 20)
+        try #require(try Subprocess.shell("fallocate -l \(fill) '\(filler)' || head -c \(fill) /dev/zero > '\(filler)'").succeeded)
+
+        let stopped = try #require(
+            try daemon.waitForSlot(path, timeout: 30) { [.interrupted, .failed, .sealed].contains($0.state) }, "\(daemon.process.log)")
+        #expect(stopped.state == .interrupted && stopped.resumeBy == .freeStoreSpace, "\(stopped)")
+        #expect(stopped.detail?.hasPrefix("store: ") == true && stopped.detail?.contains("store full") == true, "\(stopped.detail ?? "")")
+        let alerts = try daemon.snapshot().alerts ?? []
+        let interrupted = alerts.first { $0.kind == .jobInterrupted && $0.device == path }
+        #expect(interrupted?.resumeBy == .freeStoreSpace && interrupted?.fix == nil, "\(alerts)")
+        #expect(alerts.contains { $0.kind == .storeAlmostFull }, "\(alerts)")
+
+        unlink(filler)
+        let sealed = try #require(
+            try daemon.waitForSlot(path, timeout: 90) { [.sealed, .failed].contains($0.state) }, "not resumed: \(daemon.process.log)")
+        #expect(sealed.state == .sealed && sealed.jobId == stopped.jobId, "\(sealed)")
+        try StockChecks.expectAllPass(try #require(sealed.bundlePath), trust: daemon.store.trustAnchor, sourceSHA256: sourceSHA256)
         #expect(daemon.process.terminate() != nil)
     }
 
