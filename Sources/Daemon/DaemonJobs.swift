@@ -100,13 +100,22 @@ extension ApplianceDaemon {
                 }
                 finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
             } catch {
-                // The job's own decision; before it was catalogued, the kind of error decides.
-                let interrupted = error.stoppedAs.map { $0 == .interrupted } ?? ((error.underlying as? AcquisitionError)?.interruptsJob ?? false)
+                let interruptsByKind = (JobStop.cause(of: error) as? AcquisitionError)?.interruptsJob ?? false
                 finish(
-                    slotKey: slotKey, jobId: jobId, state: interrupted ? .interrupted : .failed,
+                    slotKey: slotKey, jobId: jobId,
+                    state: Self.endState(after: error, resumed: resumeJobId != nil, interruptsByKind: interruptsByKind),
                     detail: "\(error)", summary: nil, resumeBy: Self.resumeAction(after: error))
             }
         }
+    }
+
+    /// How a job's slot ends after `error`: as the job decided, when its lifecycle took it up;
+    /// before that (the phone's handshake, the disk's open), an interrupted job taken up again is
+    /// still interrupted, as its catalog entry says (nothing of it was touched), and a new job
+    /// is interrupted only by an error of the kind that interrupts (`interruptsByKind`).
+    static func endState(after error: JobError, resumed: Bool, interruptsByKind: Bool) -> SlotState {
+        if let decided = error.stoppedAs { return decided == .interrupted ? .interrupted : .failed }
+        return resumed || interruptsByKind ? .interrupted : .failed
     }
 
     /// What resumes a job that stopped with `error` (a disk's or a phone's): what the technician is asked to do.
@@ -165,7 +174,7 @@ extension ApplianceDaemon {
                 } else {
                     finish(
                         slotKey: slotKey, jobId: jobId,
-                        state: (error.stoppedAs.map { $0 == .interrupted } ?? outcome.interrupted) ? .interrupted : .failed, detail: "\(error)",
+                        state: Self.endState(after: error, resumed: resumed, interruptsByKind: outcome.interrupted), detail: "\(error)",
                         summary: nil, resumeBy: Self.resumeAction(after: error))
                 }
             }

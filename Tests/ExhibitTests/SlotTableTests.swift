@@ -37,6 +37,21 @@ import Testing
         #expect(resumeBy(StoreError(.catalog, path: "/store/catalog.sqlite", detail: "locked")) == .reconnectDevice)
     }
 
+    /// A job taken up again that stops before its lifecycle takes it over (CI: a replugged
+    /// phone's handshake met a stale message) is still interrupted, as the catalog keeps it; the
+    /// slot had said "failed" while the job waited to be resumed.
+    @Test func aResumedJobThatStopsBeforeItBeginsIsStillInterrupted() {
+        let handshake = JobError(
+            stage: "connect", underlying: AcquisitionError(.readFailed, path: "usb:1-1", offset: 0, detail: "a stale message"), jobId: "j")
+        #expect(ApplianceDaemon.endState(after: handshake, resumed: true, interruptsByKind: false) == .interrupted)
+        #expect(ApplianceDaemon.endState(after: handshake, resumed: false, interruptsByKind: false) == .failed)
+        #expect(ApplianceDaemon.endState(after: handshake, resumed: false, interruptsByKind: true) == .interrupted)
+        // The job's own decision stands either way.
+        let decided = JobError(
+            stage: "source", underlying: JobStop(underlying: AcquisitionError(.readFailed, path: "/dev/sdb"), state: .failed), jobId: "j")
+        #expect(ApplianceDaemon.endState(after: decided, resumed: true, interruptsByKind: true) == .failed)
+    }
+
     @Test func aReadySlotTakesOneJobAndNoSecond() {
         var slot = Self.slot(.ready)
         let took = slot.claim(jobId: "a", caseId: "C", exhibitId: "E1", resuming: false, cancellation: CancellationFlag(), now: Date())
