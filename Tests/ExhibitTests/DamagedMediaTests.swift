@@ -319,6 +319,65 @@ struct DamagedMediaTests {
         #expect(try StockChecks.sum("sha256sum", backing) == sourceSHA256, "the source changed")
     }
 
+    /// The second pass reads the flag before each 4 MiB piece it re-reads, as the first pass does
+    /// before each buffer: an area that reads cleanly the second time raises no I/O error to have
+    /// the flag checked after. Here a 12 MiB area fails in the first pass and reads cleanly in the
+    /// second; the flag is cleared as the second pass begins.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func sourceThatBecomesWritableInTheSecondPassPausesBeforeItsNextPiece() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("writable-second")
+        let backing = try SourceImage.create(at: store.scratch.file("healing.img"), size: 40 << 20, seed: 33)
+        let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
+        let bad = (offset: UInt64(8 << 20), length: UInt64(12 << 20))
+        let device = try FaultyLoopDevice(
+            backing: backing, badRanges: [bad], delayMilliseconds: 15, protectedByFlagOnly: true, scratch: store.scratch,
+            fixture: fixturePath("faultfile.c"))
+        let arguments = [
+            "acquire", device.loop.path, "--store", store.root, "--case", "CASE-1", "--exhibit", "E1", "--examiner", "T", "--json",
+            "--checkpoint-seconds", "0.2",
+        ]
+        let process = try Self.startExhibit(arguments)
+        let work = "\(store.root)/work"
+        func journal() -> (phase: String, copied: UInt64)? {
+            let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
+            guard let name, let data = FileManager.default.contents(atPath: "\(work)/\(name)"),
+                let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            else { return nil }
+            return (state["phase"] as? String ?? "", (state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0)
+        }
+        func wait(until condition: ((phase: String, copied: UInt64)) -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(60)
+            while process.isRunning, Date() < deadline {
+                if let state = journal(), condition(state) { return true }
+                usleep(5_000)
+            }
+            return false
+        }
+        // Past the bad area in the first pass, the disk heals: the second pass reads it cleanly.
+        try #require(wait { $0.phase == "copying" && $0.copied >= bad.offset + bad.length + (4 << 20) }, "the first pass did not pass the area")
+        try device.setBadRanges([])
+        try #require(wait { $0.phase == "recovering" }, "no second pass")
+        try device.loop.setReadOnly(false)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0, "the second pass went on with the flag cleared")
+        #expect(store.bundles.isEmpty)
+
+        try device.loop.setReadOnly(true)
+        let bundle = try store.acquireBundle(device.loop.path)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: sourceSHA256)
+        let record = try Self.record(bundle)
+        #expect((record["unreadableSectors"] as? NSNumber)?.uint64Value == 0)
+        // Stopped at a later piece of the area (each begins 4 MiB after the one before), not after it.
+        let reasons = (record["interruptions"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
+        let offset = reasons.first.flatMap { $0.firstMatch(of: /at byte (\d+);/).flatMap { UInt64($0.1) } } ?? 0
+        #expect(
+            reasons.count == 1 && reasons[0].contains("source became writable") && offset > bad.offset
+                && (offset - bad.offset) % (4 << 20) == 0 && offset < bad.offset + bad.length,
+            "\(reasons)")
+        #expect(try StockChecks.sum("sha256sum", backing) == sourceSHA256, "the source changed")
+    }
+
     @Test("Large sources: a 32 TiB sparse file is accepted with its exact size, a sane ETA and flat memory")
     func hugeSparseSourceHasFlatMemory() throws {
         let scratch = try ScratchDirectory("huge")
