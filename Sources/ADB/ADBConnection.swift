@@ -103,25 +103,29 @@ public final class ADBConnection: @unchecked Sendable {
         var deadline = ContinuousClock.now + timeouts.handshake
         var signed = false
         var offeredKey = false
+        func outOfTime() -> ADBError {
+            if offeredKey {
+                return ADBError(
+                    .unauthorized, operation: "AUTH", device: device,
+                    "the phone did not accept the appliance's key within \(timeouts.authorization): unlock it, tap \"Allow\" "
+                        + "(tick \"Always allow from this computer\") and reconnect")
+            }
+            return ADBError(
+                .offline, operation: "CNXN", device: device,
+                "the phone did not answer within \(timeouts.handshake): check that USB debugging is on and the cable carries data")
+        }
         while true {
+            // Checked here too: a peer that sends stray messages without end never lets a read time out.
             let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { throw outOfTime() }
             let message: ADBMessage
             do throws(ADBError) {
                 // CNXN and AUTH are checked by their content; their sums are not relied on
                 // because a peer's mode is unknown until its CNXN. CNXN and AUTH stay within
                 // 4096 bytes (ADBMessage's check); a previous session's WRTE may be larger.
-                message = try transport.read(
-                    maximumPayload: ADBProtocol.maximumPayload, checksum: .skipped, timeout: max(remaining, .zero))
+                message = try transport.read(maximumPayload: ADBProtocol.maximumPayload, checksum: .skipped, timeout: remaining)
             } catch where error.code == .timeout {
-                if offeredKey {
-                    throw ADBError(
-                        .unauthorized, operation: "AUTH", device: device,
-                        "the phone did not accept the appliance's key within \(timeouts.authorization): unlock it, tap \"Allow\" "
-                            + "(tick \"Always allow from this computer\") and reconnect")
-                }
-                throw ADBError(
-                    .offline, operation: "CNXN", device: device,
-                    "the phone did not answer within \(timeouts.handshake): check that USB debugging is on and the cable carries data")
+                throw outOfTime()
             }
             switch message.command {
             case .connect:

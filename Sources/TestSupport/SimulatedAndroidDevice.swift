@@ -63,9 +63,16 @@ public struct SimulatedPhone: Sendable {
     public var packages: [Package]
     public var maximumPayload: Int
     public var fault: Fault?
-    /// What a pulled cable can leave in a phone's USB buffer: a previous session's WRTE (of
-    /// `maximumPayload` bytes), OKAY and CLSE reach the host before the answer to its CNXN.
-    public var leftoversBeforeConnect = false
+    /// Messages that are no answer, sent before the answer to the host's CNXN.
+    public enum StrayMessages: Sendable, Equatable {
+        /// What a pulled cable can leave in a phone's USB buffer: a previous session's WRTE (of
+        /// the largest size), OKAY and CLSE.
+        case previousSessionLeftovers
+        /// OKAYs without end and never an answer: a hostile phone holding the host in its handshake.
+        case withoutEnd
+    }
+
+    public var strayMessagesBeforeConnect: StrayMessages?
     /// A tampered adbd: its listings of `HostileListing.directory` hold names no file can have
     /// and directories that list themselves (see `HostileListing`).
     public var hostileListings = false
@@ -332,11 +339,17 @@ final class DeviceConnection: @unchecked Sendable {
             maximumPayload = min(Int(message.arg1), phone.maximumPayload)
             decoder.checksum = checksum
             decoder.maximumPayload = maximumPayload
-            if phone.leftoversBeforeConnect {
-                let payload = [UInt8](repeating: 0x5A, count: phone.maximumPayload)
+            switch phone.strayMessagesBeforeConnect {
+            case .previousSessionLeftovers?:
+                let payload = [UInt8](repeating: 0x5A, count: min(phone.maximumPayload, ADBProtocol.maximumPayload))
                 for leftover in [ADBMessage(.write, 7, 3, payload: payload), ADBMessage(.okay, 7, 3), ADBMessage(.close, 7, 3)] {
                     send(leftover)
                 }
+            case .withoutEnd?:
+                sendUntilHungUp(ADBMessage(.okay, 7, 3))
+                return
+            case nil:
+                break
             }
             if phone.authorization == .off {
                 sendConnect()
@@ -465,6 +478,14 @@ final class DeviceConnection: @unchecked Sendable {
     }
 
     private func sendUnlocked(_ bytes: [UInt8]) { _ = link.send(bytes) }
+
+    /// Sends `message` again and again until the host hangs up.
+    private func sendUntilHungUp(_ message: ADBMessage) {
+        let bytes = message.header(checksum: checksum)
+        sendLock.lock()
+        defer { sendLock.unlock() }
+        while link.send(bytes) {}
+    }
 }
 
 /// A stream as adbd sees it: data to the host goes in WRTEs of at most the negotiated size,

@@ -147,13 +147,26 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
     @Test func aPreviousSessionsLeftoversBeforeCNXNAreSkipped() throws {
         let fixture = try PhoneFixture("adb-leftovers") {
             $0.authorization = .allowWhenAsked
-            $0.leftoversBeforeConnect = true
+            $0.strayMessagesBeforeConnect = .previousSessionLeftovers
         }
         defer { fixture.device.stop() }
         let connection = try connect(fixture)
         defer { connection.close() }
         #expect(connection.maximumPayload == ADBProtocol.maximumPayload)
         #expect(try connection.shellOutput("getprop ro.product.model").stdout == Array("SimPhone\n".utf8))
+    }
+
+    /// Stray messages are skipped only while the handshake has time: a phone that sends them
+    /// without end is offline when its time is up, as a silent one is.
+    @Test(.timeLimit(.minutes(1))) func aPhoneThatNeverStopsSendingStrayMessagesIsOfflineInTime() throws {
+        let fixture = try PhoneFixture("adb-stray") { $0.strayMessagesBeforeConnect = .withoutEnd }
+        defer { fixture.device.stop() }
+        let started = ContinuousClock.now
+        let error = #expect(throws: ADBError.self) {
+            _ = try connect(fixture, timeouts: ADBTimeouts(handshake: .milliseconds(500)))
+        }
+        #expect(error?.code == .offline, "\(String(describing: error))")
+        #expect(ContinuousClock.now - started < .seconds(5))
     }
 
     @Test func aSilentPeerIsOfflineInTime() throws {
