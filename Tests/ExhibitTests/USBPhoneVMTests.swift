@@ -50,12 +50,13 @@ import Testing
         // udev announced the phone, the daemon raised "tap Allow" while the phone waited, and
         // no second Allow was needed for the CLI (the phone remembers the store's key).
         let alerts = try String(contentsOfFile: "\(work)/alerts-seen", encoding: .utf8)
-        #expect(alerts.contains("phone-unauthorized"), "alerts seen: \(alerts)")
+        let daemonLog = try String(contentsOfFile: "\(work)/exhibitd.log", encoding: .utf8)
+        let phoneLog = (try? String(contentsOfFile: "\(work)/simulated-adbd.out", encoding: .utf8)) ?? ""
+        #expect(alerts.contains("phone-unauthorized"), "alerts seen: \(alerts)\nexhibitd: \(daemonLog.suffix(6000))\nphone: \(phoneLog.suffix(2000))")
         // The pulled cable: the job was interrupted with the operation, the phone and the
         // offset, and the daemon resumed it by itself when the phone came back.
         let interruption = try #require(alerts.split(separator: "\n").first { $0.hasPrefix("job-interrupted") }, "alerts seen: \(alerts)")
         #expect(interruption.contains("usb:1-1") && interruption.contains("at byte") && interruption.contains("[disconnected]"))
-        let daemonLog = try String(contentsOfFile: "\(work)/exhibitd.log", encoding: .utf8)
         #expect(daemonLog.contains("discovery: udev"))
         #expect(daemonLog.contains("Android phone with USB debugging on"))
         let cliErrors = try String(contentsOfFile: "\(work)/acquire.err", encoding: .utf8)

@@ -4,7 +4,7 @@
 # it with Exhibit as a technician would, and leaves the store in WORK for the host to judge:
 #   1. exhibitd finds the phone through udev, a case is opened and the phone's slot acquired as
 #      exhibit P1 (logical, and physical: the daemon is configured to image userdata); the phone
-#      waits 5 s before "Allow", and the daemon's alerts are sampled meanwhile (WORK/alerts-seen);
+#      waits 5 s before "Allow", and every alert the daemon raises is kept (WORK/alerts-seen);
 #      the cable is pulled (the gadget unbound from its UDC) while the partition streams, and
 #      plugged back: the daemon must resume the interrupted job by itself and seal it;
 #   2. `exhibit acquire adb:usb:SERIAL --physical` acquires it again as P2 (rooted: the
@@ -72,6 +72,10 @@ echo '{"phonePhysicalPartition": "/dev/block/by-name/userdata"}' > "$work/exhibi
 "$bin/exhibitd" --store "$store" --socket "$socket" --config "$work/exhibitd.json" --verbose > "$work/exhibitd.log" 2>&1 &
 daemon=$!
 for _ in $(seq 150); do "$bin/exhibit" status --socket "$socket" > /dev/null 2>&1 && break; sleep 0.2; done
+# Every alert the daemon raises, from its own messages: sampling with `exhibit status` missed the
+# few seconds of "tap Allow" once, each command taking seconds under emulation.
+"$bin/exhibit" status --watch --json --socket "$socket" > "$work/watch.jsonl" 2> "$work/watch.err" &
+watch=$!
 "$bin/exhibit" case open --case CASE-USB --examiner "VM Examiner" --socket "$socket" > /dev/null
 slot=""
 for _ in $(seq 150); do
@@ -82,12 +86,8 @@ done
 [ -n "$slot" ] || { "$bin/exhibit" status --socket "$socket"; cat "$work/exhibitd.log"; exit 1; }
 say "daemon shows the phone as ready in slot $slot"
 "$bin/exhibit" acquire --slot "$slot" --exhibit P1 --socket "$socket" > /dev/null
-snapshot() {
-    "$bin/exhibit" status --socket "$socket" --json > "$work/status.json"
-    jq -r '.alerts[]? | "\(.kind) \(.slot) \(.detail)"' "$work/status.json" >> "$work/alerts-seen"
-}
+snapshot() { "$bin/exhibit" status --socket "$socket" --json > "$work/status.json"; }
 phone_slot() { jq -r "[.slots[]? | select(.kind == \"phone\")][0] | .$1" "$work/status.json"; }
-: > "$work/alerts-seen"
 pulled=""
 deadline=$((SECONDS + 240))
 while [ $SECONDS -lt $deadline ]; do
@@ -123,6 +123,9 @@ while [ $SECONDS -lt $deadline ]; do
     sleep 0.3
 done
 kill -TERM $daemon; wait $daemon || true
+kill $watch 2>/dev/null || true  # it ends with the daemon it watched
+wait $watch || true
+jq -rR 'fromjson? | .alerts[]? | "\(.kind) \(.slot) \(.detail)"' "$work/watch.jsonl" > "$work/alerts-seen"
 [ "$state" = sealed ] || { say "the resumed phone slot ended $state"; cat "$work/exhibitd.log"; exit 1; }
 say "daemon sealed the phone's bundle"
 
