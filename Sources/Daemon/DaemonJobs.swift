@@ -6,6 +6,7 @@ import Imaging
 import Jobs
 import Logging
 import StatusAPI
+import Store
 import Synchronization
 
 /// Job scheduling: a slot's job started on threads of its own, its progress and end
@@ -118,9 +119,22 @@ extension ApplianceDaemon {
         return resumed || interruptsByKind ? .interrupted : .failed
     }
 
+    /// A phone's slot after `error`: ready again when a new job met a phone that needs the
+    /// technician first (unauthorized, offline, no permission: nothing was taken, the slot waits
+    /// for them to fix it and ask again); a job taken up again stays interrupted, its alert
+    /// beside the phone's; else as `endState`.
+    static func phoneEndState(
+        after error: JobError, resumed: Bool, outcome: (interrupted: Bool, phoneState: PhoneState?)
+    ) -> SlotState {
+        if !resumed, [.unauthorized, .offline, .noPermission].contains(outcome.phoneState) { return .ready }
+        return endState(after: error, resumed: resumed, interruptsByKind: outcome.interrupted)
+    }
+
     /// What resumes a job that stopped with `error` (a disk's or a phone's): what the technician is asked to do.
     static func resumeAction(after error: JobError) -> ResumeAction {
-        if JobStop.isStoreFull(error) { return .freeStoreSpace }
+        // Full while it ran, or short of room for the rest before it began again.
+        let insufficient = (JobStop.cause(of: error) as? StoreError)?.code == .insufficientSpace
+        if JobStop.isStoreFull(error) || insufficient { return .freeStoreSpace }
         return (JobStop.cause(of: error) as? AcquisitionError)?.code == .sourceBecameWritable ? .makeReadOnly : .reconnectDevice
     }
 
@@ -168,15 +182,10 @@ extension ApplianceDaemon {
             } catch {
                 let outcome = PhoneAcquisition.outcome(of: error)
                 setPhoneState(outcome.phoneState, slotKey: slotKey, jobId: jobId)
-                if [.unauthorized, .offline, .noPermission].contains(outcome.phoneState) {
-                    // Nothing was taken: the slot waits for the technician to fix it and ask again.
-                    finish(slotKey: slotKey, jobId: jobId, state: .ready, detail: "\(error)", summary: nil)
-                } else {
-                    finish(
-                        slotKey: slotKey, jobId: jobId,
-                        state: Self.endState(after: error, resumed: resumed, interruptsByKind: outcome.interrupted), detail: "\(error)",
-                        summary: nil, resumeBy: Self.resumeAction(after: error))
-                }
+                let state = Self.phoneEndState(after: error, resumed: resumed, outcome: outcome)
+                finish(
+                    slotKey: slotKey, jobId: jobId, state: state, detail: "\(error)", summary: nil,
+                    resumeBy: state == .interrupted ? Self.resumeAction(after: error) : nil)
             }
         }
     }

@@ -37,6 +37,9 @@ final class TestDaemon: @unchecked Sendable {
         try #require(process.waitUntilServing(), "exhibitd did not start: \(process.log)")
     }
 
+    /// The daemon stops before its store goes (a store on a tmpfs is unmounted with it).
+    deinit { _ = process.terminate() }
+
     /// The environment and arguments the daemon was started with, for `restart`.
     private let arguments: (environment: [String: String], extra: [String])
 
@@ -62,6 +65,17 @@ final class TestDaemon: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let slot = try slot(for: device), condition(slot) { return slot }
+            usleep(100_000)
+        }
+        return nil
+    }
+
+    /// Polls until an alert satisfies `condition` (alerts follow the slot change that raises
+    /// them in a message of their own); returns it, or nil on timeout.
+    func waitForAlert(timeout: TimeInterval, _ condition: (AlertStatus) -> Bool) throws -> AlertStatus? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let alert = try snapshot().alerts?.first(where: condition) { return alert }
             usleep(100_000)
         }
         return nil
@@ -238,7 +252,7 @@ struct DaemonTests {
             try daemon.waitForSlot(path, timeout: 30) { [.interrupted, .failed, .sealed].contains($0.state) }, "\(daemon.process.log)")
         #expect(stopped.state == .interrupted && stopped.resumeBy == .makeReadOnly, "\(stopped)")
         #expect(stopped.detail?.contains("source became writable") == true, "\(stopped.detail ?? "")")
-        let alert = try daemon.snapshot().alerts?.first { $0.kind == .jobInterrupted && $0.device == path }
+        let alert = try daemon.waitForAlert(timeout: 5) { $0.kind == .jobInterrupted && $0.device == path }
         #expect(alert?.resumeBy == .makeReadOnly && alert?.fix == "blockdev --setro \(path)", "\(String(describing: alert))")
 
         try device.loop.setReadOnly(true)
@@ -276,16 +290,58 @@ struct DaemonTests {
             try daemon.waitForSlot(path, timeout: 30) { [.interrupted, .failed, .sealed].contains($0.state) }, "\(daemon.process.log)")
         #expect(stopped.state == .interrupted && stopped.resumeBy == .freeStoreSpace, "\(stopped)")
         #expect(stopped.detail?.hasPrefix("store: ") == true && stopped.detail?.contains("store full") == true, "\(stopped.detail ?? "")")
-        let alerts = try daemon.snapshot().alerts ?? []
-        let interrupted = alerts.first { $0.kind == .jobInterrupted && $0.device == path }
-        #expect(interrupted?.resumeBy == .freeStoreSpace && interrupted?.fix == nil, "\(alerts)")
-        #expect(alerts.contains { $0.kind == .storeAlmostFull }, "\(alerts)")
+        let interrupted = try daemon.waitForAlert(timeout: 5) { $0.kind == .jobInterrupted && $0.device == path }
+        #expect(interrupted?.resumeBy == .freeStoreSpace && interrupted?.fix == nil, "\(String(describing: interrupted))")
+        #expect(try daemon.waitForAlert(timeout: 5) { $0.kind == .storeAlmostFull } != nil, "\(daemon.process.log)")
 
         unlink(filler)
         let sealed = try #require(
             try daemon.waitForSlot(path, timeout: 90) { [.sealed, .failed].contains($0.state) }, "not resumed: \(daemon.process.log)")
         #expect(sealed.state == .sealed && sealed.jobId == stopped.jobId, "\(sealed)")
         try StockChecks.expectAllPass(try #require(sealed.bundlePath), trust: daemon.store.trustAnchor, sourceSHA256: sourceSHA256)
+        withExtendedLifetime(device) {}
+        #expect(daemon.process.terminate() != nil)
+    }
+
+    /// A disk whose bytes changed while exhibitd was stopped: the interrupted job is failed with
+    /// the reason and the disk is acquired anew as a new job, which seals (it had taken the old
+    /// job's id, which the catalog refused) and which the slot then names.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aDiskChangedWhileTheDaemonWasStoppedIsAcquiredAnewAsANewJob() throws {
+        try StockChecks.requireTools()
+        let daemon = try TestDaemon("daemon-changed", configuration: #"{ "checkpointSeconds": 0.3 }"#)
+        let scratch = daemon.store.scratch
+        #expect(try daemon.cli(["case", "open", "--case", "CASE-X", "--examiner", "Tester", "--auto"]).succeeded)
+        let image = try SourceImage.create(at: scratch.file("changing.img"), size: 48 << 20, seed: 34)
+        let device = try FaultyLoopDevice(backing: image, delayMilliseconds: 30, scratch: scratch, fixture: fixturePath("faultfile.c"))
+        let path = device.loop.path
+        let reading = try daemon.waitForSlot(path, timeout: 30) { $0.state == .acquiring && $0.bytesDone > 0 }
+        let oldJob = try #require(reading?.jobId, "the job did not start: \(daemon.process.log)")
+        // Stopped once its journal holds 16 MiB: what a resume takes as read.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline,
+            (DamagedMediaTests.journal(in: "\(daemon.store.root)/work")?["copiedBytes"] as? NSNumber)?.uint64Value ?? 0 < 16 << 20
+        {
+            usleep(20_000)
+        }
+        #expect(daemon.process.terminate(timeout: 15) != nil, "exhibitd did not stop")
+        // A byte the journal holds as read changes, away from the first and last MiB that identify the disk.
+        try #require(try Subprocess.shell("printf 'CHANGED' | dd of='\(image)' bs=1 seek=\(8 << 20) conv=notrunc status=none").succeeded)
+        try #require(try Subprocess.run(["blockdev", "--flushbufs", path]).succeeded)
+        let changedSHA256 = try StockChecks.sum("sha256sum", image)
+
+        try daemon.restart()
+        let sealed = try #require(
+            try daemon.waitForSlot(path, timeout: 90) { [.sealed, .failed].contains($0.state) }, "\(daemon.process.log)")
+        #expect(sealed.state == .sealed && sealed.jobId != oldJob && sealed.jobId != nil, "\(sealed)")
+        #expect(sealed.digests["sha256"] == changedSHA256)
+        let bundle = try #require(sealed.bundlePath)
+        try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: changedSHA256)
+        let jobs = try daemon.snapshot().jobs ?? []
+        let old = jobs.first { $0.jobId == oldJob }
+        #expect(old?.state == .failed && old?.error?.contains("source changed since the interruption") == true, "\(String(describing: old))")
+        #expect(jobs.first { $0.jobId == sealed.jobId }?.state == .sealed)
+        withExtendedLifetime(device) {}
         #expect(daemon.process.terminate() != nil)
     }
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import ADB
 import Foundation
 import Imaging
 import StatusAPI
@@ -32,6 +33,7 @@ import Testing
         }
         #expect(resumeBy(AcquisitionError(.storeFull, path: "/store/work/j/image.raw", offset: 4096)) == .freeStoreSpace)
         #expect(resumeBy(StoreError(.storeFull, path: "/store/catalog.sqlite", errno: ENOSPC, detail: "full")) == .freeStoreSpace)
+        #expect(resumeBy(StoreError(.insufficientSpace, path: "/store", detail: "needs 1 GB")) == .freeStoreSpace)
         #expect(resumeBy(AcquisitionError(.sourceBecameWritable, path: "/dev/sdb", offset: 0)) == .makeReadOnly)
         #expect(resumeBy(AcquisitionError(.sourceVanished, path: "/dev/sdb", offset: 0)) == .reconnectDevice)
         #expect(resumeBy(StoreError(.catalog, path: "/store/catalog.sqlite", detail: "locked")) == .reconnectDevice)
@@ -42,10 +44,19 @@ import Testing
     /// slot had said "failed" while the job waited to be resumed.
     @Test func aResumedJobThatStopsBeforeItBeginsIsStillInterrupted() {
         let handshake = JobError(
-            stage: "connect", underlying: AcquisitionError(.readFailed, path: "usb:1-1", offset: 0, detail: "a stale message"), jobId: "j")
+            stage: "connect",
+            underlying: ADBError(.protocolViolation, operation: "receive", device: "usb:1-1", "WRTE announces 1048576 payload bytes"),
+            jobId: "j")
         #expect(ApplianceDaemon.endState(after: handshake, resumed: true, interruptsByKind: false) == .interrupted)
         #expect(ApplianceDaemon.endState(after: handshake, resumed: false, interruptsByKind: false) == .failed)
         #expect(ApplianceDaemon.endState(after: handshake, resumed: false, interruptsByKind: true) == .interrupted)
+        // A phone that needs the technician first: a new job's slot is ready again; a job taken
+        // up again stays interrupted (its alert had gone with the slot's job).
+        let unauthorized = JobError(
+            stage: "connect", underlying: ADBError(.unauthorized, operation: "AUTH", device: "usb:1-1", "tap Allow"), jobId: "j")
+        let outcome = (interrupted: false, phoneState: PhoneState?.some(.unauthorized))
+        #expect(ApplianceDaemon.phoneEndState(after: unauthorized, resumed: false, outcome: outcome) == .ready)
+        #expect(ApplianceDaemon.phoneEndState(after: unauthorized, resumed: true, outcome: outcome) == .interrupted)
         // The job's own decision stands either way.
         let decided = JobError(
             stage: "source", underlying: JobStop(underlying: AcquisitionError(.readFailed, path: "/dev/sdb"), state: .failed), jobId: "j")

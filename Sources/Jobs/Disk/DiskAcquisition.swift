@@ -94,13 +94,22 @@ extension Acquisitions {
                     let error = stop.underlying
                     guard let journal else { throw stop }
                     logger.warning("\(source.identity.path): interrupted job \(journal.jobId) not continued: \(error)")
-                    try store.ensureRoom(forImageOf: source.identity.sizeBytes)
                     var fresh = request
                     fresh.resumeJobId = nil
+                    // A new job, whatever id the request gave the one it meant to continue.
+                    if fresh.jobId == journal.jobId { fresh.jobId = UUID().uuidString.lowercased() }
                     fresh.supersedes = (journal.jobId, "\(error)")
-                    return try acquire(
-                        source: source, request: fresh, journal: nil, settings: settings, identity: identity,
-                        catalog: catalog, cancellation: cancellation, progress: progress)
+                    do {
+                        try store.ensureRoom(forImageOf: source.identity.sizeBytes)
+                        return try acquire(
+                            source: source, request: fresh, journal: nil, settings: settings, identity: identity,
+                            catalog: catalog, cancellation: cancellation, progress: progress)
+                    } catch let stopped as JobStop {
+                        throw stopped
+                    } catch {
+                        // The old job has failed; the new one did not begin: nothing is left to resume.
+                        throw JobStop(underlying: error as any Error & Sendable, state: .failed)
+                    }
                 }
             }
         }
