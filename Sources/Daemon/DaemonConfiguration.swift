@@ -58,6 +58,11 @@ public struct DaemonConfiguration: Codable, Sendable {
             throw ConfigurationError(path: path, detail: "cannot read it")
         }
         guard data.count <= 1 << 20 else { throw ConfigurationError(path: path, detail: "is \(data.count) bytes; a configuration is at most 1 MiB") }
+        // JSON between systems is UTF-8 (RFC 8259 § 8.1); JSONDecoder would also take UTF-16 or
+        // UTF-32, which the check for a member named twice does not read.
+        guard String(validating: data, as: UTF8.self) != nil else {
+            throw ConfigurationError(path: path, detail: "is not UTF-8 text: save it as UTF-8")
+        }
         let configuration: DaemonConfiguration
         do {
             configuration = try JSONDecoder().decode(DaemonConfiguration.self, from: data)

@@ -39,6 +39,7 @@ extension JSONProblem {
     /// The first member named twice in one object of `data` (valid JSON), as `writeBlockers.1234:5678`;
     /// nil when there is none. JSONDecoder keeps one of the two values and JSONSerialization the
     /// other, so a file that names a setting twice means two things; it is refused instead.
+    /// `data` must be UTF-8 (`DaemonConfiguration.load` refuses other encodings first).
     static func duplicateMember(in data: Data) -> String? {
         var scanner = MemberScanner(bytes: [UInt8](data))
         return scanner.firstDuplicate()
@@ -66,10 +67,8 @@ extension JSONProblem {
                 switch byte {
                 case UInt8(ascii: ":"):
                     member = lastString ?? ""
-                    if var names = open.last?.names {
-                        if names.contains(member) { return (open.dropFirst().map(\.name) + [member]).joined(separator: ".") }
-                        names.insert(member)
-                        open[open.count - 1].names = names
+                    if !open.isEmpty, open[open.count - 1].names?.insert(member).inserted == false {
+                        return (open.dropFirst().map(\.name) + [member]).joined(separator: ".")
                     }
                 case UInt8(ascii: "{"): open.append((names: [], name: member))
                 case UInt8(ascii: "["):

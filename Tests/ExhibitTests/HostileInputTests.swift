@@ -81,18 +81,34 @@ import Testing
         (#"{ "imageFormat": "e01", "verify": true, "imageFormat": "raw" }"#, #"names "imageFormat" twice"#),
         (#"{ "writeBlockers": { "1234:5678": "a", "1234:5679": "b", "1234:5678": "c" }, "digests": ["md5"] }"#,
          #"names "writeBlockers.1234:5678" twice"#),
+
         (#"{ "writeBlockers": { "12345678": "bridge" } }"#, #"writeBlockers: "12345678" is not a USB id"#),
         (#"{ "imageFormat": "e01", "compression": "ultra" }"#, #"got imageFormat "e01", compression "ultra""#),
     ])
     func settingsTheDaemonCannotUseStopItBeforeItServes(settings: String, problem: String) throws {
+        let daemon = try Self.startDaemon(settings: Data(settings.utf8))
+        #expect(daemon.status == 1 && daemon.stderr.contains(problem), "\(daemon)")
+    }
+
+    /// Windows Notepad's "Unicode" is UTF-16 with a byte order mark: JSONDecoder would read it,
+    /// the check for a member named twice would not, so it is refused, saying what to do.
+    @Test func aSettingsFileInUTF16IsRefusedAsNotUTF8() throws {
+        let text = #"{ "verify": true, "digests": ["md5"], "verify": false }"#
+        var utf16: [UInt8] = [0xFF, 0xFE]
+        for unit in text.utf16 { utf16 += [UInt8(unit & 0xFF), UInt8(unit >> 8)] }
+        let daemon = try Self.startDaemon(settings: Data(utf16))
+        #expect(daemon.status == 1 && daemon.stderr.contains("is not UTF-8 text: save it as UTF-8"), "\(daemon)")
+    }
+
+    /// exhibitd started on a new store with `settings` as its `--config` file, limited to 20 s.
+    static func startDaemon(settings: Data) throws -> Subprocess.Result {
         let store = try TestStore("settings")
         let config = store.scratch.file("settings.json")
-        try settings.write(toFile: config, atomically: true, encoding: .utf8)
-        let daemon = try Subprocess.run([
+        try settings.write(to: URL(fileURLWithPath: config))
+        return try Subprocess.run([
             "timeout", "20", "\(BuiltProducts.directory)/exhibitd", "--store", store.root, "--socket", store.scratch.file("s.sock"),
             "--config", config,
         ])
-        #expect(daemon.status == 1 && daemon.stderr.contains(problem), "\(daemon)")
     }
 
     /// What the chosen format cannot hold is refused naming the source, before the job is in the
