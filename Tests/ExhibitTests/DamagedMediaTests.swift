@@ -131,17 +131,19 @@ struct DamagedMediaTests {
         return process
     }
 
+    /// The journal of the one job in the store's `work` directory, as it is now.
+    static func journal(in work: String) -> [String: Any]? {
+        let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
+        guard let name, let data = FileManager.default.contents(atPath: "\(work)/\(name)") else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+
     /// Starts `exhibit arguments` and SIGKILLs it once its journal says `phase` with some bytes
     /// copied, fewer than `limit`.
     static func killJob(_ arguments: [String], whenJournalIn phase: String, copiedBelow limit: UInt64, work: String) throws {
         let process = try startExhibit(arguments)
-        func journal() -> [String: Any]? {
-            let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
-            guard let name, let data = FileManager.default.contents(atPath: "\(work)/\(name)") else { return nil }
-            return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        }
         func reached() -> Bool {
-            guard let state = journal() else { return false }
+            guard let state = journal(in: work) else { return false }
             let copied = (state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0
             return state["phase"] as? String == phase && copied > 0 && copied < limit
         }
@@ -321,15 +323,15 @@ struct DamagedMediaTests {
 
     /// The second pass reads the flag before each 4 MiB piece it re-reads, as the first pass does
     /// before each buffer: an area that reads cleanly the second time raises no I/O error to have
-    /// the flag checked after. Here a 12 MiB area fails in the first pass and reads cleanly in the
-    /// second; the flag is cleared as the second pass begins.
+    /// the flag checked after. Here a 24 MiB area (six pieces) fails in the first pass and reads
+    /// cleanly in the second; the flag is cleared as the second pass begins.
     @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
     func sourceThatBecomesWritableInTheSecondPassPausesBeforeItsNextPiece() throws {
         try StockChecks.requireTools()
         let store = try TestStore("writable-second")
-        let backing = try SourceImage.create(at: store.scratch.file("healing.img"), size: 40 << 20, seed: 33)
+        let backing = try SourceImage.create(at: store.scratch.file("healing.img"), size: 48 << 20, seed: 33)
         let sourceSHA256 = try StockChecks.sum("sha256sum", backing)
-        let bad = (offset: UInt64(8 << 20), length: UInt64(12 << 20))
+        let bad = (offset: UInt64(8 << 20), length: UInt64(24 << 20))
         let device = try FaultyLoopDevice(
             backing: backing, badRanges: [bad], delayMilliseconds: 15, protectedByFlagOnly: true, scratch: store.scratch,
             fixture: fixturePath("faultfile.c"))
@@ -338,18 +340,18 @@ struct DamagedMediaTests {
             "--checkpoint-seconds", "0.2",
         ]
         let process = try Self.startExhibit(arguments)
-        let work = "\(store.root)/work"
-        func journal() -> (phase: String, copied: UInt64)? {
-            let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
-            guard let name, let data = FileManager.default.contents(atPath: "\(work)/\(name)"),
-                let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            else { return nil }
-            return (state["phase"] as? String ?? "", (state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0)
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
         }
         func wait(until condition: ((phase: String, copied: UInt64)) -> Bool) -> Bool {
             let deadline = Date().addingTimeInterval(60)
             while process.isRunning, Date() < deadline {
-                if let state = journal(), condition(state) { return true }
+                if let state = Self.journal(in: "\(store.root)/work"),
+                    condition((state["phase"] as? String ?? "", (state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0))
+                {
+                    return true
+                }
                 usleep(5_000)
             }
             return false
@@ -368,11 +370,12 @@ struct DamagedMediaTests {
         try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: sourceSHA256)
         let record = try Self.record(bundle)
         #expect((record["unreadableSectors"] as? NSNumber)?.uint64Value == 0)
-        // Stopped at a later piece of the area (each begins 4 MiB after the one before), not after it.
+        // Stopped at a piece of the area (each begins 4 MiB after the one before; the first when
+        // the flag was cleared before its check), not after the area.
         let reasons = (record["interruptions"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
         let offset = reasons.first.flatMap { $0.firstMatch(of: /at byte (\d+);/).flatMap { UInt64($0.1) } } ?? 0
         #expect(
-            reasons.count == 1 && reasons[0].contains("source became writable") && offset > bad.offset
+            reasons.count == 1 && reasons[0].contains("source became writable") && offset >= bad.offset
                 && (offset - bad.offset) % (4 << 20) == 0 && offset < bad.offset + bad.length,
             "\(reasons)")
         #expect(try StockChecks.sum("sha256sum", backing) == sourceSHA256, "the source changed")
