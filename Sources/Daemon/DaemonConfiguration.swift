@@ -59,8 +59,9 @@ public struct DaemonConfiguration: Codable, Sendable {
         }
         guard data.count <= 1 << 20 else { throw ConfigurationError(path: path, detail: "is \(data.count) bytes; a configuration is at most 1 MiB") }
         // JSON between systems is UTF-8 (RFC 8259 § 8.1); JSONDecoder would also take UTF-16 or
-        // UTF-32, which the check for a member named twice does not read.
-        guard String(validating: data, as: UTF8.self) != nil else {
+        // UTF-32, which the check for a member named twice does not read. Without a byte order
+        // mark their ASCII is valid UTF-8 but for its NULs, which JSON text never holds.
+        guard !data.contains(0), String(validating: data, as: UTF8.self) != nil else {
             throw ConfigurationError(path: path, detail: "is not UTF-8 text: save it as UTF-8")
         }
         let configuration: DaemonConfiguration

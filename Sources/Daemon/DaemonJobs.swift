@@ -2,6 +2,7 @@
 import Android
 import Devices
 import Foundation
+import HumanText
 import Imaging
 import Jobs
 import Logging
@@ -94,20 +95,39 @@ extension ApplianceDaemon {
         request.checkpointSeconds = configuration.checkpointSeconds ?? request.checkpointSeconds
         let jobRequest = request
         let job = Acquisitions(store: store, logger: jobLogger(slot: claimed.slot))
+        let followed = FollowedJob(jobId)
         runJob(slot: claimed.slot) { [self] in
             do throws(JobError) {
-                let summary = try job.acquireDisk(jobRequest, cancellation: cancellation) { progress in
-                    self.record(progress, slotKey: slotKey, jobId: jobId)
-                }
-                finish(slotKey: slotKey, jobId: jobId, state: .sealed, detail: nil, summary: summary)
+                let summary = try job.acquireDisk(
+                    jobRequest, cancellation: cancellation,
+                    progress: { self.record($0, slotKey: slotKey, jobId: followed.current) },
+                    newJob: { self.replaceJob(slotKey: slotKey, followed: followed, with: $0) })
+                finish(slotKey: slotKey, jobId: followed.current, state: .sealed, detail: nil, summary: summary)
             } catch {
                 let interruptsByKind = (JobStop.cause(of: error) as? AcquisitionError)?.interruptsJob ?? false
                 finish(
-                    slotKey: slotKey, jobId: jobId,
+                    slotKey: slotKey, jobId: followed.current,
                     state: Self.endState(after: error, resumed: resumeJobId != nil, interruptsByKind: interruptsByKind),
                     detail: "\(error)", summary: nil, resumeBy: Self.resumeAction(after: error))
             }
         }
+    }
+
+    /// The slot follows the new job that replaced the interrupted one it was taken for (the
+    /// device changed while that job was stopped): its progress, its end and its alerts are the
+    /// new job's, and the old one, failed, raises no alert of an interruption.
+    func replaceJob(slotKey: String, followed: FollowedJob, with newJobId: String) {
+        let old = followed.current
+        let status: SlotStatus? = state.withLock { state in
+            state.alerts.detachedInterruptions[old] = nil
+            guard var slot = state.slots[slotKey], slot.status.jobId == old else { return nil }
+            slot.status.jobId = newJobId
+            slot.status.updatedAt = UTCTimestamp.string(Date())
+            state.slots[slotKey] = slot
+            return slot.status
+        }
+        followed.replace(with: newJobId)
+        if let status { publishSlot(status) }
     }
 
     /// How a job's slot ends after `error`: as the job decided, when its lifecycle took it up;
@@ -254,4 +274,15 @@ extension ApplianceDaemon {
     public var runningJobCount: Int {
         state.withLock { $0.slots.values.filter { $0.cancellation != nil }.count }
     }
+}
+
+/// The job a slot's run follows: the one it was claimed for, or the new job that replaced it.
+final class FollowedJob: Sendable {
+    private let id: Mutex<String>
+
+    init(_ id: String) { self.id = Mutex(id) }
+
+    var current: String { id.withLock { $0 } }
+
+    func replace(with newId: String) { id.withLock { $0 = newId } }
 }

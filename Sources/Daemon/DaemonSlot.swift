@@ -81,8 +81,6 @@ struct DaemonSlot {
         status.currentMBPerSecond = nil
         cancellation = nil
         if let summary {
-            // The job that sealed: a new one when the interrupted job could not be continued.
-            status.jobId = summary.jobId
             status.digests = summary.digests
             status.bundleId = summary.bundleId
             status.bundlePath = summary.bundlePath

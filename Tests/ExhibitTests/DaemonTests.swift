@@ -304,8 +304,9 @@ struct DaemonTests {
     }
 
     /// A disk whose bytes changed while exhibitd was stopped: the interrupted job is failed with
-    /// the reason and the disk is acquired anew as a new job, which seals (it had taken the old
-    /// job's id, which the catalog refused) and which the slot then names.
+    /// the reason and the disk is acquired anew as a new job (it had taken the old job's id, which
+    /// the catalog refused). The slot follows the new job: interrupted in its turn (the flag
+    /// cleared), its alert names it, not the old one, and it resumes and seals.
     @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
     func aDiskChangedWhileTheDaemonWasStoppedIsAcquiredAnewAsANewJob() throws {
         try StockChecks.requireTools()
@@ -313,17 +314,18 @@ struct DaemonTests {
         let scratch = daemon.store.scratch
         #expect(try daemon.cli(["case", "open", "--case", "CASE-X", "--examiner", "Tester", "--auto"]).succeeded)
         let image = try SourceImage.create(at: scratch.file("changing.img"), size: 48 << 20, seed: 34)
-        let device = try FaultyLoopDevice(backing: image, delayMilliseconds: 30, scratch: scratch, fixture: fixturePath("faultfile.c"))
+        let device = try FaultyLoopDevice(
+            backing: image, delayMilliseconds: 30, protectedByFlagOnly: true, scratch: scratch, fixture: fixturePath("faultfile.c"))
         let path = device.loop.path
         let reading = try daemon.waitForSlot(path, timeout: 30) { $0.state == .acquiring && $0.bytesDone > 0 }
         let oldJob = try #require(reading?.jobId, "the job did not start: \(daemon.process.log)")
         // Stopped once its journal holds 16 MiB: what a resume takes as read.
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline,
-            (DamagedMediaTests.journal(in: "\(daemon.store.root)/work")?["copiedBytes"] as? NSNumber)?.uint64Value ?? 0 < 16 << 20
-        {
-            usleep(20_000)
+        func journaled() -> UInt64 {
+            (DamagedMediaTests.journal(in: "\(daemon.store.root)/work")?["copiedBytes"] as? NSNumber)?.uint64Value ?? 0
         }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, journaled() < 16 << 20 { usleep(20_000) }
+        try #require(journaled() >= 16 << 20, "the journal never held 16 MiB: \(daemon.process.log)")
         #expect(daemon.process.terminate(timeout: 15) != nil, "exhibitd did not stop")
         // A byte the journal holds as read changes, away from the first and last MiB that identify the disk.
         try #require(try Subprocess.shell("printf 'CHANGED' | dd of='\(image)' bs=1 seek=\(8 << 20) conv=notrunc status=none").succeeded)
@@ -331,9 +333,20 @@ struct DaemonTests {
         let changedSHA256 = try StockChecks.sum("sha256sum", image)
 
         try daemon.restart()
+        let renewed = try #require(
+            try daemon.waitForSlot(path, timeout: 60) { $0.state == .acquiring && $0.jobId != oldJob && $0.bytesDone > 0 },
+            "the slot never followed a new job: \(daemon.process.log)")
+        let newJob = try #require(renewed.jobId)
+        try device.loop.setReadOnly(false)
+        let stopped = try daemon.waitForSlot(path, timeout: 30) { $0.state != .acquiring }
+        #expect(stopped?.state == .interrupted && stopped?.jobId == newJob, "\(String(describing: stopped))")
+        let alert = try daemon.waitForAlert(timeout: 5) { $0.kind == .jobInterrupted }
+        #expect(alert?.id == "job-interrupted:\(newJob)", "\(String(describing: alert))")
+        try device.loop.setReadOnly(true)
         let sealed = try #require(
             try daemon.waitForSlot(path, timeout: 90) { [.sealed, .failed].contains($0.state) }, "\(daemon.process.log)")
-        #expect(sealed.state == .sealed && sealed.jobId != oldJob && sealed.jobId != nil, "\(sealed)")
+        #expect(sealed.state == .sealed && sealed.jobId == newJob, "\(sealed)")
+        #expect(try daemon.snapshot().alerts?.contains { $0.id.contains(oldJob) } == false)
         #expect(sealed.digests["sha256"] == changedSHA256)
         let bundle = try #require(sealed.bundlePath)
         try StockChecks.expectAllPass(bundle, trust: daemon.store.trustAnchor, sourceSHA256: changedSHA256)

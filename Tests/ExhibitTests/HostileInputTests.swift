@@ -92,9 +92,9 @@ import Testing
 
     /// Windows Notepad's "Unicode" is UTF-16 with a byte order mark: JSONDecoder would read it,
     /// the check for a member named twice would not, so it is refused, saying what to do.
-    @Test func aSettingsFileInUTF16IsRefusedAsNotUTF8() throws {
+    @Test(arguments: [true, false]) func aSettingsFileInUTF16IsRefusedAsNotUTF8(withByteOrderMark: Bool) throws {
         let text = #"{ "verify": true, "digests": ["md5"], "verify": false }"#
-        var utf16: [UInt8] = [0xFF, 0xFE]
+        var utf16: [UInt8] = withByteOrderMark ? [0xFF, 0xFE] : []
         for unit in text.utf16 { utf16 += [UInt8(unit & 0xFF), UInt8(unit >> 8)] }
         let daemon = try Self.startDaemon(settings: Data(utf16))
         #expect(daemon.status == 1 && daemon.stderr.contains("is not UTF-8 text: save it as UTF-8"), "\(daemon)")

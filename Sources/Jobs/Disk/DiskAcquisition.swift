@@ -69,9 +69,11 @@ public struct ResumableJob: Sendable {
 extension Acquisitions {
     /// Acquires one disk or image file into a sealed bundle in the store, or continues its
     /// interrupted job.
+    /// `newJob` is told the id of the job that replaces the interrupted one the request meant to
+    /// continue, when the device changed while that job was stopped (the daemon's slot follows it).
     public func acquireDisk(
         _ request: AcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
-        progress: @escaping (JobProgress) -> Void = { _ in }
+        progress: @escaping (JobProgress) -> Void = { _ in }, newJob: (String) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
         let (settings, identity, catalog) = try JobError.prerequisites(of: store)
 
@@ -88,7 +90,9 @@ extension Acquisitions {
                     return try acquire(
                         source: source, request: request, journal: journal, settings: settings, identity: identity,
                         catalog: catalog, cancellation: cancellation, progress: progress)
-                } catch let stop as JobStop where (stop.underlying as? AcquisitionError)?.code == .changedSinceInterruption {
+                } catch let stop as JobStop
+                    where (stop.underlying as? AcquisitionError)?.code == .changedSinceInterruption && stop.state == .failed
+                {
                     // The interrupted job was failed with the reason; the device as it is now is a
                     // new acquisition, whose record says why the old one was not continued.
                     let error = stop.underlying
@@ -98,6 +102,7 @@ extension Acquisitions {
                     fresh.resumeJobId = nil
                     // A new job, whatever id the request gave the one it meant to continue.
                     if fresh.jobId == journal.jobId { fresh.jobId = UUID().uuidString.lowercased() }
+                    if fresh.jobId != request.jobId { newJob(fresh.jobId) }
                     fresh.supersedes = (journal.jobId, "\(error)")
                     do {
                         try store.ensureRoom(forImageOf: source.identity.sizeBytes)

@@ -78,9 +78,14 @@ final class DiskDriver: AcquisitionDriver {
     var stopDetails: [String: String] { ["offset": String(keeper.current.copiedBytes)] }
 
     /// Once the image is complete, whatever stops the job leaves it to finish from the store: the
-    /// source is not read again, and a complete image is never thrown away.
+    /// source is not read again, and a complete image is never thrown away. A source changed
+    /// while the job was stopped fails it in any phase: the only image past the first pass that
+    /// reads the source again is an E01 whose writer lost its last chunks, which a changed
+    /// source cannot complete (kept interrupted, every reattachment would fail it again).
     func stopLeavesJobToResume(_ error: any Error) -> Bool {
-        ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
+        let code = (error as? AcquisitionError)?.code
+        if code == .changedSinceInterruption { return false }
+        return ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
     }
 
     func keepStop(reason: String, custody: CustodyLog) {
