@@ -339,27 +339,20 @@ struct DamagedMediaTests {
             "acquire", device.loop.path, "--store", store.root, "--case", "CASE-1", "--exhibit", "E1", "--examiner", "T", "--json",
             "--checkpoint-seconds", "0.2",
         ]
-        let process = try Self.startExhibit(arguments)
+        let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "first")
+        let process = run.process
         defer {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
-        func wait(until condition: ((phase: String, copied: UInt64)) -> Bool) -> Bool {
-            let deadline = Date().addingTimeInterval(60)
-            while process.isRunning, Date() < deadline {
-                if let state = Self.journal(in: "\(store.root)/work"),
-                    condition((state["phase"] as? String ?? "", (state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0))
-                {
-                    return true
-                }
-                usleep(5_000)
-            }
-            return false
-        }
         // Past the bad area in the first pass, the disk heals: the second pass reads it cleanly.
-        try #require(wait { $0.phase == "copying" && $0.copied >= bad.offset + bad.length + (4 << 20) }, "the first pass did not pass the area")
+        try #require(
+            run.waitForJournal(store: store.root, pollMicroseconds: 5_000) {
+                $0["phase"] as? String == "copying" && ($0["copiedBytes"] as? NSNumber)?.uint64Value ?? 0 >= bad.offset + bad.length + (4 << 20)
+            }, "the first pass did not pass the area")
         try device.setBadRanges([])
-        try #require(wait { $0.phase == "recovering" }, "no second pass")
+        try #require(
+            run.waitForJournal(store: store.root, pollMicroseconds: 5_000) { $0["phase"] as? String == "recovering" }, "no second pass")
         try device.loop.setReadOnly(false)
         process.waitUntilExit()
         #expect(process.terminationStatus != 0, "the second pass went on with the flag cleared")
