@@ -125,10 +125,7 @@ public struct ADBMessageHeader: Sendable, Equatable {
     /// Checks magic, command and the announced length (CNXN and AUTH stay within 4096 bytes).
     public init(_ bytes: some RandomAccessCollection<UInt8>, offset: UInt64, maximumPayload: Int) throws(ADBProtocolError) {
         precondition(bytes.count == ADBProtocol.headerSize)
-        let base = bytes.startIndex
-        func word(_ index: Int) -> UInt32 {
-            (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[bytes.index(base, offsetBy: index * 4 + $1)]) << (8 * $1) }
-        }
+        let word = { Self.word($0, of: bytes) }
         command = ADBCommand(rawValue: word(0))
         arg0 = word(1)
         arg1 = word(2)
@@ -146,6 +143,17 @@ public struct ADBMessageHeader: Sendable, Equatable {
             throw ADBProtocolError(
                 .oversizePayload, offset: offset, "\(command) announces \(length) payload bytes, more than the \(limit) allowed")
         }
+    }
+
+    /// Whether 24 bytes end with their first word inverted, as every header does.
+    public static func hasMagic(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
+        bytes.count == ADBProtocol.headerSize && word(5, of: bytes) == word(0, of: bytes) ^ 0xFFFF_FFFF
+    }
+
+    /// The little-endian word at `index` (0 to 5) of a header's bytes.
+    private static func word(_ index: Int, of bytes: some RandomAccessCollection<UInt8>) -> UInt32 {
+        let base = bytes.index(bytes.startIndex, offsetBy: index * 4)
+        return (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[bytes.index(base, offsetBy: $1)]) << (8 * $1) }
     }
 
     /// Checks the payload's byte sum when the connection carries one.

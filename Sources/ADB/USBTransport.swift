@@ -293,12 +293,9 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
             }
             if transferred == 0 { continue }  // a stray zero-length packet ends nothing
             received += UInt64(transferred)
-            // A phone plugged back in can still have packets of the stream the pulled cable cut
-            // queued on its endpoint. Before this connection's first header they belong to no
-            // message of it and are set aside (a bounded number); after it, a wrong size is a
-            // protocol violation.
-            if Int(transferred) != ADBProtocol.headerSize, !headerSeen, staleBytesDiscarded < Self.staleBytesLimit {
-                staleBytesDiscarded += Int(transferred)
+            let packet = buffer.prefix(Int(transferred))
+            if !headerSeen, Self.isLeftover(packet, setAsideBefore: staleBytesDiscarded) {
+                staleBytesDiscarded += packet.count
                 continue
             }
             guard Int(transferred) == ADBProtocol.headerSize else {
@@ -309,6 +306,18 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
             headerSeen = true
             return Array(buffer.prefix(ADBProtocol.headerSize))
         }
+    }
+
+    /// A phone plugged back in can still have packets of the stream the pulled cable cut queued
+    /// on its endpoint. Before this connection's first header they belong to no message of it
+    /// and are set aside, up to a bound: a packet that is not 24 bytes, or 24 bytes of a payload
+    /// (its magic is not its command inverted: one chance in 2^32 for other bytes). After the
+    /// first header, a wrong size is a protocol violation; a header with a bad magic after the
+    /// bound is named as one by the header's own check.
+    static func isLeftover(_ packet: ArraySlice<UInt8>, setAsideBefore: Int) -> Bool {
+        guard setAsideBefore < staleBytesLimit else { return false }
+        guard packet.count == ADBProtocol.headerSize else { return true }
+        return !ADBMessageHeader.hasMagic(packet)
     }
 
     /// The most of an earlier stream's leftovers set aside before the first header: more than

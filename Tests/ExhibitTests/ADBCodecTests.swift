@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import ADB
+@testable import ADB
 import Foundation
 import Testing
 
@@ -71,6 +71,24 @@ import Testing
         let truncated = failure(good + Array(big.prefix(30)))
         #expect(truncated?.code == .truncated && truncated?.offset == 24)
         #expect(truncated?.description.contains("stream offset 24") == true)
+    }
+
+    /// What a phone plugged back in can still have queued from the stream the pulled cable cut:
+    /// before the new connection's first header, USB sets aside packets that are not a header,
+    /// whatever their size, and keeps every real one for the handshake to judge.
+    @Test func usbSetsAsideAnEarlierStreamsPiecesBeforeTheFirstHeader() {
+        let header = ADBMessage(.write, 1, 2, payload: [UInt8](repeating: 0x41, count: 1 << 20)).header(checksum: .skipped)
+        let payloadPiece = Array("shell,v2,raw:cat /dev/block/mm".utf8.prefix(24))
+        #expect(USBTransport.isLeftover(ArraySlice(payloadPiece), setAsideBefore: 0), "24 bytes of a payload, no magic")
+        #expect(USBTransport.isLeftover(ArraySlice(repeating: 0x41, count: 512), setAsideBefore: 0))
+        #expect(!USBTransport.isLeftover(ArraySlice(header), setAsideBefore: 0), "a previous session's WRTE is for the handshake")
+        let connect = ADBMessage(.connect, 0x0100_0001, 1 << 20, payload: Array("device::\0".utf8)).header(checksum: .byteSum)
+        #expect(!USBTransport.isLeftover(ArraySlice(connect), setAsideBefore: 0))
+        #expect(!USBTransport.isLeftover(ArraySlice(payloadPiece), setAsideBefore: USBTransport.staleBytesLimit), "bounded")
+        var zeros = [UInt8](repeating: 0, count: 24)
+        #expect(USBTransport.isLeftover(ArraySlice(zeros), setAsideBefore: 0), "zeros: 0 is not 0 inverted")
+        zeros[20...] = [0xFF, 0xFF, 0xFF, 0xFF]
+        #expect(!USBTransport.isLeftover(ArraySlice(zeros), setAsideBefore: 0), "magic right, command unknown: the header's check names it")
     }
 
     @Test func readsAndWritesTheConnectionBanner() throws {
