@@ -70,13 +70,15 @@ public struct DaemonConfiguration: Codable, Sendable {
         } catch {
             throw ConfigurationError(path: path, detail: "not a valid configuration: \(JSONProblem.describe(error))")
         }
-        if let twice = JSONProblem.duplicateMember(in: data) {
+        let names = JSONProblem.memberNames(in: data)
+        if let twice = names.firstDuplicate {
             throw ConfigurationError(
                 path: path,
                 detail: "names \"\(PlainText.escaped(twice))\" twice (one reader would take the first value, another the last): "
                     + "keep one")
         }
-        if let unknown = unknownMembers(of: data).first {
+        // JSONDecoder passes over a member that is no setting in silence.
+        if let unknown = names.topLevel.first(where: { !memberNames.contains($0) }) {
             throw ConfigurationError(
                 path: path,
                 detail: "has no setting \"\(PlainText.escaped(unknown))\" (a misspelt name would leave its default, e.g. raw "
@@ -88,12 +90,6 @@ public struct DaemonConfiguration: Codable, Sendable {
 
     /// The members a settings file may have: the stored properties, whose names the JSON keys are.
     static let memberNames = Set(Mirror(reflecting: DaemonConfiguration()).children.compactMap(\.label))
-
-    /// The top-level names in `data` that are no setting (JSONDecoder passes over them in silence).
-    private static func unknownMembers(of data: Data) -> [String] {
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [] }
-        return object.keys.filter { !memberNames.contains($0) }.sorted()
-    }
 
     /// The settings jobs take, for the daemon's log at start: what the lab chose is visible there.
     public var summary: String {

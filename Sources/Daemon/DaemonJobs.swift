@@ -152,10 +152,10 @@ extension ApplianceDaemon {
 
     /// What resumes a job that stopped with `error` (a disk's or a phone's): what the technician is asked to do.
     static func resumeAction(after error: JobError) -> ResumeAction {
+        let cause = JobStop.cause(of: error)
         // Full while it ran, or short of room for the rest before it began again.
-        let insufficient = (JobStop.cause(of: error) as? StoreError)?.code == .insufficientSpace
-        if JobStop.isStoreFull(error) || insufficient { return .freeStoreSpace }
-        return (JobStop.cause(of: error) as? AcquisitionError)?.code == .sourceBecameWritable ? .makeReadOnly : .reconnectDevice
+        if JobStop.isStoreFull(cause) || (cause as? StoreError)?.code == .insufficientSpace { return .freeStoreSpace }
+        return (cause as? AcquisitionError)?.code == .sourceBecameWritable ? .makeReadOnly : .reconnectDevice
     }
 
     func jobLogger(slot: Int) -> Logger {

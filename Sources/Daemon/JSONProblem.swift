@@ -36,13 +36,21 @@ enum JSONProblem {
 }
 
 extension JSONProblem {
-    /// The first member named twice in one object of `data` (valid JSON), as `writeBlockers.1234:5678`;
-    /// nil when there is none. JSONDecoder keeps one of the two values and JSONSerialization the
-    /// other, so a file that names a setting twice means two things; it is refused instead.
-    /// `data` must be UTF-8 (`DaemonConfiguration.load` refuses other encodings first).
-    static func duplicateMember(in data: Data) -> String? {
+    /// What one walk of JSON text finds of its members' names.
+    struct MemberNames {
+        /// The first member named twice in one object, as `writeBlockers.1234:5678`; nil when
+        /// there is none. JSONDecoder keeps one of the two values and JSONSerialization the
+        /// other, so a file that names a setting twice means two things; it is refused instead.
+        var firstDuplicate: String?
+        /// The names of the outermost object, in order (up to the first duplicate).
+        var topLevel: [String] = []
+    }
+
+    /// The member names of `data` (valid JSON, UTF-8: `DaemonConfiguration.load` refuses other
+    /// encodings first).
+    static func memberNames(in data: Data) -> MemberNames {
         var scanner = MemberScanner(bytes: [UInt8](data))
-        return scanner.firstDuplicate()
+        return scanner.scan()
     }
 
     /// Walks JSON text once, keeping the names seen in each open object.
@@ -53,7 +61,8 @@ extension JSONProblem {
         /// the name under which it was opened.
         var open: [(names: Set<String>?, name: String)] = []
 
-        mutating func firstDuplicate() -> String? {
+        mutating func scan() -> MemberNames {
+            var found = MemberNames()
             var lastString: String?  // the token just before, when it was a string
             var member = ""  // the member whose value comes next
             while index < bytes.count {
@@ -67,8 +76,10 @@ extension JSONProblem {
                 switch byte {
                 case UInt8(ascii: ":"):
                     member = lastString ?? ""
+                    if open.count == 1 { found.topLevel.append(member) }
                     if !open.isEmpty, open[open.count - 1].names?.insert(member).inserted == false {
-                        return (open.dropFirst().map(\.name) + [member]).joined(separator: ".")
+                        found.firstDuplicate = (open.dropFirst().map(\.name) + [member]).joined(separator: ".")
+                        return found
                     }
                 case UInt8(ascii: "{"): open.append((names: [], name: member))
                 case UInt8(ascii: "["):
@@ -81,7 +92,7 @@ extension JSONProblem {
                 }
                 lastString = nil
             }
-            return nil
+            return found
         }
 
         /// The string that starts after the opening quote, unescaped (JSONSerialization decodes it).

@@ -78,6 +78,8 @@ import Testing
     /// (JSONDecoder and JSONSerialization take different ones of the two values).
     @Test(arguments: [
         (#"{ "imageFromat": "e01", "compression": "best" }"#, #"has no setting "imageFromat""#),
+        // Only the outermost names are settings; the first unknown one in the file is named.
+        (#"{ "writeBlockers": { "1234:5678": "bridge" }, "segmentSise": 1, "checkpointSecs": 2 }"#, #"has no setting "segmentSise""#),
         (#"{ "imageFormat": "e01", "verify": true, "imageFormat": "raw" }"#, #"names "imageFormat" twice"#),
         (#"{ "writeBlockers": { "1234:5678": "a", "1234:5679": "b", "1234:5678": "c" }, "digests": ["md5"] }"#,
          #"names "writeBlockers.1234:5678" twice"#),
