@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import StatusAPI
+import Store
 import TestSupport
 import Testing
 
@@ -310,6 +311,44 @@ struct ChangingSourceTests {
         let warnings = record["warnings"] as? [String] ?? []
         #expect(warnings.contains { $0.contains("was not continued") && $0.contains("byte \(16 << 20)") }, "\(warnings)")
         let list = try exhibit(["list", "--store", store.root])
+        #expect(list.stdout.contains("failed") && list.stdout.contains("source changed since the interruption"), "\(list)")
+    }
+
+    /// The device changed while its job was stopped, and the store has room for the rest of the
+    /// old job but not for a whole new image: the old job fails with the change, no new job
+    /// begins, and the error says both, not only that the store is short.
+    @Test func aChangedSourceWithoutRoomForANewJobSaysTheOldJobWasNotContinued() throws {
+        let store = try TestStore("changed-short", onTmpfsOf: "256M")
+        let (root, mount) = (store.root, try #require(store.mount))
+        // Random first and last MiB (what identifies the device), zeros between: the E01 of the
+        // first 32 MiB takes almost no room, so what decides is the room each job asks for.
+        let backing = try SourceImage.create(at: store.scratch.file("disk.img"), size: 64 << 20, seed: 15)
+        try #require(try Subprocess.shell("dd if=/dev/zero of='\(backing)' bs=1M seek=1 count=62 conv=notrunc status=none").succeeded)
+        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let arguments = Self.acquisition(device.loop.path, store: root) + ["--format", "e01"]
+        let run = try Run(arguments, scratch: store.scratch, label: "first")
+        try #require(run.waitForJournal(store: root, atLeast: 32 << 20), "the job never got going: \(run.stderr)")
+        kill(run.process.processIdentifier, SIGINT)
+        run.process.waitUntilExit()
+        try #require(run.process.terminationStatus == 128 + SIGINT, "\(run.stderr)")
+        let listed = try JSONSerialization.jsonObject(with: Data(try exhibit(["list", "--store", root, "--json"]).stdout.utf8))
+        let oldJob = try #require(((listed as? [String: Any])?["entries"] as? [[String: Any]])?.first?["jobId"] as? String, "\(listed)")
+        try #require(try Subprocess.shell("printf 'CHANGED' | dd of='\(backing)' bs=1 seek=\(16 << 20) conv=notrunc status=none").succeeded)
+        try #require(try Subprocess.run(["blockdev", "--flushbufs", device.loop.path]).succeeded)
+        // Free: the rest of the old job (at most 32 MiB) and the records' reserve fit; a new 64 MiB image does not.
+        var fs = statvfs()
+        try #require(statvfs(mount, &fs) == 0)
+        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        let keep = (48 << 20) + EvidenceStore.recordReserve
+        try #require(try Subprocess.run(["fallocate", "-l", "\(free - keep)", "\(mount)/filler"]).succeeded)
+
+        let second = try exhibit(arguments)
+        #expect(!second.succeeded, "\(second)")
+        let error = second.stderr
+        #expect(error.contains("the image needs") && error.contains("a new job for the device as it is now could not begin"), "\(error)")
+        #expect(error.contains("the interrupted job \(oldJob) was not continued: source changed since the interruption"), "\(error)")
+        #expect(store.bundles.isEmpty)
+        let list = try exhibit(["list", "--store", root])
         #expect(list.stdout.contains("failed") && list.stdout.contains("source changed since the interruption"), "\(list)")
     }
 

@@ -93,30 +93,43 @@ extension Acquisitions {
                 } catch let stop as JobStop
                     where (stop.underlying as? AcquisitionError)?.code == .changedSinceInterruption && stop.state == .failed
                 {
-                    // The interrupted job was failed with the reason; the device as it is now is a
-                    // new acquisition, whose record says why the old one was not continued.
-                    let error = stop.underlying
                     guard let journal else { throw stop }
-                    logger.warning("\(source.identity.path): interrupted job \(journal.jobId) not continued: \(error)")
-                    var fresh = request
-                    fresh.resumeJobId = nil
-                    // A new job, whatever id the request gave the one it meant to continue.
-                    if fresh.jobId == journal.jobId { fresh.jobId = UUID().uuidString.lowercased() }
-                    if fresh.jobId != request.jobId { newJob(fresh.jobId) }
-                    fresh.supersedes = (journal.jobId, "\(error)")
-                    do {
-                        try store.ensureRoom(forImageOf: source.identity.sizeBytes)
-                        return try acquire(
-                            source: source, request: fresh, journal: nil, settings: settings, identity: identity,
-                            catalog: catalog, cancellation: cancellation, progress: progress)
-                    } catch let stopped as JobStop {
-                        throw stopped
-                    } catch {
-                        // The old job has failed; the new one did not begin: nothing is left to resume.
-                        throw JobStop(underlying: error as any Error & Sendable, state: .failed)
-                    }
+                    return try acquireAnew(
+                        replacing: journal, changed: stop.underlying, source: source, request: request,
+                        settings: settings, identity: identity, catalog: catalog, cancellation: cancellation,
+                        progress: progress, newJob: newJob)
                 }
             }
+        }
+    }
+
+    /// The interrupted job was failed with the reason (`changed`); the device as it is now is a
+    /// new acquisition, whose record says why the old one was not continued.
+    private func acquireAnew(
+        replacing journal: AcquisitionJournal, changed: any Error & Sendable, source: OpenedSource,
+        request: AcquisitionRequest, settings: EvidenceStore.Settings, identity: SigningIdentity, catalog: Catalog,
+        cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void, newJob: (String) -> Void
+    ) throws -> AcquisitionSummary {
+        logger.warning("\(source.identity.path): interrupted job \(journal.jobId) not continued: \(changed)")
+        var fresh = request
+        fresh.resumeJobId = nil
+        // A new job, whatever id the request gave the one it meant to continue.
+        if fresh.jobId == journal.jobId { fresh.jobId = UUID().uuidString.lowercased() }
+        if fresh.jobId != request.jobId { newJob(fresh.jobId) }
+        fresh.supersedes = (journal.jobId, "\(changed)")
+        do {
+            try store.ensureRoom(forImageOf: source.identity.sizeBytes)
+            return try acquire(
+                source: source, request: fresh, journal: nil, settings: settings, identity: identity,
+                catalog: catalog, cancellation: cancellation, progress: progress)
+        } catch let stopped as JobStop {
+            throw stopped
+        } catch {
+            // The old job has failed; the new one did not begin: nothing is left to resume.
+            throw JobStop(
+                underlying: error as any Error & Sendable, state: .failed,
+                note: "a new job for the device as it is now could not begin; the interrupted job \(journal.jobId) "
+                    + "was not continued: \(changed)")
         }
     }
 

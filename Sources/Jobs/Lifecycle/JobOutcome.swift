@@ -9,7 +9,15 @@ import Store
 public struct JobStop: Error, CustomStringConvertible, Sendable {
     public let underlying: any Error & Sendable
     public let state: JobState
-    public var description: String { "\(underlying)" }
+    /// What else the technician must know of the stop, said after the error.
+    public let note: String?
+    public var description: String { "\(underlying)" + (note.map { " (\($0))" } ?? "") }
+
+    public init(underlying: any Error & Sendable, state: JobState, note: String? = nil) {
+        self.underlying = underlying
+        self.state = state
+        self.note = note
+    }
 
     /// Whether the job stopped because the store is full, whichever layer said so (the
     /// store's own writes, or an image writer's): what resumes it is room in the store.
