@@ -123,7 +123,10 @@ while [ $SECONDS -lt $deadline ]; do
     sleep 0.3
 done
 kill -TERM $daemon; wait $daemon || true
-kill $watch 2>/dev/null || true  # it ends with the daemon it watched
+# The watcher ends by itself once it has written the daemon's last message (up to 20 s allowed
+# under emulation); killed at once, its last lines could be lost.
+for _ in $(seq 100); do kill -0 $watch 2>/dev/null || break; sleep 0.2; done
+kill $watch 2>/dev/null || true
 wait $watch || true
 jq -rR 'fromjson? | .alerts[]? | "\(.kind) \(.slot) \(.detail)"' "$work/watch.jsonl" > "$work/alerts-seen"
 [ "$state" = sealed ] || { say "the resumed phone slot ended $state"; cat "$work/exhibitd.log"; exit 1; }
