@@ -110,9 +110,13 @@ public final class ADBConnection: @unchecked Sendable {
                     "the phone did not accept the appliance's key within \(timeouts.authorization): unlock it, tap \"Allow\" "
                         + "(tick \"Always allow from this computer\") and reconnect")
             }
+            let setAside = transport.bytesSetAside
             return ADBError(
                 .offline, operation: "CNXN", device: device,
-                "the phone did not answer within \(timeouts.handshake): check that USB debugging is on and the cable carries data")
+                setAside == 0
+                    ? "the phone did not answer within \(timeouts.handshake): check that USB debugging is on and the cable carries data"
+                    : "the phone did not answer within \(timeouts.handshake) (before that it sent \(setAside) bytes that were no "
+                        + "ADB message): unplug it and plug it back in; if this happens again, try another cable")
         }
         while true {
             // Checked here too: a peer that sends stray messages without end never lets a read time out.

@@ -20,6 +20,14 @@ public protocol ADBTransport: AnyObject, Sendable {
     func read(maximumPayload: Int, checksum: ADBChecksum, timeout: Duration?) throws(ADBError) -> ADBMessage
     /// Ends the connection; a blocked `read` returns `disconnected`. Safe to call more than once.
     func close()
+    /// Bytes that came before the connection's first message and were no message (what a pulled
+    /// USB cable can leave queued on the phone's endpoint), set aside unread.
+    var bytesSetAside: Int { get }
+}
+
+extension ADBTransport {
+    /// A byte stream (TCP) has no packets to tell a leftover by: nothing is set aside.
+    public var bytesSetAside: Int { 0 }
 }
 
 /// ADB over TCP (adbd listening after `adb tcpip`, an emulator, or the test simulator): the

@@ -146,7 +146,7 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
     private var received: UInt64 = 0
     /// Whether this connection has had a header yet, and the bytes of older packets set aside before it.
     private var headerSeen = false
-    private(set) var staleBytesDiscarded = 0
+    public private(set) var bytesSetAside = 0
     /// How long one wait for a header lasts before `close()` is looked at again.
     private static let headerSlice: Duration = .milliseconds(250)
 
@@ -294,8 +294,8 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
             if transferred == 0 { continue }  // a stray zero-length packet ends nothing
             received += UInt64(transferred)
             let packet = buffer.prefix(Int(transferred))
-            if !headerSeen, Self.isLeftover(packet, setAsideBefore: staleBytesDiscarded) {
-                staleBytesDiscarded += packet.count
+            if !headerSeen, Self.isLeftover(packet, setAsideBefore: bytesSetAside) {
+                bytesSetAside += packet.count
                 continue
             }
             guard Int(transferred) == ADBProtocol.headerSize else {
