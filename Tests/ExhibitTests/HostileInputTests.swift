@@ -321,7 +321,8 @@ struct ChangingSourceTests {
         let store = try TestStore("changed-short", onTmpfsOf: "256M")
         let (root, mount) = (store.root, try #require(store.mount))
         // Random first and last MiB (what identifies the device), zeros between: the E01 of the
-        // first 32 MiB takes almost no room, so what decides is the room each job asks for.
+        // first 32 MiB takes almost no room, so what decides is the room each job asks for (a raw
+        // image's 32 MiB, removed with the failed job, would make room for the new one).
         let backing = try SourceImage.create(at: store.scratch.file("disk.img"), size: 64 << 20, seed: 15)
         try #require(try Subprocess.shell("dd if=/dev/zero of='\(backing)' bs=1M seek=1 count=62 conv=notrunc status=none").succeeded)
         let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
@@ -340,6 +341,7 @@ struct ChangingSourceTests {
         try #require(statvfs(mount, &fs) == 0)
         let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
         let keep = (48 << 20) + EvidenceStore.recordReserve
+        try #require(free > keep, "the first run left \(free) bytes free")
         try #require(try Subprocess.run(["fallocate", "-l", "\(free - keep)", "\(mount)/filler"]).succeeded)
 
         let second = try exhibit(arguments)
