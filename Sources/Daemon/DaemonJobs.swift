@@ -202,10 +202,9 @@ extension ApplianceDaemon {
             } catch {
                 let outcome = PhoneAcquisition.outcome(of: error)
                 setPhoneState(outcome.phoneState, slotKey: slotKey, jobId: jobId)
-                let state = Self.phoneEndState(after: error, resumed: resumed, outcome: outcome)
                 finish(
-                    slotKey: slotKey, jobId: jobId, state: state, detail: "\(error)", summary: nil,
-                    resumeBy: state == .interrupted ? Self.resumeAction(after: error) : nil)
+                    slotKey: slotKey, jobId: jobId, state: Self.phoneEndState(after: error, resumed: resumed, outcome: outcome),
+                    detail: "\(error)", summary: nil, resumeBy: Self.resumeAction(after: error))
             }
         }
     }

@@ -83,9 +83,9 @@ final class DiskDriver: AcquisitionDriver {
     /// reads the source again is an E01 whose writer lost its last chunks, which a changed
     /// source cannot complete (kept interrupted, every reattachment would fail it again).
     func stopLeavesJobToResume(_ error: any Error) -> Bool {
-        let code = (error as? AcquisitionError)?.code
-        if code == .changedSinceInterruption { return false }
-        return ((error as? AcquisitionError)?.interruptsJob ?? false) || keeper.current.phase == .imaged
+        let acquisitionError = error as? AcquisitionError
+        if acquisitionError?.code == .changedSinceInterruption { return false }
+        return (acquisitionError?.interruptsJob ?? false) || keeper.current.phase == .imaged
     }
 
     func keepStop(reason: String, custody: CustodyLog) {
