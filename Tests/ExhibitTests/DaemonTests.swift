@@ -320,12 +320,10 @@ struct DaemonTests {
         let reading = try daemon.waitForSlot(path, timeout: 30) { $0.state == .acquiring && $0.bytesDone > 0 }
         let oldJob = try #require(reading?.jobId, "the job did not start: \(daemon.process.log)")
         // Stopped once its journal holds 16 MiB: what a resume takes as read.
-        func journaled() -> UInt64 {
-            (DamagedMediaTests.journal(in: "\(daemon.store.root)/work")?["copiedBytes"] as? NSNumber)?.uint64Value ?? 0
+        let journaled = DamagedMediaTests.waitForJournal(in: "\(daemon.store.root)/work", timeout: 30, pollMicroseconds: 20_000) {
+            ($0["copiedBytes"] as? NSNumber)?.uint64Value ?? 0 >= 16 << 20
         }
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, journaled() < 16 << 20 { usleep(20_000) }
-        try #require(journaled() >= 16 << 20, "the journal never held 16 MiB: \(daemon.process.log)")
+        try #require(journaled, "the journal never held 16 MiB: \(daemon.process.log)")
         #expect(daemon.process.terminate(timeout: 15) != nil, "exhibitd did not stop")
         // A byte the journal holds as read changes, away from the first and last MiB that identify the disk.
         try #require(try Subprocess.shell("printf 'CHANGED' | dd of='\(image)' bs=1 seek=\(8 << 20) conv=notrunc status=none").succeeded)

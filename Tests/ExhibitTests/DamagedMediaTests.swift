@@ -131,25 +131,37 @@ struct DamagedMediaTests {
         return process
     }
 
-    /// The journal of the one job in the store's `work` directory, as it is now.
-    static func journal(in work: String) -> [String: Any]? {
-        let name = FileManager.default.enumerator(atPath: work)?.compactMap { $0 as? String }.first { $0.hasSuffix("journal.json") }
-        guard let name, let data = FileManager.default.contents(atPath: "\(work)/\(name)") else { return nil }
-        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    /// The journals of the jobs in a store's `work` directory, as they are now.
+    static func journals(in work: String) -> [[String: Any]] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: work)) ?? []).compactMap { job in
+            guard let data = FileManager.default.contents(atPath: "\(work)/\(job)/journal.json") else { return nil }
+            return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        }
+    }
+
+    /// Waits, polling every `pollMicroseconds` while `running`, until a journal in `work`
+    /// satisfies `condition`; false on timeout or once `running` is false.
+    static func waitForJournal(
+        in work: String, timeout: TimeInterval = 60, pollMicroseconds: UInt32 = 50_000, while running: () -> Bool = { true },
+        _ condition: ([String: Any]) -> Bool
+    ) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline, running() {
+            if journals(in: work).contains(where: condition) { return true }
+            usleep(pollMicroseconds)
+        }
+        return false
     }
 
     /// Starts `exhibit arguments` and SIGKILLs it once its journal says `phase` with some bytes
     /// copied, fewer than `limit`.
     static func killJob(_ arguments: [String], whenJournalIn phase: String, copiedBelow limit: UInt64, work: String) throws {
         let process = try startExhibit(arguments)
-        func reached() -> Bool {
-            guard let state = journal(in: work) else { return false }
+        let reached = waitForJournal(in: work, pollMicroseconds: 10_000, while: { process.isRunning }) { state in
             let copied = (state["copiedBytes"] as? NSNumber)?.uint64Value ?? 0
             return state["phase"] as? String == phase && copied > 0 && copied < limit
         }
-        let deadline = Date().addingTimeInterval(60)
-        while process.isRunning, !reached(), Date() < deadline { usleep(10_000) }
-        try #require(process.isRunning && reached(), "the job reached its \(phase) phase and was still running")
+        try #require(reached && process.isRunning, "the job reached its \(phase) phase and was still running")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }

@@ -229,17 +229,8 @@ struct ChangingSourceTests {
         func waitForJournal(
             store: String, timeout: TimeInterval = 60, pollMicroseconds: UInt32 = 50_000, _ condition: ([String: Any]) -> Bool
         ) -> Bool {
-            let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline, process.isRunning {
-                for job in (try? FileManager.default.contentsOfDirectory(atPath: "\(store)/work")) ?? [] {
-                    guard let data = FileManager.default.contents(atPath: "\(store)/work/\(job)/journal.json"),
-                        let journal = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-                    else { continue }
-                    if condition(journal) { return true }
-                }
-                usleep(pollMicroseconds)
-            }
-            return false
+            DamagedMediaTests.waitForJournal(
+                in: "\(store)/work", timeout: timeout, pollMicroseconds: pollMicroseconds, while: { process.isRunning }, condition)
         }
     }
 
