@@ -28,12 +28,14 @@ public final class FaultyLoopDevice: @unchecked Sendable {
     /// The FUSE file the loop devices read: `backing`'s bytes, with the faults.
     public var imagePath: String { "\(mountPoint)/image" }
 
-    /// `badRanges` are byte ranges; a read that touches one fails whole with EIO. With
+    /// `badRanges` are byte ranges; a read that touches one fails whole with EIO. A range of
+    /// `wearingOut` reads `goodReads` times, then fails every read (counted on `imagePath`, which
+    /// has no page cache; the loop device's cache can serve a read again without the file). With
     /// `protectedByFlagOnly` the loop is attached read-write and only its kernel read-only flag is
     /// set, so a test can clear it (on a loop attached `--read-only` the flag cannot be cleared).
     public init(
-        backing: String, badRanges: [(offset: UInt64, length: UInt64)] = [], delayMilliseconds: Int = 0,
-        sectorSize: Int = 512, protectedByFlagOnly: Bool = false, scratch: ScratchDirectory, fixture: String
+        backing: String, badRanges: [(offset: UInt64, length: UInt64)] = [],
+        wearingOut: [(offset: UInt64, length: UInt64, goodReads: Int)] = [], delayMilliseconds: Int = 0, sectorSize: Int = 512, protectedByFlagOnly: Bool = false, scratch: ScratchDirectory, fixture: String
     ) throws {
         // Built once per scratch directory, so several devices in one test share the binary.
         let binary = scratch.file("faultfile")
@@ -52,7 +54,9 @@ public final class FaultyLoopDevice: @unchecked Sendable {
 
         let fuse = Process()
         fuse.executableURL = URL(fileURLWithPath: binary)
-        fuse.arguments = [backing, mountPoint, "--delay-ms", String(delayMilliseconds), "--bad-file", badFile]
+        fuse.arguments =
+            [backing, mountPoint, "--delay-ms", String(delayMilliseconds), "--bad-file", badFile]
+            + wearingOut.flatMap { ["--fail-after", "\($0.offset):\($0.length):\($0.goodReads)"] }
         fuse.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try fuse.run()
         let image = "\(mountPoint)/image"

@@ -264,11 +264,16 @@ struct E01AcquisitionTests {
     /// A 64 MiB disk (half random, half zero) on a slow faulty loop device, its E01 acquisition
     /// SIGKILLed once the journal names 24 MiB written: the disk, its device (alive, for the
     /// test to change) and the arguments that resume the job.
-    static func killedAt24MiB(_ store: TestStore, _ options: [String] = []) throws -> (backing: String, device: FaultyLoopDevice, arguments: [String]) {
+    /// With `wearingOut`, the source is the device's image file, whose every read reaches the range.
+    static func killedAt24MiB(
+        _ store: TestStore, _ options: [String] = [], wearingOut: [(offset: UInt64, length: UInt64, goodReads: Int)] = []
+    ) throws -> (backing: String, device: FaultyLoopDevice, arguments: [String]) {
         let backing = store.scratch.file("disk.img")
         try #require(try Subprocess.shell("head -c 32M /dev/urandom > '\(backing)'; head -c 32M /dev/zero >> '\(backing)'").succeeded)
-        let device = try FaultyLoopDevice(backing: backing, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
-        let arguments = ChangingSourceTests.acquisition(device.loop.path, store: store.root) + ["--format", "e01"] + options
+        let device = try FaultyLoopDevice(
+            backing: backing, wearingOut: wearingOut, delayMilliseconds: 15, scratch: store.scratch, fixture: fixturePath("faultfile.c"))
+        let source = wearingOut.isEmpty ? device.loop.path : device.imagePath
+        let arguments = ChangingSourceTests.acquisition(source, store: store.root) + ["--format", "e01"] + options
         let run = try ChangingSourceTests.Run(arguments, scratch: store.scratch, label: "killed")
         try #require(run.waitForJournal(store: store.root, atLeast: 24 << 20), "the job never got going: \(run.stderr)")
         kill(run.process.processIdentifier, SIGKILL)
@@ -297,6 +302,36 @@ struct E01AcquisitionTests {
             warnings.contains { $0.contains("was not continued") && $0.contains("source bytes 1048576-") && $0.contains("the device degraded") },
             "\(warnings)")
         #expect(!warnings.contains { $0.contains("no longer hash") }, "\(warnings)")
+    }
+
+    /// A sector that wears out while the job resumes: read by the killed run, then by the resumed
+    /// run's continuity proof (which therefore holds), it fails as that run reads again from
+    /// libewf's last closed section. The digests restored at the journal's offset cover the sector
+    /// as first read, the image would hold zeros: the job is acquired anew, its record saying why,
+    /// the sector listed as unreadable.
+    @Test(.enabled(if: FaultyLoopDevice.unavailableReason == nil, "needs root, loop devices and FUSE"))
+    func aSectorThatFailsAfterTheContinuityProofStartsANewJob() throws {
+        try StockChecks.requireTools()
+        let store = try TestStore("e01-worn")
+        let worn = (offset: UInt64(8 << 20), length: UInt64(4096))
+        let (backing, device, arguments) = try Self.killedAt24MiB(store, wearingOut: [(worn.offset, worn.length, goodReads: 2)])
+
+        let resumed = try withExtendedLifetime(device) { try exhibit(arguments) }
+        try #require(resumed.succeeded, "\(resumed)")
+        let bundle = try ChangingSourceTests.bundlePath(resumed)
+        let expected = try DamagedMediaTests.expectedSHA256(of: backing, zeroing: [worn], scratch: store.scratch)
+        try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: expected)
+        let record = try DamagedMediaTests.record(bundle)
+        #expect((record["interruptions"] as? [Any])?.isEmpty ?? true, "the sealed job is a new one")
+        let warnings = record["warnings"] as? [String] ?? []
+        #expect(
+            warnings.contains {
+                $0.contains("was not continued") && $0.contains("source bytes \(worn.offset)-") && $0.contains("read again from byte")
+                    && $0.contains("the device degraded")
+            }, "\(warnings)")
+        #expect(try DamagedMediaTests.recordedRanges(bundle).map { Array($0.prefix(2)) } == [[worn.offset / 512, worn.length / 512]])
+        let list = try exhibit(["list", "--store", store.root])
+        #expect(list.stdout.contains("failed") && list.stdout.contains("source changed since the interruption"), "\(list)")
     }
 
     /// The same degraded disk, its E01 in 4 MiB segments: the sector now unreadable lies in a

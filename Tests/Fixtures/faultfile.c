@@ -4,13 +4,17 @@
 // kernel offers no such disk without device-mapper or scsi_debug, which test machines often lack.
 //
 //   cc -O2 -Wall -Wextra faultfile.c $(pkg-config --cflags --libs fuse3) -o faultfile
-//   faultfile BACKING MOUNTPOINT [--delay-ms N] [--bad START:LENGTH]... [--bad-file PATH] [-- FUSE options]
+//   faultfile BACKING MOUNTPOINT [--delay-ms N] [--bad START:LENGTH]... [--bad-file PATH]
+//             [--fail-after START:LENGTH:READS]... [-- FUSE options]
 //
 // --delay-ms N      every read of /image waits N ms first.
 // --bad START:LEN   a read of /image that overlaps these bytes fails whole with EIO, never short, so
 //                   the loop device fails exactly the requests that touch a bad sector.
 // --bad-file PATH   more bad ranges, one "START LENGTH" line each (# comments, blank lines allowed),
 //                   read again on SIGHUP; the --bad ranges stay.
+// --fail-after START:LEN:N
+//                   reads that touch these bytes succeed N times, then fail with EIO: a sector that
+//                   wears out between one read of it and the next (direct_io: every read counts).
 // SIGUSR1           the disk vanishes: /image reports size 0 and every read fails with ENXIO.
 // SIGUSR2           it comes back with its size and bytes.
 //
@@ -44,6 +48,8 @@ static long delay_ms;
 static const char *bad_file;
 static struct ranges fixed_bad;   // from --bad, for the whole run
 static struct ranges file_bad;    // from --bad-file, replaced on SIGHUP
+static struct ranges wearing;     // from --fail-after, with wearing_reads_left[i] good reads left each
+static uint64_t *wearing_reads_left;
 static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // Set by the signal handlers, read by the file system's threads: only sig_atomic_t is safe here.
@@ -121,9 +127,42 @@ static int overlaps(const struct ranges *list, uint64_t offset, uint64_t size) {
     return 0;
 }
 
+// "START:LENGTH:READS"; 0 when it parsed and was added.
+static int append_wearing(const char *text) {
+    const char *last = strrchr(text, ':');
+    if (!last || last == text) return -1;
+    char *prefix = strndup(text, (size_t)(last - text));
+    if (!prefix) return -1;
+    uint64_t start, length;
+    int parsed = parse_range(prefix, ':', &start, &length);
+    free(prefix);
+    char *end;
+    errno = 0;
+    uint64_t reads = strtoull(last + 1, &end, 0);
+    if (parsed != 0 || errno || end == last + 1 || *end != '\0') return -1;
+    uint64_t *grown = realloc(wearing_reads_left, (wearing.count + 1) * sizeof *grown);
+    if (!grown) return -1;
+    wearing_reads_left = grown;
+    wearing_reads_left[wearing.count] = reads;
+    return append_range(&wearing, start, length);
+}
+
+// Each wearing range the read touches uses up one of its good reads; the read fails once any has none.
+static int wears_out(uint64_t offset, uint64_t size) {
+    int failed = 0;
+    for (size_t index = 0; index < wearing.count; index++) {
+        const struct range *worn = &wearing.items[index];
+        if (!(offset < worn->start + worn->length && worn->start < offset + size)) continue;
+        if (wearing_reads_left[index] == 0) failed = 1;
+        else wearing_reads_left[index]--;
+    }
+    return failed;
+}
+
 static int is_bad(uint64_t offset, uint64_t size) {
     pthread_mutex_lock(&bad_lock);
     int bad = overlaps(&fixed_bad, offset, size) || overlaps(&file_bad, offset, size);
+    if (wears_out(offset, size)) bad = 1;
     pthread_mutex_unlock(&bad_lock);
     return bad;
 }
@@ -243,7 +282,8 @@ static const struct fuse_operations operations = {
 
 static int usage(const char *program) {
     fprintf(stderr,
-            "usage: %s BACKING MOUNTPOINT [--delay-ms N] [--bad START:LENGTH]... [--bad-file PATH] [-- FUSE options]\n",
+            "usage: %s BACKING MOUNTPOINT [--delay-ms N] [--bad START:LENGTH]... [--bad-file PATH]\n"
+            "       [--fail-after START:LENGTH:READS]... [-- FUSE options]\n",
             program);
     return 64;
 }
@@ -278,6 +318,8 @@ int main(int argc, char *argv[]) {
             uint64_t start, length;
             if (parse_range(value, ':', &start, &length) != 0) return usage(argv[0]);
             if (append_range(&fixed_bad, start, length) != 0) return 71;
+        } else if (strcmp(option, "--fail-after") == 0) {
+            if (append_wearing(value) != 0) return usage(argv[0]);
         } else if (strcmp(option, "--bad-file") == 0) {
             // Absolute, because fuse_main changes to / before SIGHUP can ask for it again.
             bad_file = realpath(value, NULL);
