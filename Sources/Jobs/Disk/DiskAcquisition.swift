@@ -75,29 +75,28 @@ extension Acquisitions {
         _ request: AcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
         progress: @escaping (JobProgress) -> Void = { _ in }, newJob: (String) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
-        let (settings, identity, catalog) = try JobError.prerequisites(of: store)
+        let prerequisites = try JobPrerequisites(of: store)
 
         return try JobError.during("source") {
             try withEvidenceSource(at: request.sourcePath, writablePolicy: request.writablePolicy) { evidenceSource in
                 let source = evidenceSource.opened
                 let candidates =
                     try request.resumeJobId.map { [$0] }
-                    ?? catalog.interruptedJobs(caseId: request.caseId, exhibitId: request.exhibitId)
+                    ?? prerequisites.catalog.interruptedJobs(caseId: request.caseId, exhibitId: request.exhibitId)
                 let journal = try interruptedJournal(of: source, among: candidates, required: request.resumeJobId != nil)
                 let remaining = journal.map { $0.phase == .copying ? source.identity.sizeBytes - $0.copiedBytes : 0 }
                 try store.ensureRoom(forImageOf: remaining ?? source.identity.sizeBytes)
                 do {
                     return try acquire(
-                        source: source, request: request, journal: journal, settings: settings, identity: identity,
-                        catalog: catalog, cancellation: cancellation, progress: progress)
+                        source: source, request: request, journal: journal, prerequisites: prerequisites, cancellation: cancellation,
+                        progress: progress)
                 } catch let stop as JobStop
                     where (stop.underlying as? AcquisitionError)?.code == .changedSinceInterruption && stop.state == .failed
                 {
                     guard let journal else { throw stop }
                     return try acquireAnew(
-                        replacing: journal, changed: stop.underlying, source: source, request: request,
-                        settings: settings, identity: identity, catalog: catalog, cancellation: cancellation,
-                        progress: progress, newJob: newJob)
+                        replacing: journal, changed: stop.underlying, source: source, request: request, prerequisites: prerequisites,
+                        cancellation: cancellation, progress: progress, newJob: newJob)
                 }
             }
         }
@@ -106,9 +105,9 @@ extension Acquisitions {
     /// The interrupted job was failed with the reason (`changed`); the device as it is now is a
     /// new acquisition, whose record says why the old one was not continued.
     private func acquireAnew(
-        replacing journal: AcquisitionJournal, changed: any Error & Sendable, source: OpenedSource,
-        request: AcquisitionRequest, settings: EvidenceStore.Settings, identity: SigningIdentity, catalog: Catalog,
-        cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void, newJob: (String) -> Void
+        replacing journal: AcquisitionJournal, changed: any Error & Sendable, source: OpenedSource, request: AcquisitionRequest,
+        prerequisites: JobPrerequisites, cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void,
+        newJob: (String) -> Void
     ) throws -> AcquisitionSummary {
         logger.warning("\(source.identity.path): interrupted job \(journal.jobId) not continued: \(changed)")
         var fresh = request
@@ -120,8 +119,8 @@ extension Acquisitions {
         do {
             try store.ensureRoom(forImageOf: source.identity.sizeBytes)
             return try acquire(
-                source: source, request: fresh, journal: nil, settings: settings, identity: identity,
-                catalog: catalog, cancellation: cancellation, progress: progress)
+                source: source, request: fresh, journal: nil, prerequisites: prerequisites, cancellation: cancellation,
+                progress: progress)
         } catch let stopped as JobStop {
             throw stopped
         } catch {
@@ -183,8 +182,8 @@ extension Acquisitions {
     /// Starts `request`'s job on `source`, or continues the interrupted job of `existing`,
     /// through the one job lifecycle.
     private func acquire(
-        source: OpenedSource, request: AcquisitionRequest, journal existing: AcquisitionJournal?, settings: EvidenceStore.Settings,
-        identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void
+        source: OpenedSource, request: AcquisitionRequest, journal existing: AcquisitionJournal?, prerequisites: JobPrerequisites,
+        cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void
     ) throws -> AcquisitionSummary {
         let journal = try existing ?? AcquisitionJournal(newJobOf: request, source: source)
         let format = DiskDriver.makeFormat(journal: journal, source: source.identity)
@@ -194,12 +193,12 @@ extension Acquisitions {
         jobLogger[metadataKey: "job.id"] = "\(journal.jobId)"
         jobLogger[metadataKey: "device.path"] = "\(source.identity.path)"
         let lifecycle = JobLifecycle(
-            store: store, catalog: catalog, identity: identity, jobId: journal.jobId, caseId: journal.caseId,
+            store: store, catalog: prerequisites.catalog, identity: prerequisites.identity, jobId: journal.jobId, caseId: journal.caseId,
             exhibitId: journal.exhibitId, examiner: journal.examiner)
         let lease = try lifecycle.lease(resuming: existing != nil)
         let driver = DiskDriver(
             source: source, request: request, keeper: JournalKeeper(journal, directory: lease.directory), resumed: existing,
-            organization: settings.organization, format: format)
+            organization: prerequisites.settings.organization, format: format)
         return try lifecycle.run(
             driver, lease: lease, bundleId: journal.bundleId, custody: CustodyLog(restoring: journal.custody), logger: jobLogger,
             cancellation: cancellation, progress: progress)

@@ -103,15 +103,4 @@ public struct JobError: Error, CustomStringConvertible, Sendable {
             throw JobError(stage: isStore ? "store" : name, underlying: error as any Error & Sendable, jobId: jobId)
         }
     }
-
-    /// What every job needs from the store before it starts: settings, signing identity, and the
-    /// catalog reconciled with what dead processes left.
-    static func prerequisites(of store: EvidenceStore) throws(JobError) -> (EvidenceStore.Settings, SigningIdentity, Catalog) {
-        let settings = try JobError.during("store") { try store.settings() }
-        store.ensureSpaceReserve()
-        let identity = try JobError.during("keys") { try store.signingIdentity() }
-        let catalog = try JobError.during("catalog") { try store.catalog() }
-        try JobError.during("catalog") { try store.reconcile(catalog: catalog) }
-        return (settings, identity, catalog)
-    }
 }

@@ -90,11 +90,11 @@ extension Acquisitions {
         _ request: PhoneAcquisitionRequest, cancellation: CancellationFlag = CancellationFlag(),
         progress: @escaping (JobProgress) -> Void = { _ in }, phoneState: @escaping (PhoneState) -> Void = { _ in }
     ) throws(JobError) -> AcquisitionSummary {
-        let (settings, identity, catalog) = try JobError.prerequisites(of: store)
+        let prerequisites = try JobPrerequisites(of: store)
         let key = try JobError.during("keys") { try store.androidDebugKey() }
         let credentials = try JobError.during("keys") {
             ADBHostCredentials(
-                publicKeyLine: try key.publicKeyLine(name: "exhibit@\(identity.applianceId)"), sign: { try key.signToken($0) })
+                publicKeyLine: try key.publicKeyLine(name: "exhibit@\(prerequisites.identity.applianceId)"), sign: { try key.signToken($0) })
         }
         let connection = try JobError.during("connect") {
             try ADBConnection.connect(
@@ -105,17 +105,16 @@ extension Acquisitions {
         defer { connection.close() }
         return try JobError.during("phone") {
             try acquire(
-                connection: connection, key: key, request: request, settings: settings, identity: identity, catalog: catalog,
-                cancellation: cancellation, progress: progress, phoneState: phoneState)
+                connection: connection, key: key, request: request, prerequisites: prerequisites, cancellation: cancellation,
+                progress: progress, phoneState: phoneState)
         }
     }
 
     private func acquire(
-        connection: ADBConnection, key: AndroidDebugKey, request: PhoneAcquisitionRequest, settings: EvidenceStore.Settings,
-        identity: SigningIdentity, catalog: Catalog, cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void,
-        phoneState: @escaping (PhoneState) -> Void
+        connection: ADBConnection, key: AndroidDebugKey, request: PhoneAcquisitionRequest, prerequisites: JobPrerequisites,
+        cancellation: CancellationFlag, progress: @escaping (JobProgress) -> Void, phoneState: @escaping (PhoneState) -> Void
     ) throws -> AcquisitionSummary {
-        let existing = try interruptedJob(of: connection, request: request, catalog: catalog)
+        let existing = try interruptedJob(of: connection, request: request, catalog: prerequisites.catalog)
         let started = existing?.startedAt ?? Date()
         let jobId = existing?.jobId ?? request.jobId
         let bannerSerial = connection.banner.serial.isEmpty ? nil : connection.banner.serial
@@ -126,14 +125,14 @@ extension Acquisitions {
                 startedAt: started, caseId: request.caseId, exhibitId: request.exhibitId, examiner: request.examiner,
                 source: request.source.description, serial: bannerSerial, commandLine: request.commandLine, interruptions: [], custody: [])
         let lifecycle = JobLifecycle(
-            store: store, catalog: catalog, identity: identity, jobId: jobId, caseId: state.caseId, exhibitId: state.exhibitId,
+            store: store, catalog: prerequisites.catalog, identity: prerequisites.identity, jobId: jobId, caseId: state.caseId, exhibitId: state.exhibitId,
             examiner: state.examiner)
         var jobLogger = logger
         jobLogger[metadataKey: "job.id"] = "\(jobId)"
         jobLogger[metadataKey: "device.path"] = "\(request.source.description)"
         let lease = try lifecycle.lease(resuming: existing != nil)
         let driver = AndroidDriver(
-            connection: connection, key: key, request: request, store: store, organization: settings.organization, state: state,
+            connection: connection, key: key, request: request, store: store, organization: prerequisites.settings.organization, state: state,
             resumed: existing != nil, directory: lease.directory, phoneState: phoneState)
         return try lifecycle.run(
             driver, lease: lease, bundleId: state.bundleId, custody: CustodyLog(restoring: state.custody), logger: jobLogger,
