@@ -45,10 +45,9 @@ import Testing
         #expect(try StockChecks.bagInfo(first, "Previous-Bundle-Seal-SHA256") == String(repeating: "0", count: 64))
         #expect(try StockChecks.bagInfo(second, "Previous-Bundle-Seal-SHA256") == StockChecks.sum("sha256sum", "\(first)/seal.p7s"))
         #expect(try StockChecks.bagInfo(second, "Exhibit-Verification") == "skipped")
-        let list = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(list.succeeded)
-        #expect(list.stdout.components(separatedBy: "\"state\" : \"sealed\"").count == 3)
-        #expect(list.stdout.contains("bundle-sealed"))
+        let listing = try StoreListing.of(store.root)
+        #expect(listing.entries.filter { $0.state == .sealed }.count == 2, "\(listing.entries)")
+        #expect(listing.hasEvent("bundle-sealed"))
     }
 
     @Test func badSourcesAreRefusedWithTheirReason() throws {
@@ -133,8 +132,8 @@ import Testing
         let source = try SourceImage.create(at: store.scratch.file("s.img"), size: 5 << 20)
         let first = try store.acquire(source)
         #expect(!first.succeeded && first.stderr.contains("rename"), "\(first)")
-        let listing = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(listing.stdout.contains("\"state\" : \"interrupted\"") && !listing.stdout.contains("\"bundleId\""), "\(listing)")
+        let listing = try StoreListing.of(store.root)
+        #expect(listing.hasJob(in: .interrupted) && listing.entries.allSatisfy { $0.bundleId == nil }, "\(listing.entries)")
 
         try immutable.release()
         let bundle = try store.acquireBundle(source)
@@ -169,11 +168,10 @@ import Testing
         // What a kill between the record and the move leaves: the sealed bag under work/.
         try FileManager.default.moveItem(atPath: bundle, toPath: "\(sealedWork)/\(bundleId)")
 
-        let listing = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(listing.succeeded, "\(listing)")
+        let listing = try StoreListing.of(store.root)
         #expect(!FileManager.default.fileExists(atPath: sealedWork))
         #expect(FileManager.default.fileExists(atPath: "\(otherWork)/journal.json"))
-        #expect(listing.stdout.contains("bundle-published"))
+        #expect(listing.hasEvent("bundle-published"), "\(listing.events)")
         try StockChecks.expectAllPass(bundle, trust: store.trustAnchor, sourceSHA256: try StockChecks.sum("sha256sum", source))
 
         // The next bundle links to the one published late.

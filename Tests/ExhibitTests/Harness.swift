@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import StatusAPI
+import Store
 import TestSupport
 import Testing
 
@@ -54,6 +56,27 @@ final class TestStore: @unchecked Sendable {
 @discardableResult
 func exhibit(_ arguments: [String]) throws -> Subprocess.Result {
     try Subprocess.run([BuiltProducts.exhibit] + arguments)
+}
+
+/// `exhibit list --json` of a store, decoded with the catalog's own types: a test asks for a
+/// job's state or an audit event, not for how the JSON is spaced or escaped.
+struct StoreListing: Decodable {
+    var entries: [CatalogEntry]
+    var events: [Catalog.Event]
+
+    static func of(_ store: String) throws -> StoreListing {
+        let result = try exhibit(["list", "--store", store, "--json"])
+        try #require(result.succeeded, "\(result)")
+        return try JSONDecoder().decode(StoreListing.self, from: Data(result.stdout.utf8))
+    }
+
+    func hasJob(in state: JobState) -> Bool { entries.contains { $0.state == state } }
+    func hasEvent(_ action: String) -> Bool { events.contains { $0.action == action } }
+}
+
+extension Catalog.Event {
+    /// The event's details, which the catalog keeps as a JSON object of strings.
+    var fields: [String: String] { (try? JSONDecoder().decode([String: String].self, from: Data(details.utf8))) ?? [:] }
 }
 
 /// The hub's stock checks, each run with the real third-party tool.

@@ -29,8 +29,8 @@ import Testing
         #expect(!result.succeeded)
         #expect(result.stderr.contains("control character U+"), "\(result)")
         #expect(store.bundles.isEmpty)
-        let jobs = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(!jobs.stdout.contains("\"jobId\""), "nothing was started: \(jobs.stdout)")
+        let jobs = try StoreListing.of(store.root).entries
+        #expect(jobs.isEmpty, "nothing was started: \(jobs)")
     }
 
     @Test func namesKeepTheirScriptInBundleNames() throws {
@@ -131,8 +131,8 @@ import Testing
             let refused = try store.acquire(source, exhibit: "E1", options)
             #expect(refused.status != 0 && refused.stderr.contains("\(source); ") && refused.stderr.contains(reason), "\(refused)")
         }
-        let list = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(list.succeeded && !list.stdout.contains("\"E1\""), "\(list)")
+        let jobs = try StoreListing.of(store.root).entries
+        #expect(!jobs.contains { $0.exhibitId == "E1" }, "\(jobs)")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(store.root)/work")) ?? []).isEmpty)
     }
 
@@ -172,9 +172,10 @@ import Testing
         let answer = try StatusClient(path: daemon.socket).send(
             StatusRequest(.openCase, caseId: "C-PEER", examiner: "Examiner", auto: false, client: "panel /dev/tty1"))
         #expect(answer.error == nil, "\(answer)")
-        let list = try exhibit(["list", "--store", daemon.store.root, "--json"])
-        #expect(list.stdout.contains("panel \\\\/dev\\\\/tty1"), "the claimed client, as JSON escapes it: \(list.stdout)")
-        #expect(list.stdout.contains("uid \(getuid()) pid \(getpid())"), "the kernel's peer credentials are recorded: \(list.stdout)")
+        let events = try StoreListing.of(daemon.store.root).events
+        let opened = events.filter { $0.action == "case-opened" }.map(\.fields)
+        #expect(opened.contains { $0["client"] == "panel /dev/tty1" }, "the claimed client: \(events)")
+        #expect(opened.contains { $0["peer"]?.contains("uid \(getuid()) pid \(getpid())") == true }, "the kernel's peer credentials are recorded: \(events)")
     }
 
     @Test func theSocketRefusesControlCharactersAndAnswersMalformedRequestsInWords() throws {
@@ -323,8 +324,7 @@ struct ChangingSourceTests {
         kill(run.process.processIdentifier, SIGINT)
         run.process.waitUntilExit()
         try #require(run.process.terminationStatus == 128 + SIGINT, "\(run.stderr)")
-        let listed = try JSONSerialization.jsonObject(with: Data(try exhibit(["list", "--store", root, "--json"]).stdout.utf8))
-        let oldJob = try #require(((listed as? [String: Any])?["entries"] as? [[String: Any]])?.first?["jobId"] as? String, "\(listed)")
+        let oldJob = try #require(try StoreListing.of(root).entries.first?.jobId)
         try #require(try Subprocess.shell("printf 'CHANGED' | dd of='\(backing)' bs=1 seek=\(16 << 20) conv=notrunc status=none").succeeded)
         try #require(try Subprocess.run(["blockdev", "--flushbufs", device.loop.path]).succeeded)
         // Free: the rest of the old job (at most 32 MiB) and the records' reserve fit; a new 64 MiB image does not.

@@ -2,6 +2,7 @@
 import Foundation
 import Panel
 import StatusAPI
+import Store
 import TestSupport
 import Testing
 
@@ -100,13 +101,8 @@ struct PanelConsoleTests {
         #expect(unknown.error?.code == "no-such-alert")
 
         // Every action went through the daemon into the audit trail, naming the panel.
-        let list = try exhibit(["list", "--store", daemon.store.root, "--json"])
-        struct Listing: Decodable { var events: [Event] }
-        struct Event: Decodable { var action: String; var actor: String; var details: String }
-        let events = try JSONDecoder().decode(Listing.self, from: Data(list.stdout.utf8)).events
-        func client(_ event: Event) -> String? {
-            (try? JSONDecoder().decode([String: String].self, from: Data(event.details.utf8)))?["client"]
-        }
+        let events = try StoreListing.of(daemon.store.root).events
+        func client(_ event: Catalog.Event) -> String? { event.fields["client"] }
         for action in ["case-opened", "acquisition-requested", "alert-acknowledged"] {
             #expect(events.contains { $0.action == action && client($0)?.hasPrefix("panel /dev/pts/") == true }, "no \(action) from the panel")
         }
@@ -135,8 +131,7 @@ struct PanelConsoleTests {
         try panel.press("y")
         let closed = try panel.waitForScreen(timeout: 5) { $0.joined().contains(english(.caseNoneShort)) }  // still 40x12
         #expect(closed != nil, "case still shown: \(panel.text)")
-        let afterClose = try exhibit(["list", "--store", daemon.store.root, "--json"])
-        let closeEvents = try JSONDecoder().decode(Listing.self, from: Data(afterClose.stdout.utf8)).events
+        let closeEvents = try StoreListing.of(daemon.store.root).events
         #expect(closeEvents.contains { $0.action == "case-closed" && $0.actor == "Insp. Vanna" && client($0)?.hasPrefix("panel ") == true })
 
         // Another language on the L key.

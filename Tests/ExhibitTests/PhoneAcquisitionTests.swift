@@ -120,8 +120,8 @@ import Testing
         let log = try String(contentsOfFile: "\(bundle)/data/acquisition.log", encoding: .utf8)
         #expect(log.contains("image read back while it was written: all 1 windows"), "\(log)")
         // The catalog knows the job's size once it is sealed.
-        let listing = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(listing.stdout.contains("\"sizeBytes\" : \(24 << 20)"), "\(listing)")
+        let listed = try StoreListing.of(store.root).entries
+        #expect(listed.contains { $0.sizeBytes == 24 << 20 }, "\(listed)")
         // The logical part is there too, under its own inventory.
         let inventory = try StockChecks.sum("sha256sum", "\(bundle)/data/phone/inventory.sha256")
         #expect(try StockChecks.bagInfo(bundle, "Exhibit-Phone-Inventory-SHA256") == inventory)
@@ -162,8 +162,8 @@ import Testing
         let source = "adb:tcp:127.0.0.1:\(fixture.device.port)"
         let first = try store.acquire(source, case: "CASE-U", exhibit: "PHONE-U")
         #expect(!first.succeeded && first.stderr.contains("rename"), "\(first)")
-        let listing = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(listing.stdout.contains("\"state\" : \"interrupted\"") && !listing.stdout.contains("\"bundleId\""), "\(listing)")
+        let listing = try StoreListing.of(store.root)
+        #expect(listing.hasJob(in: .interrupted) && listing.entries.allSatisfy { $0.bundleId == nil }, "\(listing.entries)")
         let pulled = fixture.device.receivedPaths
         #expect(pulled.contains("/sdcard/DCIM/Camera/VID_20241101_101800.mp4"))
 
@@ -197,8 +197,8 @@ import Testing
         broken.device.stop()
         #expect(!first.succeeded && first.stderr.contains("disconnected") && first.stderr.contains("RCV2 /sdcard/DCIM/Camera/VID"), "\(first)")
         #expect(store.bundles.isEmpty)
-        let listing = try exhibit(["list", "--store", store.root, "--json"])
-        #expect(listing.stdout.contains("interrupted"), "\(listing)")
+        let listing = try StoreListing.of(store.root)
+        #expect(listing.hasJob(in: .interrupted), "\(listing.entries)")
         #expect(broken.device.receivedPaths.contains("/sdcard/DCIM/Camera/IMG_20241101_101500.jpg"))
 
         // Another phone offered for the same case and exhibit is refused and leaves the job alone.
