@@ -2,6 +2,7 @@
 import CEWF
 import Cryptography
 import Foundation
+import HumanText
 import Imaging
 
 /// How the chunks of an E01 are compressed: the choice the command line and the daemon name
@@ -100,9 +101,7 @@ public struct E01Metadata: Sendable, Equatable {
 
     /// The notes as stored: the caller's, then the acquisition start in UTC.
     var storedNotes: String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        let started = "Acquisition started \(formatter.string(from: acquisitionDate))"
+        let started = "Acquisition started \(UTCTimestamp.seconds(acquisitionDate))"
         return notes.isEmpty ? started : "\(notes) | \(started)"
     }
 }

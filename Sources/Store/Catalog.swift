@@ -2,6 +2,7 @@
 import Evidence
 import Foundation
 import GRDB
+import HumanText
 import StatusAPI
 
 /// The store's SQLite catalog (`STORE/catalog.sqlite`): cases, exhibits, jobs, bundles with their
@@ -333,9 +334,5 @@ public final class Catalog: Sendable {
         }
     }
 
-    static func now() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
-    }
+    static func now() -> String { UTCTimestamp.string(Date()) }
 }
