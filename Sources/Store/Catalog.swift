@@ -86,7 +86,10 @@ public final class Catalog: Sendable {
     }
 
     public func audit(actor: String, action: CustodyAction, object: String, details: [String: String] = [:]) throws(StoreError) {
-        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+        // JSONEncoder, not JSONSerialization: its sorted keys need no locale (JSONTree says why).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: (try? encoder.encode(details)) ?? Data("{}".utf8), as: UTF8.self)
         try write("recording event \(action.rawValue)") { db in
             try db.execute(
                 sql: "INSERT INTO events (time, actor, action, object, details) VALUES (?, ?, ?, ?, ?)",
