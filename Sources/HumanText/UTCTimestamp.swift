@@ -31,7 +31,8 @@ public enum UTCTimestamp {
     }
 
     /// An RFC 3339 date-time (§ 5.6): seconds with or without a fraction, then `Z` or an offset
-    /// `±HH:MM`; nil for anything else, a date that does not exist (February 30) included.
+    /// `±HH:MM`; nil for anything else, a date that does not exist (February 30) included, and a
+    /// leap second (`:60`, which Exhibit never writes).
     public static func date(_ text: String) -> Date? {
         var scanner = Scanner(Array(text.utf8))
         guard let year = scanner.number(4), scanner.take("-"), let month = scanner.number(2), scanner.take("-"),

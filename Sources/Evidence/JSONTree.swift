@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+
+/// A JSON document built from dictionaries and arrays of strings, written by JSONEncoder with
+/// sorted keys. JSONSerialization's `.sortedKeys` compares keys through a locale (ICU's
+/// collation), whose first use made 2.4 MB more of lib_FoundationICU.so resident in the process
+/// (measured); JSONEncoder's compares them as Swift strings.
+public enum JSONTree: Encodable, Equatable {
+    case string(String)
+    case array([JSONTree])
+    case object([String: JSONTree])
+
+    public struct UnsupportedValue: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// `value` made of `String`, `[Any]` and `[String: Any]` only.
+    public init(_ value: Any) throws(UnsupportedValue) {
+        switch value {
+        case let text as String: self = .string(text)
+        case let items as [Any]: self = .array(try items.map { item throws(UnsupportedValue) in try JSONTree(item) })
+        case let members as [String: Any]:
+            var object: [String: JSONTree] = [:]
+            for (key, member) in members { object[key] = try JSONTree(member) }
+            self = .object(object)
+        default: throw UnsupportedValue(description: "a \(type(of: value)) in a JSON tree of strings")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let text): try container.encode(text)
+        case .array(let items): try container.encode(items)
+        case .object(let members): try container.encode(members)
+        }
+    }
+
+    /// Pretty-printed with sorted keys and unescaped slashes, as Exhibit writes its records.
+    public func data() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+}
