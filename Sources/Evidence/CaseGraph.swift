@@ -158,7 +158,7 @@ public enum CaseGraph {
             "uco-action:result": [ref(mediaStream), ref(provenance)] + imageIds.map(ref),
         ])
         let document: [String: Any] = ["@context": context, "@graph": graph]
-        return try JSONTree(document).data()
+        return try JSONTree(document, path: "data/case.jsonld").data()
     }
 
     /// The SHA-256 values of every `uco-types:Hash` in a graph, for consistency checks.

@@ -10,20 +10,18 @@ public enum JSONTree: Encodable, Equatable {
     case array([JSONTree])
     case object([String: JSONTree])
 
-    public struct UnsupportedValue: Error, CustomStringConvertible {
-        public let description: String
-    }
-
-    /// `value` made of `String`, `[Any]` and `[String: Any]` only.
-    public init(_ value: Any) throws(UnsupportedValue) {
+    /// `value` made of `String`, `[Any]` and `[String: Any]` only; anything else is an invalid
+    /// record at `path`, the file the tree is for.
+    public init(_ value: Any, path: String) throws(EvidenceError) {
         switch value {
         case let text as String: self = .string(text)
-        case let items as [Any]: self = .array(try items.map { item throws(UnsupportedValue) in try JSONTree(item) })
+        case let items as [Any]: self = .array(try items.map { item throws(EvidenceError) in try JSONTree(item, path: path) })
         case let members as [String: Any]:
             var object: [String: JSONTree] = [:]
-            for (key, member) in members { object[key] = try JSONTree(member) }
+            for (key, member) in members { object[key] = try JSONTree(member, path: path) }
             self = .object(object)
-        default: throw UnsupportedValue(description: "a \(type(of: value)) in a JSON tree of strings")
+        default:
+            throw EvidenceError(.recordInvalid, path: path, detail: "a \(type(of: value)) where only strings, arrays and objects are written")
         }
     }
 

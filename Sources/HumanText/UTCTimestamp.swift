@@ -13,16 +13,22 @@ import Foundation
 /// formatted date, measured here), which every acquisition then carried for nothing else.
 public enum UTCTimestamp {
     /// `2026-12-01T22:42:51.862Z`: whole milliseconds, to the nearest, so that a time read back
-    /// from its own text is written the same again.
+    /// from its own text is written the same again. A time outside the years 0000 to 9999 (see
+    /// `canWrite`) is written as the nearest one inside, a time that is not a number as 1970's start.
     public static func string(_ date: Date) -> String {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        let (seconds, fraction) = floorDivision(milliseconds, 1000)
+        let (seconds, fraction) = floorDivision(wholeMilliseconds(date), 1000)
         return dateTime(seconds) + "." + padded(fraction, 3) + "Z"
     }
 
-    /// `2026-12-01T22:42:51Z`: the second the time falls in.
+    /// `2026-12-01T22:42:51Z`: the second of `string`'s time, so both name the same second.
     public static func seconds(_ date: Date) -> String {
-        dateTime(Int64(date.timeIntervalSince1970.rounded(.down))) + "Z"
+        dateTime(floorDivision(wholeMilliseconds(date), 1000).quotient) + "Z"
+    }
+
+    /// Whether `date` lies in the years RFC 3339 writes, 0000 to 9999: a time from elsewhere (a
+    /// phone's clock, a file's modification time) is checked before a record names it.
+    public static func canWrite(_ date: Date) -> Bool {
+        writableMilliseconds.contains((date.timeIntervalSince1970 * 1000).rounded())
     }
 
     /// `YYYY-MM-DD` in UTC, the BagIt `Bagging-Date` form.
@@ -51,6 +57,16 @@ public enum UTCTimestamp {
         // timegm carries a day past the month's end into the next month: such a date does not exist.
         guard fields.tm_mday == Int32(day), fields.tm_mon == Int32(month - 1) else { return nil }
         return Date(timeIntervalSince1970: Double(Int64(seconds) - Int64(offset)) + fraction)
+    }
+
+    /// 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z, in milliseconds since 1970.
+    private static let writableMilliseconds: ClosedRange<Double> = -62_167_219_200_000...253_402_300_799_999
+
+    /// Milliseconds since 1970, to the nearest, inside the writable years.
+    private static func wholeMilliseconds(_ date: Date) -> Int64 {
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        guard !milliseconds.isNaN else { return 0 }
+        return Int64(min(max(milliseconds, writableMilliseconds.lowerBound), writableMilliseconds.upperBound))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS` of a time in whole seconds since 1970.

@@ -175,6 +175,8 @@ import Testing
         let events = try StoreListing.of(daemon.store.root).events
         let opened = events.filter { $0.action == "case-opened" }.map(\.fields)
         #expect(opened.contains { $0["client"] == "panel /dev/tty1" }, "the claimed client: \(events)")
+        // The details' text as the catalog keeps it (slashes escaped, as JSONSerialization wrote them before).
+        #expect(events.contains { $0.details.contains(#""client":"panel \/dev\/tty1""#) }, "\(events.map(\.details))")
         #expect(opened.contains { $0["peer"]?.contains("uid \(getuid()) pid \(getpid())") == true }, "the kernel's peer credentials are recorded: \(events)")
     }
 

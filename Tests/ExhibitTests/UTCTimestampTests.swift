@@ -28,10 +28,37 @@ struct UTCTimestampTests {
         }
     }
 
+    @Test func readsBackEveryWritableYear() throws {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let milliseconds = Int64.random(in: -62_167_219_200_000...253_402_300_799_999, using: &generator)
+            let text = UTCTimestamp.string(Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+            #expect(UTCTimestamp.string(try #require(UTCTimestamp.date(text), "\(text)")) == text)
+        }
+        #expect(UTCTimestamp.string(Date(timeIntervalSince1970: -62_167_219_200)) == "0000-01-01T00:00:00.000Z")
+        #expect(UTCTimestamp.date("0000-01-01T00:00:00Z")?.timeIntervalSince1970 == -62_167_219_200)
+    }
+
+    @Test func aTimeNoRecordCanWriteIsToldAndWrittenAsTheNearestOne() {
+        for seconds in [Double.infinity, 1e300, 253_402_300_800] {
+            #expect(!UTCTimestamp.canWrite(Date(timeIntervalSince1970: seconds)))
+            #expect(UTCTimestamp.string(Date(timeIntervalSince1970: seconds)) == "9999-12-31T23:59:59.999Z")
+        }
+        for seconds in [-Double.infinity, -1e300, -62_167_219_201] {
+            #expect(!UTCTimestamp.canWrite(Date(timeIntervalSince1970: seconds)))
+            #expect(UTCTimestamp.string(Date(timeIntervalSince1970: seconds)) == "0000-01-01T00:00:00.000Z")
+        }
+        #expect(!UTCTimestamp.canWrite(Date(timeIntervalSince1970: .nan)))
+        #expect(UTCTimestamp.seconds(Date(timeIntervalSince1970: .nan)) == "1970-01-01T00:00:00Z")
+        #expect(UTCTimestamp.canWrite(Date(timeIntervalSince1970: 253_402_300_799.999)))
+    }
+
     @Test func roundsToTheNearestMillisecondAndCarries() {
         #expect(UTCTimestamp.string(Date(timeIntervalSince1970: 946_684_799.9996)) == "2000-01-01T00:00:00.000Z")
         #expect(UTCTimestamp.string(Date(timeIntervalSince1970: 946_684_799.9994)) == "1999-12-31T23:59:59.999Z")
-        #expect(UTCTimestamp.seconds(Date(timeIntervalSince1970: 946_684_799.9996)) == "1999-12-31T23:59:59Z")
+        // The same second as `string` names, in the E01's notes and the bundle's records alike.
+        #expect(UTCTimestamp.seconds(Date(timeIntervalSince1970: 946_684_799.9996)) == "2000-01-01T00:00:00Z")
+        #expect(UTCTimestamp.seconds(Date(timeIntervalSince1970: 946_684_799.9994)) == "1999-12-31T23:59:59Z")
         #expect(UTCTimestamp.day(Date(timeIntervalSince1970: 951_868_799)) == "2000-02-29")
     }
 

@@ -138,8 +138,10 @@ final class AndroidDriver: AcquisitionDriver {
         device.buildFingerprint = properties["ro.build.fingerprint"]
         device.buildType = properties["ro.build.type"]
         device.encryption = [properties["ro.crypto.type"], properties["ro.crypto.state"]].compactMap { $0 }.joined(separator: ", ")
-        if let seconds = Double(clockText.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            let phoneClock = Date(timeIntervalSince1970: seconds)
+        // A clock a record can name: `date +%s` of a hostile phone may say "inf" or 1e300.
+        if let seconds = Double(clockText.trimmingCharacters(in: .whitespacesAndNewlines)),
+            case let phoneClock = Date(timeIntervalSince1970: seconds), UTCTimestamp.canWrite(phoneClock)
+        {
             device.clockUTC = UTCTimestamp.string(phoneClock)
             device.clockOffsetSeconds = (phoneClock.timeIntervalSince(clockRead) * 10).rounded() / 10
         }
