@@ -34,10 +34,8 @@ public enum JSONTree: Encodable, Equatable {
         }
     }
 
-    /// Pretty-printed with sorted keys and unescaped slashes, as Exhibit writes its records.
+    /// Pretty-printed as Exhibit writes its records (`ExhibitJSON`).
     public func data() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
+        try ExhibitJSON.encoder(pretty: true).encode(self)
     }
 }
