@@ -21,6 +21,8 @@ public struct ADBCommand: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let startTLS = ADBCommand(rawValue: 0x534C_5453)
 
     public static let known: Set<ADBCommand> = [.sync, .connect, .auth, .open, .okay, .close, .write, .startTLS]
+    /// What a phone sends before a connection is up: its answer to the host's CNXN.
+    public static let handshake: Set<ADBCommand> = [.connect, .auth, .startTLS]
 
     /// `CNXN`, `WRTE`, … (or the hex value when it is not printable).
     public var description: String {
@@ -149,6 +151,9 @@ public struct ADBMessageHeader: Sendable, Equatable {
     public static func hasMagic(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
         bytes.count == ADBProtocol.headerSize && word(5, of: bytes) == word(0, of: bytes) ^ 0xFFFF_FFFF
     }
+
+    /// The command word of 24 bytes that have the magic (unchecked otherwise).
+    public static func command(of bytes: some RandomAccessCollection<UInt8>) -> ADBCommand { ADBCommand(rawValue: word(0, of: bytes)) }
 
     /// The little-endian word at `index` (0 to 5) of a header's bytes.
     private static func word(_ index: Int, of bytes: some RandomAccessCollection<UInt8>) -> UInt32 {

@@ -20,8 +20,9 @@ public protocol ADBTransport: AnyObject, Sendable {
     func read(maximumPayload: Int, checksum: ADBChecksum, timeout: Duration?) throws(ADBError) -> ADBMessage
     /// Ends the connection; a blocked `read` returns `disconnected`. Safe to call more than once.
     func close()
-    /// Bytes that came before the connection's first message and were no message (what a pulled
-    /// USB cable can leave queued on the phone's endpoint), set aside unread.
+    /// Bytes that came before the phone's first handshake message and belonged to no message of
+    /// this connection (what a pulled USB cable can leave queued on the phone's endpoint: pieces
+    /// of an earlier stream, or its messages with what part of their payload came), set aside unread.
     var bytesSetAside: Int { get }
 }
 

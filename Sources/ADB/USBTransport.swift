@@ -144,8 +144,9 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
     private let closed = Atomic(false)
     /// Bytes read so far, the offset that protocol errors name.
     private var received: UInt64 = 0
-    /// Whether this connection has had a header yet, and the bytes of older packets set aside before it.
-    private var headerSeen = false
+    /// Whether this connection has had the phone's first handshake header yet, and the bytes of
+    /// an earlier stream's packets set aside before it.
+    private var handshakeSeen = false
     public private(set) var bytesSetAside = 0
     /// How long one wait for a header lasts before `close()` is looked at again.
     private static let headerSlice: Duration = .milliseconds(250)
@@ -294,7 +295,7 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
             if transferred == 0 { continue }  // a stray zero-length packet ends nothing
             received += UInt64(transferred)
             let packet = buffer.prefix(Int(transferred))
-            if !headerSeen, Self.isLeftover(packet, setAsideBefore: bytesSetAside) {
+            if !handshakeSeen, Self.isLeftover(packet, setAsideBefore: bytesSetAside) {
                 bytesSetAside += packet.count
                 continue
             }
@@ -303,24 +304,28 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
                     .protocolViolation, operation: "receive message header", device: name, offset: received - UInt64(transferred),
                     "a message header arrived as a \(transferred)-byte packet (a header is \(ADBProtocol.headerSize) bytes)")
             }
-            headerSeen = true
+            handshakeSeen = true
             return Array(buffer.prefix(ADBProtocol.headerSize))
         }
     }
 
     /// A phone plugged back in can still have packets of the stream the pulled cable cut queued
-    /// on its endpoint. Before this connection's first header they belong to no message of it
-    /// and are set aside, up to a bound: a packet that is not 24 bytes, or 24 bytes of a payload
-    /// (its magic is not its command inverted: one chance in 2^32 for other bytes). After the
-    /// first header, a wrong size is a protocol violation; a header with a bad magic after the
-    /// bound is named as one by the header's own check.
+    /// on its endpoint. Before this connection's first handshake header (CNXN, AUTH, STLS: the
+    /// phone's answer to ours) they belong to no message of it and are set aside, up to a bound:
+    /// a packet that is not 24 bytes, 24 bytes of a payload (its magic is not its command
+    /// inverted: one chance in 2^32 for other bytes), or a whole header of the earlier stream
+    /// (WRTE, OKAY …), whose payload packets follow and are set aside in turn however few of them
+    /// the phone still held. After the handshake's first header, a wrong size is a protocol
+    /// violation; a header with a bad magic or an unknown command after the bound is named as one
+    /// by the header's own check.
     static func isLeftover(_ packet: ArraySlice<UInt8>, setAsideBefore: Int) -> Bool {
         guard setAsideBefore < staleBytesLimit else { return false }
-        guard packet.count == ADBProtocol.headerSize else { return true }
-        return !ADBMessageHeader.hasMagic(packet)
+        guard packet.count == ADBProtocol.headerSize, ADBMessageHeader.hasMagic(packet) else { return true }
+        let command = ADBMessageHeader.command(of: packet)
+        return ADBCommand.known.contains(command) && !ADBCommand.handshake.contains(command)
     }
 
-    /// The most of an earlier stream's leftovers set aside before the first header: more than
+    /// The most of an earlier stream's leftovers set aside before the handshake: more than
     /// the few in-flight packets of one cut transfer, less than a phone could flood.
     static let staleBytesLimit = 4 << 20
 

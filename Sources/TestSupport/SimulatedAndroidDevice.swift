@@ -70,6 +70,11 @@ public struct SimulatedPhone: Sendable {
         case previousSessionLeftovers
         /// OKAYs without end and never an answer: a hostile phone holding the host in its handshake.
         case withoutEnd
+        /// A previous session's WRTE header announcing the largest payload, and only the first
+        /// 5000 bytes of it: all a phone still held when the cable was pulled mid-transfer. Only
+        /// USB's packets let a host tell where such a message ends (over TCP a session never
+        /// inherits bytes of another).
+        case cutPayload
     }
 
     public var strayMessagesBeforeConnect: StrayMessages?
@@ -348,6 +353,10 @@ final class DeviceConnection: @unchecked Sendable {
             case .withoutEnd?:
                 sendUntilHungUp(ADBMessage(.okay, 7, 3))
                 return
+            case .cutPayload?:
+                let announced = min(phone.maximumPayload, ADBProtocol.maximumPayload)
+                sendRaw(ADBMessage(.write, 7, 3, payload: [UInt8](repeating: 0x5A, count: announced)).header(checksum: checksum))
+                sendRaw([UInt8](repeating: 0x5A, count: 5000))
             case nil:
                 break
             }

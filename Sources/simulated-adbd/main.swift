@@ -5,9 +5,10 @@ import TestSupport
 // The simulated phone as a process, for the benchmark, the USB test in a VM and trying Exhibit
 // by hand:
 //   simulated-adbd --root DIR [--tree [--userdata-mib N]] [--rooted] [--auth off|allow|never] [--allow-after SECONDS]
-//                  [--serial S] [--functionfs FFS_DIR] [--hostile-listings]
+//                  [--serial S] [--functionfs FFS_DIR] [--hostile-listings] [--cut-payload-before-connect]
 // (--hostile-listings: a tampered adbd whose /sdcard/Hostile lists forged names and directories
-// that list themselves; see HostileListing)
+// that list themselves; see HostileListing; --cut-payload-before-connect: each connection begins
+// with an earlier session's WRTE header and only part of its payload, as a pulled cable leaves them)
 // prints "port N" once it listens on 127.0.0.1 (and "functionfs FFS_DIR" once the USB
 // function's descriptors are written) and serves until killed.
 
@@ -20,7 +21,7 @@ guard let root = value("--root") else {
     FileHandle.standardError.write(
         Data(
             ("usage: simulated-adbd --root DIR [--tree [--userdata-mib N]] [--rooted] [--auth off|allow|never] "
-                + "[--allow-after SECONDS] [--serial S] [--functionfs DIR] [--hostile-listings]\n").utf8))
+                + "[--allow-after SECONDS] [--serial S] [--functionfs DIR] [--hostile-listings] [--cut-payload-before-connect]\n").utf8))
     exit(2)
 }
 if arguments.contains("--tree") {
@@ -33,6 +34,7 @@ phone.deniedPaths = [SimulatedPhoneTree.deniedDirectory]
 phone.authorization = ["allow": .allowWhenAsked, "never": .neverAllowed][value("--auth") ?? "off"] ?? .off
 phone.authorizationDelay = value("--allow-after").flatMap(TimeInterval.init) ?? 0
 phone.hostileListings = arguments.contains("--hostile-listings")
+if arguments.contains("--cut-payload-before-connect") { phone.strayMessagesBeforeConnect = .cutPayload }
 let device = try SimulatedAndroidDevice(phone)
 FileHandle.standardOutput.write(Data("port \(device.port)\n".utf8))
 if let directory = value("--functionfs") {

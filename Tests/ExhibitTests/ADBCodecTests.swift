@@ -76,19 +76,26 @@ import Testing
     /// What a phone plugged back in can still have queued from the stream the pulled cable cut:
     /// before the new connection's first header, USB sets aside packets that are not a header,
     /// whatever their size, and keeps every real one for the handshake to judge.
-    @Test func usbSetsAsideAnEarlierStreamsPiecesBeforeTheFirstHeader() {
-        let header = ADBMessage(.write, 1, 2, payload: [UInt8](repeating: 0x41, count: 1 << 20)).header(checksum: .skipped)
+    /// What a pulled cable left queued on the phone comes before its answer to our CNXN: pieces
+    /// of payloads, and whole headers of the earlier stream (of which only a part of the payload
+    /// may follow: each of its packets is set aside in turn, never read as a payload's length).
+    @Test func usbSetsAsideAnEarlierStreamsPiecesBeforeTheHandshake() {
+        let isLeftover = { (bytes: [UInt8], before: Int) in USBTransport.isLeftover(ArraySlice(bytes), setAsideBefore: before) }
         let payloadPiece = Array("shell,v2,raw:cat /dev/block/mm".utf8.prefix(24))
-        #expect(USBTransport.isLeftover(ArraySlice(payloadPiece), setAsideBefore: 0), "24 bytes of a payload, no magic")
-        #expect(USBTransport.isLeftover(ArraySlice(repeating: 0x41, count: 512), setAsideBefore: 0))
-        #expect(!USBTransport.isLeftover(ArraySlice(header), setAsideBefore: 0), "a previous session's WRTE is for the handshake")
+        #expect(isLeftover(payloadPiece, 0), "24 bytes of a payload, no magic")
+        #expect(isLeftover([UInt8](repeating: 0x41, count: 512), 0))
+        let largestWrite = ADBMessage(.write, 1, 2, payload: [UInt8](repeating: 0x41, count: 1 << 20))
+        for stale in [largestWrite, ADBMessage(.okay, 1, 2), ADBMessage(.close, 1, 2)] {
+            #expect(isLeftover(stale.header(checksum: .skipped), 0), "an earlier stream's \(stale.command)")
+        }
         let connect = ADBMessage(.connect, 0x0100_0001, 1 << 20, payload: Array("device::\0".utf8)).header(checksum: .byteSum)
-        #expect(!USBTransport.isLeftover(ArraySlice(connect), setAsideBefore: 0))
-        #expect(!USBTransport.isLeftover(ArraySlice(payloadPiece), setAsideBefore: USBTransport.staleBytesLimit), "bounded")
+        let auth = ADBMessage(.auth, 1, 0, payload: [UInt8](repeating: 7, count: 20)).header(checksum: .byteSum)
+        #expect(!isLeftover(connect, 0) && !isLeftover(auth, 0), "the phone's answer")
+        #expect(!isLeftover(payloadPiece, USBTransport.staleBytesLimit), "bounded")
         var zeros = [UInt8](repeating: 0, count: 24)
-        #expect(USBTransport.isLeftover(ArraySlice(zeros), setAsideBefore: 0), "zeros: 0 is not 0 inverted")
+        #expect(isLeftover(zeros, 0), "zeros: 0 is not 0 inverted")
         zeros[20...] = [0xFF, 0xFF, 0xFF, 0xFF]
-        #expect(!USBTransport.isLeftover(ArraySlice(zeros), setAsideBefore: 0), "magic right, command unknown: the header's check names it")
+        #expect(!isLeftover(zeros, 0), "magic right, command unknown: the header's check names it")
     }
 
     @Test func readsAndWritesTheConnectionBanner() throws {

@@ -188,8 +188,8 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
         #expect(error?.code == .offline, "\(String(describing: error))")
     }
 
-    /// A phone whose only reply before the handshake's limit was bytes that were no message (set
-    /// aside by USB) is offline, and the technician is told what it sent, not to check settings.
+    /// A phone whose only reply before the handshake's limit was an earlier connection's leftovers
+    /// (set aside by USB) is offline, and the technician is told what it sent, not to check settings.
     @Test func aPhoneThatSentOnlyLeftoversIsOfflineAndSaysSo() throws {
         final class Leftovers: ADBTransport, @unchecked Sendable {
             let name = "usb:1-1"
@@ -202,7 +202,8 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
             }
             func close() {}
         }
-        for (bytes, expected) in [(48, "before that it sent 48 bytes that were no ADB message"), (0, "check that USB debugging is on")] {
+        let expectations = [(48, "before that it sent 48 bytes left over from an earlier connection"), (0, "check that USB debugging is on")]
+        for (bytes, expected) in expectations {
             let error = #expect(throws: ADBError.self) {
                 _ = try ADBConnection.connect(
                     over: Leftovers(bytes), credentials: hostCredentials(Self.key.get()), timeouts: ADBTimeouts(handshake: .milliseconds(50)))

@@ -43,8 +43,10 @@ mkdir -p /dev/usb-ffs/adb
 mount -t functionfs adb /dev/usb-ffs/adb
 
 mkdir -p "$work/phone"
+# Every connection begins as after a cable pulled mid-transfer: an earlier session's WRTE header
+# and only part of its payload, which the host must set aside before the phone's answer.
 "$bin/simulated-adbd" --root "$work/phone" --tree --userdata-mib 96 --rooted --auth allow --allow-after 5 --serial "$serial" \
-    --functionfs /dev/usb-ffs/adb > "$work/simulated-adbd.out" 2>&1 &
+    --cut-payload-before-connect --functionfs /dev/usb-ffs/adb > "$work/simulated-adbd.out" 2>&1 &
 for _ in $(seq 100); do grep -q '^functionfs' "$work/simulated-adbd.out" 2>/dev/null && break; sleep 0.2; done
 grep -q '^functionfs' "$work/simulated-adbd.out" || { cat "$work/simulated-adbd.out"; exit 1; }
 # Phone paths of 496 to 511 bytes: some sync request (8 bytes of header and the path) is then
