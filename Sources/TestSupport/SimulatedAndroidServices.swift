@@ -144,7 +144,7 @@ enum DeviceServices {
         case "logcat":
             return text("--------- beginning of main\n11-23 10:00:00.000  1000  1000 I ActivityManager: simulated boot\n")
         case "date":
-            return text("\(Int(Date().timeIntervalSince1970))\n")
+            return text((phone.clock ?? "\(Int(Date().timeIntervalSince1970))") + "\n")
         case "ps":
             return text("USER PID PPID VSZ RSS WCHAN ADDR S NAME\nroot 1 0 0 0 0 0 S init\nshell 4242 1 0 0 0 0 R ps\n")
         case "service":

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HumanText
 import TestSupport
 import Testing
 
@@ -95,6 +96,31 @@ import Testing
         let tampered = try exhibit(["verify", bundle, "--trust", store.trustAnchor])
         #expect(!tampered.succeeded && tampered.stdout.contains("data/files/sdcard/DCIM/Camera/IMG_20241101_101500.jpg"), "\(tampered)")
         #expect(!(try StockChecks.bagit(bundle).succeeded))
+    }
+
+    /// The phone's clock goes into the record with its offset from the appliance's, but only a
+    /// time the record can name (years 0000-9999): a hostile or broken phone's `date +%s` is left
+    /// out, and the job goes on.
+    @Test(arguments: [("-3600", true), ("1e300", false), ("253402300800", false), ("-62167219201", false)])
+    func aPhonesClockIsRecordedOnlyWhenARecordCanNameIt(clock: String, recorded: Bool) throws {
+        let store = try TestStore("phone-clock")
+        let fixture = try PhoneFixture("phone-clock") {
+            $0.clock = recorded ? "\(Int(Date().timeIntervalSince1970) + Int(clock)!)" : clock
+        }
+        defer { fixture.device.stop() }
+        let result = try store.acquire("adb:tcp:127.0.0.1:\(fixture.device.port)", case: "CASE-C", exhibit: "PHONE-C")
+        try #require(result.succeeded, "\(result)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let bundle = try #require(summary["bundlePath"] as? String)
+        let device = try #require((try record(bundle)["phone"] as? [String: Any])?["device"] as? [String: Any])
+        if recorded {
+            let offset = try #require(device["clockOffsetSeconds"] as? Double)
+            #expect(abs(offset + 3600) < 30, "\(device)")
+            let written = try #require(device["clockUTC"] as? String)
+            #expect(UTCTimestamp.date(written) != nil, "\(written)")
+        } else {
+            #expect(device["clockUTC"] == nil && device["clockOffsetSeconds"] == nil, "\(device)")
+        }
     }
 
     @Test func physicalImageThroughRootMatchesThePartition() throws {
