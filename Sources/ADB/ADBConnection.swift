@@ -115,8 +115,8 @@ public final class ADBConnection: @unchecked Sendable {
                 .offline, operation: "CNXN", device: device,
                 setAside == 0
                     ? "the phone did not answer within \(timeouts.handshake): check that USB debugging is on and the cable carries data"
-                    : "the phone did not answer within \(timeouts.handshake) (before that it sent \(setAside) bytes left over "
-                        + "from an earlier connection): unplug it and plug it back in; if this happens again, try another cable")
+                    : "the phone did not answer within \(timeouts.handshake) (before that it sent \(setAside) bytes that "
+                        + "belonged to no message of this connection): unplug it and plug it back in; if this happens again, try another cable")
         }
         while true {
             // Checked here too: a peer that sends stray messages without end never lets a read time out.
@@ -186,7 +186,7 @@ public final class ADBConnection: @unchecked Sendable {
                 // What a previous session left in the phone's buffer (a WRTE, OKAY or CLSE sent as
                 // the cable was pulled) can come before CNXN: skipped, as adb's host skips them
                 // while the device is offline. No stream is open yet to take them. (USB sets
-                // them aside itself, with whatever part of their payload came: `isLeftover`.)
+                // them aside itself, with whatever part of their payload came: `classify`.)
                 continue
             }
         }

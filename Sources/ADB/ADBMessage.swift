@@ -152,7 +152,7 @@ public struct ADBMessageHeader: Sendable, Equatable {
         bytes.count == ADBProtocol.headerSize && word(5, of: bytes) == word(0, of: bytes) ^ 0xFFFF_FFFF
     }
 
-    /// The command word of 24 bytes that have the magic (unchecked otherwise).
+    /// The command word of a header's 24 bytes; neither their size nor their magic is checked here.
     public static func command(of bytes: some RandomAccessCollection<UInt8>) -> ADBCommand { ADBCommand(rawValue: word(0, of: bytes)) }
 
     /// The little-endian word at `index` (0 to 5) of a header's bytes.

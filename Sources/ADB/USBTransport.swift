@@ -144,8 +144,8 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
     private let closed = Atomic(false)
     /// Bytes read so far, the offset that protocol errors name.
     private var received: UInt64 = 0
-    /// Whether this connection has had the phone's first handshake header yet, and the bytes of
-    /// an earlier stream's packets set aside before it.
+    /// Whether this connection has had its first header (the phone's answer, or one its own check
+    /// refuses), and the bytes of an earlier stream's packets set aside before it.
     private var handshakeSeen = false
     public private(set) var bytesSetAside = 0
     /// How long one wait for a header lasts before `close()` is looked at again.
@@ -295,9 +295,19 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
             if transferred == 0 { continue }  // a stray zero-length packet ends nothing
             received += UInt64(transferred)
             let packet = buffer.prefix(Int(transferred))
-            if !handshakeSeen, Self.isLeftover(packet, setAsideBefore: bytesSetAside) {
-                bytesSetAside += packet.count
-                continue
+            if !handshakeSeen {
+                switch Self.classify(packet, setAsideBefore: bytesSetAside) {
+                case .leftover:
+                    bytesSetAside += packet.count
+                    continue
+                case .tooManyLeftovers:
+                    throw ADBError(
+                        .protocolViolation, operation: "receive message header", device: name, offset: received - UInt64(transferred),
+                        "more than \(bytesSetAside) bytes that belonged to no message of this connection came before the phone's "
+                            + "answer: unplug it and plug it back in; if this happens again, try another cable")
+                case .header:
+                    break
+                }
             }
             guard Int(transferred) == ADBProtocol.headerSize else {
                 throw ADBError(
@@ -309,20 +319,29 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
         }
     }
 
+    /// What a packet that comes before the phone's first handshake header is.
+    enum EarlyPacket: Equatable {
+        /// Part of an earlier stream: set aside.
+        case leftover
+        /// A leftover past the bound: more than a cut transfer leaves.
+        case tooManyLeftovers
+        /// A header for this connection: the phone's answer, or one that its own check refuses.
+        case header
+    }
+
     /// A phone plugged back in can still have packets of the stream the pulled cable cut queued
     /// on its endpoint. Before this connection's first handshake header (CNXN, AUTH, STLS: the
     /// phone's answer to ours) they belong to no message of it and are set aside, up to a bound:
     /// a packet that is not 24 bytes, 24 bytes of a payload (its magic is not its command
     /// inverted: one chance in 2^32 for other bytes), or a whole header of the earlier stream
     /// (WRTE, OKAY …), whose payload packets follow and are set aside in turn however few of them
-    /// the phone still held. After the handshake's first header, a wrong size is a protocol
-    /// violation; a header with a bad magic or an unknown command after the bound is named as one
-    /// by the header's own check.
-    static func isLeftover(_ packet: ArraySlice<UInt8>, setAsideBefore: Int) -> Bool {
-        guard setAsideBefore < staleBytesLimit else { return false }
-        guard packet.count == ADBProtocol.headerSize, ADBMessageHeader.hasMagic(packet) else { return true }
-        let command = ADBMessageHeader.command(of: packet)
-        return ADBCommand.known.contains(command) && !ADBCommand.handshake.contains(command)
+    /// the phone still held. A header with an unknown command is left to the header's own check.
+    static func classify(_ packet: ArraySlice<UInt8>, setAsideBefore: Int) -> EarlyPacket {
+        if packet.count == ADBProtocol.headerSize, ADBMessageHeader.hasMagic(packet) {
+            let command = ADBMessageHeader.command(of: packet)
+            if !ADBCommand.known.contains(command) || ADBCommand.handshake.contains(command) { return .header }
+        }
+        return setAsideBefore < staleBytesLimit ? .leftover : .tooManyLeftovers
     }
 
     /// The most of an earlier stream's leftovers set aside before the handshake: more than

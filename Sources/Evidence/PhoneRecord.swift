@@ -35,9 +35,13 @@ public struct PhoneExtraction: Codable, Sendable {
         public var authenticated: Bool
         /// SHA-256 of the appliance's ADB public key (Android's 524-byte structure).
         public var applianceKeySHA256: String
+        /// Bytes the phone sent on this connection before its answer to the appliance's CNXN that
+        /// belonged to no message of it (what a pulled USB cable leaves queued on a phone's
+        /// endpoint), set aside unread: none of them is evidence. 0 over TCP.
+        public var bytesSetAsideBeforeHandshake: Int?
         public init(
             transport: String, address: String, protocolVersion: String, maximumPayload: Int, banner: [String: String],
-            features: [String], authenticated: Bool, applianceKeySHA256: String
+            features: [String], authenticated: Bool, applianceKeySHA256: String, bytesSetAsideBeforeHandshake: Int
         ) {
             self.transport = transport
             self.address = address
@@ -47,6 +51,7 @@ public struct PhoneExtraction: Codable, Sendable {
             self.features = features
             self.authenticated = authenticated
             self.applianceKeySHA256 = applianceKeySHA256
+            self.bytesSetAsideBeforeHandshake = bytesSetAsideBeforeHandshake
         }
     }
 

@@ -81,7 +81,8 @@ public struct SimulatedPhone: Sendable {
     /// A tampered adbd: its listings of `HostileListing.directory` hold names no file can have
     /// and directories that list themselves (see `HostileListing`).
     public var hostileListings = false
-    /// What `date +%s` prints (a phone's clock can say anything); nil: the host's time.
+    /// What `date +%s` prints, as it is (a clock that stands still; a phone's clock can say
+    /// anything); nil: the host's time.
     public var clock: String?
 
     public init(root: String, serial: String = "SIM0123456789") {

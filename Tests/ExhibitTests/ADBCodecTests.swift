@@ -73,29 +73,30 @@ import Testing
         #expect(truncated?.description.contains("stream offset 24") == true)
     }
 
-    /// What a phone plugged back in can still have queued from the stream the pulled cable cut:
-    /// before the new connection's first header, USB sets aside packets that are not a header,
-    /// whatever their size, and keeps every real one for the handshake to judge.
     /// What a pulled cable left queued on the phone comes before its answer to our CNXN: pieces
     /// of payloads, and whole headers of the earlier stream (of which only a part of the payload
     /// may follow: each of its packets is set aside in turn, never read as a payload's length).
     @Test func usbSetsAsideAnEarlierStreamsPiecesBeforeTheHandshake() {
-        let isLeftover = { (bytes: [UInt8], before: Int) in USBTransport.isLeftover(ArraySlice(bytes), setAsideBefore: before) }
+        let classify = { (bytes: [UInt8], before: Int) in USBTransport.classify(ArraySlice(bytes), setAsideBefore: before) }
         let payloadPiece = Array("shell,v2,raw:cat /dev/block/mm".utf8.prefix(24))
-        #expect(isLeftover(payloadPiece, 0), "24 bytes of a payload, no magic")
-        #expect(isLeftover([UInt8](repeating: 0x41, count: 512), 0))
+        #expect(classify(payloadPiece, 0) == .leftover, "24 bytes of a payload, no magic")
+        #expect(classify([UInt8](repeating: 0x41, count: 512), 0) == .leftover)
         let largestWrite = ADBMessage(.write, 1, 2, payload: [UInt8](repeating: 0x41, count: 1 << 20))
         for stale in [largestWrite, ADBMessage(.okay, 1, 2), ADBMessage(.close, 1, 2)] {
-            #expect(isLeftover(stale.header(checksum: .skipped), 0), "an earlier stream's \(stale.command)")
+            #expect(classify(stale.header(checksum: .skipped), 0) == .leftover, "an earlier stream's \(stale.command)")
         }
         let connect = ADBMessage(.connect, 0x0100_0001, 1 << 20, payload: Array("device::\0".utf8)).header(checksum: .byteSum)
         let auth = ADBMessage(.auth, 1, 0, payload: [UInt8](repeating: 7, count: 20)).header(checksum: .byteSum)
-        #expect(!isLeftover(connect, 0) && !isLeftover(auth, 0), "the phone's answer")
-        #expect(!isLeftover(payloadPiece, USBTransport.staleBytesLimit), "bounded")
+        let startTLS = ADBMessage(.startTLS, 0x0100_0000, 0).header(checksum: .skipped)
+        for answer in [connect, auth, startTLS] {
+            #expect(classify(answer, 0) == .header && classify(answer, USBTransport.staleBytesLimit) == .header, "the phone's answer")
+        }
+        #expect(classify(payloadPiece, USBTransport.staleBytesLimit) == .tooManyLeftovers, "bounded")
+        #expect(classify(largestWrite.header(checksum: .skipped), USBTransport.staleBytesLimit) == .tooManyLeftovers, "bounded")
         var zeros = [UInt8](repeating: 0, count: 24)
-        #expect(isLeftover(zeros, 0), "zeros: 0 is not 0 inverted")
+        #expect(classify(zeros, 0) == .leftover, "zeros: 0 is not 0 inverted")
         zeros[20...] = [0xFF, 0xFF, 0xFF, 0xFF]
-        #expect(!isLeftover(zeros, 0), "magic right, command unknown: the header's check names it")
+        #expect(classify(zeros, 0) == .header, "magic right, command unknown: the header's check names it")
     }
 
     @Test func readsAndWritesTheConnectionBanner() throws {

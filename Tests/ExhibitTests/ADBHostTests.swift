@@ -202,7 +202,7 @@ func hostCredentials(_ key: AndroidDebugKey, name: String = "exhibit@test") thro
             }
             func close() {}
         }
-        let expectations = [(48, "before that it sent 48 bytes left over from an earlier connection"), (0, "check that USB debugging is on")]
+        let expectations = [(48, "before that it sent 48 bytes that belonged to no message of this connection"), (0, "check that USB debugging is on")]
         for (bytes, expected) in expectations {
             let error = #expect(throws: ADBError.self) {
                 _ = try ADBConnection.connect(

@@ -78,6 +78,9 @@ import Testing
             #expect(verify.succeeded && verify.stdout.contains("INTACT"), "exhibit verify: \(verify)")
             let connection = try #require((try records(bundle)["phone"] as? [String: Any])?["connection"] as? [String: Any])
             #expect(connection["transport"] as? String == "adb-usb" && connection["address"] as? String == "usb:1-1")
+            // The guest's phone began each connection with an earlier session's WRTE header and
+            // 5000 bytes of its payload: set aside, and said so.
+            #expect(connection["bytesSetAsideBeforeHandshake"] as? Int == 24 + 5000, "\(connection)")
         }
 
         // Every file the phone's shell user may read came over USB with the ground truth's SHA-256.

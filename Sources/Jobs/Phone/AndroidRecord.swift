@@ -20,7 +20,8 @@ extension AndroidDriver {
             connection: .init(
                 transport: connection.transport.kind, address: connection.device, protocolVersion: "0x" + String(connection.version, radix: 16),
                 maximumPayload: connection.maximumPayload, banner: connection.banner.properties, features: connection.banner.features.sorted(),
-                authenticated: connection.authenticated, applianceKeySHA256: session.keySHA256),
+                authenticated: connection.authenticated, applianceKeySHA256: session.keySHA256,
+                bytesSetAsideBeforeHandshake: connection.transport.bytesSetAside),
             device: device, methodAchieved: image != nil ? "physical" : "logical", methodsNotAchieved: physical.methodsNotAchieved,
             commands: commands.records.count, commandsFailed: commands.failed,
             files: .init(
