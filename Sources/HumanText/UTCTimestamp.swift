@@ -28,7 +28,7 @@ public enum UTCTimestamp {
     /// Whether `date` lies in the years RFC 3339 writes, 0000 to 9999: a time from elsewhere (a
     /// phone's clock, a file's modification time) is checked before a record names it.
     public static func canWrite(_ date: Date) -> Bool {
-        writableMilliseconds.contains((date.timeIntervalSince1970 * 1000).rounded())
+        writableMilliseconds.contains(roundedMilliseconds(date))
     }
 
     /// `YYYY-MM-DD` in UTC, the BagIt `Bagging-Date` form.
@@ -62,9 +62,12 @@ public enum UTCTimestamp {
     /// 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z, in milliseconds since 1970.
     private static let writableMilliseconds: ClosedRange<Double> = -62_167_219_200_000...253_402_300_799_999
 
+    /// Milliseconds since 1970, to the nearest (infinite or not a number as the time is).
+    private static func roundedMilliseconds(_ date: Date) -> Double { (date.timeIntervalSince1970 * 1000).rounded() }
+
     /// Milliseconds since 1970, to the nearest, inside the writable years.
     private static func wholeMilliseconds(_ date: Date) -> Int64 {
-        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        let milliseconds = roundedMilliseconds(date)
         guard !milliseconds.isNaN else { return 0 }
         return Int64(min(max(milliseconds, writableMilliseconds.lowerBound), writableMilliseconds.upperBound))
     }
