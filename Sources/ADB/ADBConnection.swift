@@ -115,8 +115,8 @@ public final class ADBConnection: @unchecked Sendable {
                 .offline, operation: "CNXN", device: device,
                 setAside == 0
                     ? "the phone did not answer within \(timeouts.handshake): check that USB debugging is on and the cable carries data"
-                    : "the phone did not answer within \(timeouts.handshake) (before that it sent \(setAside) bytes that "
-                        + "belonged to no message of this connection): unplug it and plug it back in; if this happens again, try another cable")
+                    : "the phone did not answer within \(timeouts.handshake) (before that it sent \(SetAsideBytes.named(setAside))): "
+                        + SetAsideBytes.advice)
         }
         while true {
             // Checked here too: a peer that sends stray messages without end never lets a read time out.

@@ -31,6 +31,13 @@ extension ADBTransport {
     public var bytesSetAside: Int { 0 }
 }
 
+/// How the technician is told of bytes set aside before a phone's answer, wherever they stop the
+/// handshake: what they were, and that a replug clears what a phone's endpoint still holds.
+enum SetAsideBytes {
+    static func named(_ count: Int) -> String { "\(count) bytes that belonged to no message of this connection" }
+    static let advice = "unplug it and plug it back in; if this happens again, try another cable"
+}
+
 /// ADB over TCP (adbd listening after `adb tcpip`, an emulator, or the test simulator): the
 /// 24-byte header and the payload go back to back on one socket.
 public final class TCPTransport: ADBTransport, @unchecked Sendable {

@@ -303,8 +303,7 @@ public final class USBTransport: ADBTransport, @unchecked Sendable {
                 case .tooManyLeftovers:
                     throw ADBError(
                         .protocolViolation, operation: "receive message header", device: name, offset: received - UInt64(transferred),
-                        "more than \(bytesSetAside) bytes that belonged to no message of this connection came before the phone's "
-                            + "answer: unplug it and plug it back in; if this happens again, try another cable")
+                        "more than \(SetAsideBytes.named(bytesSetAside)) came before the phone's answer: \(SetAsideBytes.advice)")
                 case .header:
                     break
                 }
